@@ -1,0 +1,1 @@
+//! testbed (work in progress)

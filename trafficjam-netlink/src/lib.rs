@@ -1,0 +1,1 @@
+//! trafficjam-netlink (work in progress)
