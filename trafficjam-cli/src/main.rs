@@ -1,1 +1,24 @@
-fn main() {}
+//! The `trafficjam` binary.
+
+mod cli;
+mod commands;
+mod error;
+mod firewall;
+
+use clap::Parser;
+
+use cli::{Cli, Command};
+
+fn main() {
+    let cli = Cli::parse();
+    let result = match &cli.command {
+        Command::Apply(args) => commands::apply::run(args),
+        Command::Plan(args) => commands::plan::run(args),
+        Command::Clear(args) => commands::clear::run(args),
+        Command::Status(args) => commands::status::run(args),
+    };
+    if let Err(e) = result {
+        eprintln!("trafficjam: error: {e}");
+        std::process::exit(e.exit_code());
+    }
+}

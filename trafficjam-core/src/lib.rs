@@ -1,12 +1,42 @@
 //! # trafficjam-core
 //!
 //! The pure rule engine of trafficjam: it turns an isolation [`Policy`]
-//! into nftables objects, encodes them as one NFNETLINK batch, decodes the
-//! kernel's dump of a table back into the same objects, and renders them as
-//! `nft` text. It does no I/O, runs no async runtime and has no `unsafe`:
-//! bring your own netlink socket, or use `trafficjam-netlink`.
+//! into nftables objects ([`Ruleset`]), encodes them as one NFNETLINK batch
+//! ([`wire`]), decodes the kernel's dump of a table back into the same
+//! objects, and renders them as `nft` text ([`text`]). It does no I/O, runs
+//! no async runtime and has no `unsafe`: bring your own netlink socket, or
+//! use `trafficjam-netlink`.
+//!
+//! ```
+//! use trafficjam_core::{InstanceId, Policy};
+//!
+//! let policy = Policy::new(
+//!     InstanceId::default(),
+//!     ["172.23.0.0/16".parse().unwrap()],
+//!     ["172.23.0.2".parse().unwrap()],
+//!     false,
+//! )
+//! .unwrap();
+//! let ruleset = policy.ruleset();
+//! assert_eq!(ruleset.tables[0].name, "trafficjam-default");
+//! ```
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod compile;
 pub mod model;
+mod observe;
+mod policy;
+pub mod text;
 pub mod wire;
+
+pub use compile::{names, Ruleset, CHAIN_PRIORITY};
+pub use observe::{is_trafficjam_table, ChainCounters, Enforced};
+pub use policy::{InstanceId, Policy, PolicyError};
+
+/// Every table trafficjam owns is named with this prefix and the instance id.
+pub const TABLE_PREFIX: &str = "trafficjam-";
+
+/// The comment stored in every table trafficjam owns; `clear --all` only
+/// removes tables that carry both the prefix and this comment.
+pub const TABLE_COMMENT: &str = "managed by trafficjam";

@@ -7,9 +7,7 @@
 
 mod expr;
 
-pub use expr::{
-    Bitwise, CmpOp, CtKey, Expr, MetaKey, PayloadBase, Register, Verdict,
-};
+pub use expr::{Bitwise, CmpOp, CtKey, Expr, MetaKey, PayloadBase, Register, Verdict};
 
 use std::fmt;
 
@@ -204,7 +202,7 @@ impl SetKey {
     }
 
     /// The key length in bytes.
-    pub fn len(self) -> usize {
+    pub fn key_len(self) -> usize {
         match self {
             SetKey::Ipv4 => 4,
             SetKey::Ipv6 => 16,
@@ -248,7 +246,12 @@ pub struct Set {
 impl Set {
     /// A set with the given elements, normalised (sorted, deduplicated,
     /// host bits cleared).
-    pub fn new(name: &str, key: SetKey, interval: bool, elements: impl IntoIterator<Item = IpNet>) -> Set {
+    pub fn new(
+        name: &str,
+        key: SetKey,
+        interval: bool,
+        elements: impl IntoIterator<Item = IpNet>,
+    ) -> Set {
         let mut elements: Vec<IpNet> = elements.into_iter().map(|n| n.trunc()).collect();
         if interval {
             // The kernel stores intervals, not prefixes: overlapping or

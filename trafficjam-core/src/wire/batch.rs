@@ -145,7 +145,13 @@ impl Batch {
 
     /// Append an nf_tables message about `object`. `flags` are added to
     /// `NLM_F_REQUEST | NLM_F_ACK` (e.g. `NLM_F_CREATE`).
-    pub fn push(&mut self, family: Family, message: NfTablesMessage, flags: u16, object: ObjectRef) {
+    pub fn push(
+        &mut self,
+        family: Family,
+        message: NfTablesMessage,
+        flags: u16,
+        object: ObjectRef,
+    ) {
         let seq = self.next_seq;
         let offset = self.bytes.len();
         let header = NetfilterHeader::new(family_header(family), 0, 0);
@@ -224,7 +230,10 @@ impl Transaction {
 
     /// The object the message with sequence number `seq` is about.
     pub fn object(&self, seq: u32) -> Option<&ObjectRef> {
-        self.entries.iter().find(|e| e.seq == seq).map(|e| &e.object)
+        self.entries
+            .iter()
+            .find(|e| e.seq == seq)
+            .map(|e| &e.object)
     }
 }
 

@@ -1,0 +1,148 @@
+//! Whole-process cost of installing one dual-stack policy three ways, in
+//! one run, side by side:
+//!
+//! 1. `trafficjam apply` (one process, one NFNETLINK transaction);
+//! 2. `nft -f` of the same ruleset (the text `trafficjam plan` prints);
+//! 3. the original tool's approach: one `iptables`/`ip6tables` process per
+//!    rule.
+//!
+//! Each sample starts from an empty namespace (teardown is not timed). All
+//! three run under `ip netns exec`, so process start-up costs the same.
+//! Needs root. Build the release binary first (`scripts/bench.sh` does).
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use trafficjam_benches::{median, time_with_setup, us};
+use trafficjam_testbed::Netns;
+
+const SUBNET4: &str = "10.77.1.0/24";
+const SUBNET6: &str = "fd77:1::/64";
+const PROXY4: &str = "10.77.1.10";
+const PROXY6: &str = "fd77:1::10";
+const RUNS: usize = 30;
+
+fn trafficjam_bin() -> PathBuf {
+    let path = std::env::var_os("TRAFFICJAM_BIN").map_or_else(
+        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/release/trafficjam"),
+        PathBuf::from,
+    );
+    assert!(
+        path.exists(),
+        "{} not found: run `cargo build --release -p trafficjam-cli` (or scripts/bench.sh)",
+        path.display()
+    );
+    path
+}
+
+fn run(ns: &Netns, args: &[&str]) {
+    let out = Command::new("ip")
+        .args(["netns", "exec", ns.name()])
+        .args(args)
+        .output()
+        .expect("spawn ip netns exec");
+    assert!(
+        out.status.success(),
+        "{args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The original tool's rules, one process each (its IPv4 sequence, and the
+/// same for IPv6 so both sides enforce the same dual-stack policy).
+fn iptables_sequence() -> Vec<Vec<String>> {
+    let mut cmds = Vec::new();
+    for (bin, subnet, proxy) in [
+        ("iptables", SUBNET4, PROXY4),
+        ("ip6tables", SUBNET6, PROXY6),
+    ] {
+        let c = |s: &str| {
+            std::iter::once(bin.to_string())
+                .chain(s.split(' ').map(str::to_string))
+                .collect::<Vec<_>>()
+        };
+        cmds.push(c("-t filter -N TRAFFICJAM"));
+        cmds.push(c("-t filter -I FORWARD -j TRAFFICJAM"));
+        cmds.push(c(&format!(
+            "-t filter -I TRAFFICJAM -s {subnet} -d {subnet} -j DROP"
+        )));
+        cmds.push(c(&format!(
+            "-t filter -I TRAFFICJAM -s {proxy} -d {subnet} -j RETURN"
+        )));
+        cmds.push(c(&format!(
+            "-t filter -I TRAFFICJAM -s {subnet} -d {subnet} -m conntrack --ctstate RELATED,ESTABLISHED -j RETURN"
+        )));
+        cmds.push(c("-t filter -N TRAFFICJAM_INPUT"));
+        cmds.push(c("-t filter -I INPUT -j TRAFFICJAM_INPUT"));
+        cmds.push(c(&format!(
+            "-t filter -I TRAFFICJAM_INPUT -s {subnet} -j DROP"
+        )));
+        cmds.push(c(&format!(
+            "-t filter -I TRAFFICJAM_INPUT -s {subnet} -m conntrack --ctstate RELATED,ESTABLISHED -j RETURN"
+        )));
+    }
+    cmds
+}
+
+fn main() {
+    let bin = trafficjam_bin();
+    let bin = bin.to_str().expect("utf-8 path");
+    let ns = Netns::new("tjbenchp").expect("create a network namespace (run as root)");
+    let policy = [
+        "--subnet",
+        SUBNET4,
+        "--subnet",
+        SUBNET6,
+        "--whitelist-ip",
+        PROXY4,
+        "--whitelist-ip",
+        PROXY6,
+    ];
+
+    let mut apply_args = vec![bin, "apply"];
+    apply_args.extend(policy);
+    let mut tj = time_with_setup(RUNS, || run(&ns, &[bin, "clear"]), || run(&ns, &apply_args));
+
+    let mut plan_args = vec!["plan"];
+    plan_args.extend(policy);
+    let out = Command::new(bin).args(&plan_args).output().expect("plan");
+    assert!(out.status.success(), "trafficjam plan failed");
+    let file = std::env::temp_dir().join(format!("tj-bench-{}.nft", std::process::id()));
+    std::fs::write(&file, &out.stdout).expect("write ruleset");
+    let file_s = file.to_str().expect("utf-8 path");
+    let mut nft = time_with_setup(
+        RUNS,
+        || run(&ns, &[bin, "clear"]),
+        || run(&ns, &["nft", "-f", file_s]),
+    );
+    let _ = std::fs::remove_file(&file);
+    run(&ns, &[bin, "clear", "--all"]);
+
+    let cmds = iptables_sequence();
+    let teardown: Vec<Vec<&str>> = ["iptables", "ip6tables"]
+        .iter()
+        .flat_map(|b| [vec![*b, "-F"], vec![*b, "-X"]])
+        .collect();
+    let mut ipt = time_with_setup(
+        RUNS / 3,
+        || teardown.iter().for_each(|t| run(&ns, t)),
+        || {
+            for c in &cmds {
+                let c: Vec<&str> = c.iter().map(String::as_str).collect();
+                run(&ns, &c);
+            }
+        },
+    );
+
+    let (tj, nft, ipt) = (median(&mut tj), median(&mut nft), median(&mut ipt));
+    println!("install one dual-stack policy (median of {RUNS} runs, whole processes):");
+    println!("  trafficjam apply           {:>9.0} µs", us(tj));
+    println!("  nft -f (same ruleset)      {:>9.0} µs", us(nft));
+    println!(
+        "  iptables, {} processes    {:>9.0} µs",
+        cmds.len(),
+        us(ipt)
+    );
+    println!("  ratio trafficjam / nft      {:.3}", us(tj) / us(nft));
+    println!("  ratio trafficjam / iptables {:.3}", us(tj) / us(ipt));
+}

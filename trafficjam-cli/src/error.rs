@@ -1,0 +1,38 @@
+//! Every way a command can fail, with what the user should do about it.
+
+use std::path::PathBuf;
+
+use trafficjam_core::wire::DecodeError;
+use trafficjam_core::PolicyError;
+use trafficjam_netlink::NetlinkError;
+
+/// A command failure. The process exits non-zero for every variant.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// The requested policy is invalid; nothing was sent to the kernel.
+    #[error("{0} (nothing was changed)")]
+    Policy(#[from] PolicyError),
+    /// `--netns` names a namespace that does not exist.
+    #[error("network namespace {0} does not exist (create it with `ip netns add`, or pass /proc/PID/ns/net of a running process); nothing was changed")]
+    NoNamespace(PathBuf),
+    /// The kernel or the socket failed.
+    #[error(transparent)]
+    Netlink(#[from] NetlinkError),
+    /// The kernel's answer could not be decoded.
+    #[error("could not read the kernel's answer: {0}")]
+    Decode(#[from] DecodeError),
+    /// Writing JSON failed.
+    #[error("could not write JSON: {0}")]
+    Json(#[from] serde_json::Error),
+}
+
+impl CliError {
+    /// The exit code: 2 for bad input (like clap's usage errors), 1 for
+    /// everything that went wrong at run time.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            CliError::Policy(_) | CliError::NoNamespace(_) => 2,
+            _ => 1,
+        }
+    }
+}

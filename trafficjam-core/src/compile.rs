@@ -1,0 +1,277 @@
+//! From a [`Policy`] to the nftables objects that enforce it.
+//!
+//! One `inet` table per instance, so IPv4 and IPv6 share one set of chains
+//! and one transaction. Addresses live in sets, never in rules: a policy
+//! with 10,000 whitelisted addresses is still a handful of rules, and a
+//! whitelist change is a set-element update rather than a rule rewrite.
+
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+
+use crate::model::{
+    BaseChain, Bitwise, Chain, CmpOp, CtKey, Expr, Family, Hook, MetaKey, PayloadBase, Register,
+    Rule, Set, SetKey, Table, Verdict,
+};
+use crate::{Policy, TABLE_COMMENT};
+
+/// Names of the objects inside an instance's table.
+pub mod names {
+    /// Managed IPv4 subnets (interval set).
+    pub const SUBNETS4: &str = "subnets4";
+    /// Managed IPv6 subnets (interval set).
+    pub const SUBNETS6: &str = "subnets6";
+    /// Whitelisted IPv4 addresses.
+    pub const WHITELIST4: &str = "whitelist4";
+    /// Whitelisted IPv6 addresses.
+    pub const WHITELIST6: &str = "whitelist6";
+    /// Base chain on the forward hook: container to container.
+    pub const FORWARD: &str = "forward";
+    /// Base chain on the input hook: container to host.
+    pub const INPUT: &str = "input";
+}
+
+/// Priority of trafficjam's base chains: just before the standard `filter`
+/// priority, so drops are counted here before other tables see the packet.
+/// (A drop is final in any base chain, so ordering is not what makes the
+/// policy hold.)
+pub const CHAIN_PRIORITY: i32 = -10;
+
+/// Every table trafficjam wants in the kernel for one policy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ruleset {
+    /// The tables, each owned entirely by trafficjam.
+    pub tables: Vec<Table>,
+}
+
+/// An IP version, for choosing header offsets and set names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ip {
+    V4,
+    V6,
+}
+
+impl Ip {
+    fn nfproto(self) -> u8 {
+        match self {
+            Ip::V4 => 2,
+            Ip::V6 => 10,
+        }
+    }
+    fn subnets(self) -> &'static str {
+        match self {
+            Ip::V4 => names::SUBNETS4,
+            Ip::V6 => names::SUBNETS6,
+        }
+    }
+    fn whitelist(self) -> &'static str {
+        match self {
+            Ip::V4 => names::WHITELIST4,
+            Ip::V6 => names::WHITELIST6,
+        }
+    }
+    /// (offset, length) of the source address in the network header; the
+    /// destination follows it directly.
+    fn saddr(self) -> (u32, u32) {
+        match self {
+            Ip::V4 => (12, 4),
+            Ip::V6 => (8, 16),
+        }
+    }
+}
+
+impl Policy {
+    /// The ruleset that enforces this policy.
+    pub fn ruleset(&self) -> Ruleset {
+        Ruleset {
+            tables: vec![self.inet_table()],
+        }
+    }
+
+    fn inet_table(&self) -> Table {
+        let v4 = |n: &&IpNet| matches!(n, IpNet::V4(_));
+        let subnets4 = self.subnets().iter().filter(v4).copied();
+        let subnets6 = self.subnets().iter().filter(|n| !v4(n)).copied();
+        let host = |ip: &IpAddr| IpNet::from(*ip);
+        let white4 = self.whitelist().iter().filter(|ip| ip.is_ipv4()).map(host);
+        let white6 = self.whitelist().iter().filter(|ip| ip.is_ipv6()).map(host);
+
+        let mut chains = vec![forward_chain()];
+        if !self.allow_host_traffic() {
+            chains.push(input_chain());
+        }
+        Table {
+            family: Family::Inet,
+            name: self.instance().table_name(),
+            comment: Some(TABLE_COMMENT.to_string()),
+            sets: vec![
+                Set::new(names::SUBNETS4, SetKey::Ipv4, true, subnets4),
+                Set::new(names::SUBNETS6, SetKey::Ipv6, true, subnets6),
+                Set::new(names::WHITELIST4, SetKey::Ipv4, false, white4),
+                Set::new(names::WHITELIST6, SetKey::Ipv6, false, white6),
+            ],
+            chains,
+        }
+    }
+}
+
+fn base_chain(name: &str, hook: Hook, rules: Vec<Rule>) -> Chain {
+    Chain {
+        name: name.to_string(),
+        base: Some(BaseChain {
+            hook,
+            priority: CHAIN_PRIORITY,
+            policy: Verdict::Accept,
+        }),
+        rules,
+    }
+}
+
+/// Container to container: whitelisted sources may open connections into
+/// the subnets, every other source inside the subnets may not.
+fn forward_chain() -> Chain {
+    let mut rules = vec![established(), neighbour_discovery()];
+    for ip in [Ip::V4, Ip::V6] {
+        rules.push(rule(
+            [from_set(ip, ip.whitelist()), to_set(ip, ip.subnets())],
+            false,
+            Verdict::Accept,
+        ));
+    }
+    for ip in [Ip::V4, Ip::V6] {
+        rules.push(rule(
+            [from_set(ip, ip.subnets()), to_set(ip, ip.subnets())],
+            true,
+            Verdict::Drop,
+        ));
+    }
+    base_chain(names::FORWARD, Hook::Forward, rules)
+}
+
+/// Container to host: any address of the host, gateway or not, published
+/// ports included (they are reached through the host's addresses).
+fn input_chain() -> Chain {
+    let mut rules = vec![established(), neighbour_discovery()];
+    for ip in [Ip::V4, Ip::V6] {
+        rules.push(rule([from_set(ip, ip.subnets())], true, Verdict::Drop));
+    }
+    base_chain(names::INPUT, Hook::Input, rules)
+}
+
+/// A rule from match fragments, an optional counter and a verdict.
+fn rule<const N: usize>(matches: [Vec<Expr>; N], counter: bool, verdict: Verdict) -> Rule {
+    let mut exprs: Vec<Expr> = matches.into_iter().flatten().collect();
+    if counter {
+        exprs.push(Expr::Counter {
+            packets: 0,
+            bytes: 0,
+        });
+    }
+    exprs.push(Expr::Verdict(verdict));
+    Rule { exprs }
+}
+
+/// `ct state established,related accept`
+fn established() -> Rule {
+    // NF_CT_STATE_BIT(IP_CT_ESTABLISHED) | NF_CT_STATE_BIT(IP_CT_RELATED):
+    // the state is a host-endian u32, as the kernel stores it.
+    let mask = (2u32 | 4u32).to_ne_bytes().to_vec();
+    Rule {
+        exprs: vec![
+            Expr::Ct {
+                key: CtKey::State,
+                dreg: Register::R1,
+            },
+            Expr::Bitwise(Bitwise {
+                sreg: Register::R1,
+                dreg: Register::R1,
+                len: 4,
+                mask,
+                xor: vec![0; 4],
+            }),
+            Expr::Cmp {
+                sreg: Register::R1,
+                op: CmpOp::Neq,
+                data: vec![0; 4],
+            },
+            Expr::Verdict(Verdict::Accept),
+        ],
+    }
+}
+
+/// `icmpv6 type 133-137 accept`: router and neighbour solicitation and
+/// advertisement, and redirect. These are never tracked by conntrack, so
+/// without this rule IPv6 between a container and its neighbours or its
+/// gateway stops resolving addresses.
+fn neighbour_discovery() -> Rule {
+    const ICMPV6: u8 = 58;
+    const ND_FIRST: u8 = 133;
+    const ND_LAST: u8 = 137;
+    let mut exprs = nfproto(Ip::V6);
+    exprs.extend([
+        Expr::Meta {
+            key: MetaKey::L4Proto,
+            dreg: Register::R1,
+        },
+        cmp(CmpOp::Eq, vec![ICMPV6]),
+        Expr::Payload {
+            base: PayloadBase::Transport,
+            offset: 0,
+            len: 1,
+            dreg: Register::R1,
+        },
+        cmp(CmpOp::Gte, vec![ND_FIRST]),
+        cmp(CmpOp::Lte, vec![ND_LAST]),
+        Expr::Verdict(Verdict::Accept),
+    ]);
+    Rule { exprs }
+}
+
+fn cmp(op: CmpOp, data: Vec<u8>) -> Expr {
+    Expr::Cmp {
+        sreg: Register::R1,
+        op,
+        data,
+    }
+}
+
+/// `meta nfproto ipv4|ipv6`: the dependency nft adds before matching an
+/// IP header field in an `inet` table.
+fn nfproto(ip: Ip) -> Vec<Expr> {
+    vec![
+        Expr::Meta {
+            key: MetaKey::NfProto,
+            dreg: Register::R1,
+        },
+        cmp(CmpOp::Eq, vec![ip.nfproto()]),
+    ]
+}
+
+/// `ip saddr @set` (with its nfproto dependency).
+fn from_set(ip: Ip, set: &str) -> Vec<Expr> {
+    let mut exprs = nfproto(ip);
+    exprs.extend(addr_lookup(ip, ip.saddr().0, set));
+    exprs
+}
+
+/// `ip daddr @set`, for use after [`from_set`] of the same family.
+fn to_set(ip: Ip, set: &str) -> Vec<Expr> {
+    let (offset, len) = ip.saddr();
+    addr_lookup(ip, offset + len, set)
+}
+
+fn addr_lookup(ip: Ip, offset: u32, set: &str) -> Vec<Expr> {
+    vec![
+        Expr::Payload {
+            base: PayloadBase::Network,
+            offset,
+            len: ip.saddr().1,
+            dreg: Register::R1,
+        },
+        Expr::Lookup {
+            set: set.to_string(),
+            sreg: Register::R1,
+            invert: false,
+        },
+    ]
+}

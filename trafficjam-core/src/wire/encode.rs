@@ -1,0 +1,288 @@
+//! Objects to nf_tables messages, in the attribute order nft uses so the
+//! bytes can be compared with what nft sends for the same rule.
+
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+use netlink_packet_core::{NLM_F_APPEND, NLM_F_CREATE};
+use netlink_packet_netfilter::nftables::{
+    ChainAttribute, ChainMessage, DataAttribute, Hook as NlHook, HookNumber, InetHookNumber,
+    ListAttribute, NfTablesMessage, RuleAttribute, RuleMessage, SetAttribute, SetElementAttribute,
+    SetElementFlags, SetElementList, SetElementMessage, SetFlags, SetMessage, TableAttribute,
+    TableFlags, TableMessage,
+};
+
+use super::batch::{Batch, ObjectRef};
+use super::{expr, udata};
+use crate::model::{Chain, Family, Rule, Set, Table, Verdict};
+
+/// At most this many elements per NEWSETELEM/DELSETELEM message, so one
+/// message stays well below the kernel's per-message limits; a batch may
+/// hold any number of such messages.
+pub const ELEMENTS_PER_MESSAGE: usize = 1024;
+
+/// Push the messages that create `table` and everything in it. The table is
+/// created with `NLM_F_CREATE` only (no `NLM_F_EXCL`), so the message also
+/// succeeds when the table exists; callers that want a fresh table delete it
+/// first in the same batch.
+pub fn create_table(batch: &mut Batch, table: &Table) {
+    create_table_only(batch, table);
+    for (i, set) in table.sets.iter().enumerate() {
+        let set_id = set_id(i);
+        create_set(batch, table, set, set_id);
+        add_elements(batch, table, set, &set.elements, Some(set_id));
+    }
+    for chain in &table.chains {
+        create_chain(batch, table, chain);
+        for (index, rule) in chain.rules.iter().enumerate() {
+            add_rule(batch, table, chain, index, rule);
+        }
+    }
+}
+
+/// Push only the NEWTABLE message for `table` (no sets, no chains).
+pub fn create_table_only(batch: &mut Batch, table: &Table) {
+    batch.push(
+        table.family,
+        NfTablesMessage::NewTable(table_message(table)),
+        NLM_F_CREATE,
+        ObjectRef::Table {
+            family: table.family,
+            name: table.name.clone(),
+        },
+    );
+}
+
+/// Push the message that deletes a table and everything in it.
+pub fn delete_table(batch: &mut Batch, family: Family, name: &str) {
+    batch.push(
+        family,
+        NfTablesMessage::DeleteTable(TableMessage {
+            attributes: vec![TableAttribute::Name(name.to_string())],
+        }),
+        0,
+        ObjectRef::Table {
+            family,
+            name: name.to_string(),
+        },
+    );
+}
+
+/// Push messages adding `elements` to `set` of `table`. `set_id` names a
+/// set created earlier in the same batch.
+pub fn add_elements(
+    batch: &mut Batch,
+    table: &Table,
+    set: &Set,
+    elements: &[IpNet],
+    set_id: Option<u32>,
+) {
+    push_elements(batch, table, set, elements, set_id, true);
+}
+
+/// Push messages removing `elements` from `set` of `table`.
+pub fn delete_elements(batch: &mut Batch, table: &Table, set: &Set, elements: &[IpNet]) {
+    push_elements(batch, table, set, elements, None, false);
+}
+
+fn push_elements(
+    batch: &mut Batch,
+    table: &Table,
+    set: &Set,
+    elements: &[IpNet],
+    set_id: Option<u32>,
+    add: bool,
+) {
+    let keys = if set.interval {
+        interval_keys(elements)
+    } else {
+        elements
+            .iter()
+            .map(|n| (addr_bytes(n.addr()), false))
+            .collect()
+    };
+    for chunk in keys.chunks(ELEMENTS_PER_MESSAGE) {
+        let mut attributes = vec![
+            SetElementList::Table(table.name.clone()),
+            SetElementList::Set(set.name.clone()),
+        ];
+        if let Some(id) = set_id {
+            attributes.push(SetElementList::SetId(id));
+        }
+        attributes.push(SetElementList::Elements(
+            chunk.iter().map(|(key, end)| element(key, *end)).collect(),
+        ));
+        let message = SetElementMessage { attributes };
+        let object = ObjectRef::SetElements {
+            family: table.family,
+            table: table.name.clone(),
+            set: set.name.clone(),
+            count: chunk.len(),
+        };
+        if add {
+            batch.push(
+                table.family,
+                NfTablesMessage::NewSetElement(message),
+                NLM_F_CREATE,
+                object,
+            );
+        } else {
+            batch.push(
+                table.family,
+                NfTablesMessage::DeleteSetElement(message),
+                0,
+                object,
+            );
+        }
+    }
+}
+
+fn element(key: &[u8], interval_end: bool) -> ListAttribute<SetElementAttribute> {
+    let mut attrs = Vec::with_capacity(2);
+    if interval_end {
+        attrs.push(SetElementAttribute::Flags(SetElementFlags::IntervalEnd));
+    }
+    attrs.push(SetElementAttribute::Key(DataAttribute::Value(key.to_vec())));
+    ListAttribute::Element(attrs)
+}
+
+/// The keys the kernel's interval sets expect for a list of prefixes: each
+/// prefix is a start key and an end key one past its last address, flagged
+/// `NFT_SET_ELEM_INTERVAL_END`. Like nft, the range below the first prefix
+/// is closed with an end element at the zero address, and no end element
+/// is sent for a prefix that reaches the top of the address space.
+fn interval_keys(prefixes: &[IpNet]) -> Vec<(Vec<u8>, bool)> {
+    let mut keys = Vec::with_capacity(prefixes.len() * 2 + 1);
+    let mut sorted = prefixes.to_vec();
+    sorted.sort();
+    if let Some(first) = sorted.first() {
+        let zero = zero_like(first.network());
+        if first.network() != zero {
+            keys.push((addr_bytes(zero), true));
+        }
+    }
+    for p in &sorted {
+        keys.push((addr_bytes(p.network()), false));
+        if let Some(end) = next_addr(p.broadcast()) {
+            keys.push((addr_bytes(end), true));
+        }
+    }
+    keys
+}
+
+fn zero_like(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => IpAddr::V4(0.into()),
+        IpAddr::V6(_) => IpAddr::V6(0u128.into()),
+    }
+}
+
+/// The address after `ip`, or `None` at the top of the address space.
+pub(crate) fn next_addr(ip: IpAddr) -> Option<IpAddr> {
+    match ip {
+        IpAddr::V4(v4) => u32::from(v4).checked_add(1).map(|n| IpAddr::V4(n.into())),
+        IpAddr::V6(v6) => u128::from(v6).checked_add(1).map(|n| IpAddr::V6(n.into())),
+    }
+}
+
+pub(crate) fn addr_bytes(ip: IpAddr) -> Vec<u8> {
+    match ip {
+        IpAddr::V4(v4) => v4.octets().to_vec(),
+        IpAddr::V6(v6) => v6.octets().to_vec(),
+    }
+}
+
+/// Transaction-local id of the i-th set of a table, as nft numbers them.
+fn set_id(index: usize) -> u32 {
+    u32::try_from(index).map_or(u32::MAX, |i| i.saturating_add(1))
+}
+
+fn table_message(table: &Table) -> TableMessage {
+    let mut attributes = vec![
+        TableAttribute::Name(table.name.clone()),
+        TableAttribute::Flags(TableFlags::empty()),
+    ];
+    if let Some(comment) = &table.comment {
+        attributes.push(TableAttribute::UserData(udata::table_comment(comment)));
+    }
+    TableMessage { attributes }
+}
+
+/// Push the NEWSET message for `set` of `table`; `id` is its transaction-local id.
+pub fn create_set(batch: &mut Batch, table: &Table, set: &Set, id: u32) {
+    let flags = if set.interval {
+        SetFlags::Interval
+    } else {
+        SetFlags::empty()
+    };
+    let attributes = vec![
+        SetAttribute::Table(table.name.clone()),
+        SetAttribute::Name(set.name.clone()),
+        SetAttribute::Flags(flags),
+        SetAttribute::KeyType(set.key.datatype()),
+        SetAttribute::KeyLen(set.key.key_len() as u32),
+        SetAttribute::Id(id),
+        SetAttribute::UserData(udata::set_key_byteorder_big_endian()),
+    ];
+    batch.push(
+        table.family,
+        NfTablesMessage::NewSet(SetMessage { attributes }),
+        NLM_F_CREATE,
+        ObjectRef::Set {
+            family: table.family,
+            table: table.name.clone(),
+            name: set.name.clone(),
+        },
+    );
+}
+
+/// Push the NEWCHAIN message for `chain` of `table`.
+pub fn create_chain(batch: &mut Batch, table: &Table, chain: &Chain) {
+    let mut attributes = vec![
+        ChainAttribute::Table(table.name.clone()),
+        ChainAttribute::Name(chain.name.clone()),
+    ];
+    if let Some(base) = &chain.base {
+        let policy = match base.policy {
+            Verdict::Drop => 0,
+            _ => 1,
+        };
+        attributes.push(ChainAttribute::Type("filter".to_string()));
+        attributes.push(ChainAttribute::Policy(policy));
+        attributes.push(ChainAttribute::Hook(vec![
+            NlHook::Number(HookNumber::Inet(InetHookNumber::from(base.hook.number()))),
+            // The kernel reads the priority as a signed 32-bit number.
+            NlHook::Priority(base.priority as u32),
+        ]));
+    }
+    batch.push(
+        table.family,
+        NfTablesMessage::NewChain(ChainMessage { attributes }),
+        NLM_F_CREATE,
+        ObjectRef::Chain {
+            family: table.family,
+            table: table.name.clone(),
+            name: chain.name.clone(),
+        },
+    );
+}
+
+/// Push the NEWRULE message appending `rule` (the `index`-th) to `chain`.
+pub fn add_rule(batch: &mut Batch, table: &Table, chain: &Chain, index: usize, rule: &Rule) {
+    let attributes = vec![
+        RuleAttribute::Table(table.name.clone()),
+        RuleAttribute::Chain(chain.name.clone()),
+        RuleAttribute::Expressions(rule.exprs.iter().map(expr::encode).collect()),
+    ];
+    batch.push(
+        table.family,
+        NfTablesMessage::NewRule(RuleMessage { attributes }),
+        NLM_F_CREATE | NLM_F_APPEND,
+        ObjectRef::Rule {
+            family: table.family,
+            table: table.name.clone(),
+            chain: chain.name.clone(),
+            index,
+        },
+    );
+}

@@ -1,0 +1,50 @@
+//! `lookup`: match when a register's value is an element of a named set.
+
+use netlink_packet_netfilter::nftables::{Expressions, Lookup};
+
+use super::to_nl;
+use crate::model::{Expr, Register};
+use crate::wire::nla::{be_u32, string, Attrs};
+use crate::wire::DecodeError;
+
+/// `NFT_LOOKUP_F_INV`
+const F_INV: u32 = 1;
+
+pub(super) fn encode(set: &str, sreg: Register, invert: bool) -> Expressions {
+    let mut attrs = vec![
+        Lookup::Set(set.to_string()),
+        Lookup::SourceRegister(to_nl(sreg)),
+    ];
+    if invert {
+        attrs.push(Lookup::Flags(F_INV));
+    }
+    Expressions::Lookup(attrs)
+}
+
+pub(super) fn decode(data: &[u8]) -> Result<Expr, DecodeError> {
+    const SET: u16 = 1;
+    const SREG: u16 = 2;
+    const DREG: u16 = 3;
+    const FLAGS: u16 = 5;
+    let (mut set, mut sreg, mut flags) = (None, None, 0);
+    for attr in Attrs::new(data) {
+        let (kind, value) = attr?;
+        match kind {
+            SET => set = Some(string(value, "lookup set")?),
+            SREG => sreg = Some(Register::from_number(be_u32(value, "lookup register")?)),
+            FLAGS => flags = be_u32(value, "lookup flags")?,
+            // A map lookup (destination register) is not ours.
+            DREG => {
+                return Ok(Expr::Unknown {
+                    name: "lookup".to_string(),
+                })
+            }
+            _ => {}
+        }
+    }
+    Ok(Expr::Lookup {
+        set: set.ok_or(DecodeError::Missing("lookup set"))?,
+        sreg: sreg.ok_or(DecodeError::Missing("lookup register"))?,
+        invert: flags & F_INV != 0,
+    })
+}
