@@ -64,7 +64,12 @@ pub struct PolicyArgs {
     #[arg(long, env = "ALLOW_HOST_TRAFFIC", value_parser = FalseyValueParser::new(), default_value_t = false, num_args = 0, default_missing_value = "true")]
     pub allow_host_traffic: bool,
     /// Instance name: independent instances own independent rules.
-    #[arg(long, env = "INSTANCE_ID", default_value = "default", value_name = "ID")]
+    #[arg(
+        long,
+        env = "INSTANCE_ID",
+        default_value = "default",
+        value_name = "ID"
+    )]
     pub instance: String,
     #[command(flatten)]
     pub target: Target,
@@ -74,7 +79,13 @@ pub struct PolicyArgs {
 #[derive(Debug, Args)]
 pub struct ClearArgs {
     /// The instance whose rules are removed.
-    #[arg(long, env = "INSTANCE_ID", default_value = "default", value_name = "ID", conflicts_with = "all")]
+    #[arg(
+        long,
+        env = "INSTANCE_ID",
+        default_value = "default",
+        value_name = "ID",
+        conflicts_with = "all"
+    )]
     pub instance: String,
     /// Remove the rules of every trafficjam instance.
     #[arg(long)]

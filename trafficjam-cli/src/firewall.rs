@@ -31,9 +31,12 @@ impl Firewall {
     /// Read one table back from the kernel; `None` when it does not exist.
     pub fn read_table(&mut self, family: Family, name: &str) -> Result<Option<Table>, CliError> {
         let getgen = request::get_generation();
-        let table = consistent(&mut self.socket, &getgen, request::parse_generation, |sock| {
-            read_table_once(sock, family, name)
-        })?;
+        let table = consistent(
+            &mut self.socket,
+            &getgen,
+            request::parse_generation,
+            |sock| read_table_once(sock, family, name),
+        )?;
         Ok(table)
     }
 
@@ -95,19 +98,28 @@ fn read_table_once(
     let mut dump = TableDump::new(family, name);
     let feed = |dump: &mut TableDump, replies: Vec<Vec<u8>>| -> Result<(), NetlinkError> {
         for r in replies {
-            dump.add_message(&r).map_err(|e| NetlinkError::Malformed(e.to_string()))?;
+            dump.add_message(&r)
+                .map_err(|e| NetlinkError::Malformed(e.to_string()))?;
         }
         Ok(())
     };
     feed(&mut dump, sock.request(&request::dump_tables_of(family))?)?;
-    feed(&mut dump, not_found_is_empty(sock.request(&request::dump_sets(family, name)))?)?;
+    feed(
+        &mut dump,
+        not_found_is_empty(sock.request(&request::dump_sets(family, name)))?,
+    )?;
     for set in dump.set_names() {
-        let replies = not_found_is_empty(sock.request(&request::dump_set_elements(family, name, &set)))?;
+        let replies =
+            not_found_is_empty(sock.request(&request::dump_set_elements(family, name, &set)))?;
         feed(&mut dump, replies)?;
     }
     feed(&mut dump, sock.request(&request::dump_chains(family))?)?;
-    feed(&mut dump, not_found_is_empty(sock.request(&request::dump_rules(family, name)))?)?;
-    dump.finish().map_err(|e| NetlinkError::Malformed(e.to_string()))
+    feed(
+        &mut dump,
+        not_found_is_empty(sock.request(&request::dump_rules(family, name)))?,
+    )?;
+    dump.finish()
+        .map_err(|e| NetlinkError::Malformed(e.to_string()))
 }
 
 /// Dumps filtered by a table that does not exist answer ENOENT: that is an

@@ -1,1 +1,27 @@
-//! trafficjam-netlink (work in progress)
+//! # trafficjam-netlink
+//!
+//! The socket side of trafficjam, and the only code that owns sockets:
+//! send an NFNETLINK batch built by `trafficjam-core` and map each kernel
+//! error to the object that caused it ([`NetfilterSocket::send`]), read
+//! dumps ([`NetfilterSocket::request`], [`consistent`]), and do it inside
+//! any network namespace ([`NetfilterSocket::open_in`]).
+#![warn(missing_docs)]
+
+mod consistent;
+mod error;
+mod netns;
+mod reply;
+mod socket;
+
+pub use consistent::consistent;
+pub use error::{Failure, NetlinkError, TransactionError};
+pub use socket::NetfilterSocket;
+
+/// Entry points for the fuzzer: the parser of the kernel's answers.
+#[doc(hidden)]
+pub mod fuzzing {
+    /// Parse a datagram of answers; must never panic.
+    pub fn parse_replies(buf: &[u8]) -> usize {
+        crate::reply::parse(buf).map_or(0, |r| r.len())
+    }
+}

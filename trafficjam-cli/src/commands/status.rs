@@ -46,7 +46,10 @@ pub fn run(args: &StatusArgs) -> Result<(), CliError> {
         );
         println!("  enforcing at:  {}", e.layers.join(", "));
         for d in &e.drops {
-            println!("  dropped in {}: {} packets, {} bytes", d.chain, d.packets, d.bytes);
+            println!(
+                "  dropped in {}: {} packets, {} bytes",
+                d.chain, d.packets, d.bytes
+            );
         }
         if !e.intact {
             println!("  WARNING: the table differs from what trafficjam installs (altered by someone else?); run `trafficjam apply` to restore it");
