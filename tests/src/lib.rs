@@ -1,1 +1,19 @@
-//! testbed (work in progress)
+//! Test harness of trafficjam: network namespaces as a host with bridges
+//! and veth "containers", listeners that record what arrived, probes run
+//! from inside the namespaces, and a reachability matrix.
+//!
+//! Everything is created in namespaces the test owns and deleted on drop,
+//! also when a test panics. The host's own interfaces and ruleset are never
+//! touched.
+
+pub mod listener;
+pub mod matrix;
+mod netns;
+pub mod probe;
+pub mod topology;
+
+pub use listener::{Arrivals, Listener};
+pub use matrix::{assert_matrix, Flow, Outcome};
+pub use netns::{require_root, run, Netns};
+pub use probe::Proto;
+pub use topology::{addr, ip, Testbed};

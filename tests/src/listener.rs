@@ -1,0 +1,138 @@
+//! TCP and UDP listeners inside a namespace that record what arrived.
+
+use std::io;
+use std::net::{IpAddr, SocketAddr, TcpListener, UdpSocket};
+use std::os::fd::AsFd;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+
+use crate::Netns;
+
+/// The TCP port every listener uses.
+pub const TCP_PORT: u16 = 8080;
+/// The UDP port every listener uses.
+pub const UDP_PORT: u16 = 8081;
+
+/// Sources of the connections and datagrams that arrived.
+#[derive(Debug, Default, Clone)]
+pub struct Arrivals {
+    /// Source addresses of accepted TCP connections.
+    pub tcp: Vec<IpAddr>,
+    /// Source addresses of UDP datagrams.
+    pub udp: Vec<IpAddr>,
+}
+
+/// A plain accept-and-close TCP listener and a UDP echo server on
+/// `[::]` (dual-stack) inside a namespace. Stopped and joined on drop.
+pub struct Listener {
+    stop: Arc<AtomicBool>,
+    arrivals: Arc<Mutex<Arrivals>>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+fn unmap(a: SocketAddr) -> IpAddr {
+    match a.ip() {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+fn readable(fd: impl AsFd) -> bool {
+    let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
+    matches!(poll(&mut fds, PollTimeout::from(50u16)), Ok(n) if n > 0)
+}
+
+impl Listener {
+    /// Start listening inside `ns`.
+    pub fn start(ns: &Netns) -> io::Result<Listener> {
+        let (tcp, udp) = ns.run(|| -> io::Result<(TcpListener, UdpSocket)> {
+            // A large backlog so a burst of handshakes is never dropped.
+            let tcp = bind_tcp()?;
+            let udp = UdpSocket::bind(("::", UDP_PORT))?;
+            Ok((tcp, udp))
+        })??;
+        let stop = Arc::new(AtomicBool::new(false));
+        let arrivals = Arc::new(Mutex::new(Arrivals::default()));
+        let mut threads = Vec::new();
+        {
+            let (stop, arrivals) = (stop.clone(), arrivals.clone());
+            threads.push(std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    if !readable(&tcp) {
+                        continue;
+                    }
+                    if let Ok((conn, from)) = tcp.accept() {
+                        arrivals.lock().unwrap().tcp.push(unmap(from));
+                        drop(conn);
+                    }
+                }
+            }));
+        }
+        {
+            let (stop, arrivals) = (stop.clone(), arrivals.clone());
+            threads.push(std::thread::spawn(move || {
+                let mut buf = [0u8; 512];
+                while !stop.load(Ordering::Relaxed) {
+                    if !readable(&udp) {
+                        continue;
+                    }
+                    if let Ok((n, from)) = udp.recv_from(&mut buf) {
+                        arrivals.lock().unwrap().udp.push(unmap(from));
+                        let _ = udp.send_to(&buf[..n], from);
+                    }
+                }
+            }));
+        }
+        Ok(Listener {
+            stop,
+            arrivals,
+            threads,
+        })
+    }
+
+    /// What arrived so far.
+    pub fn arrivals(&self) -> Arrivals {
+        self.arrivals.lock().unwrap().clone()
+    }
+
+    /// Forget what arrived so far.
+    pub fn reset(&self) {
+        *self.arrivals.lock().unwrap() = Arrivals::default();
+    }
+}
+
+fn bind_tcp() -> io::Result<TcpListener> {
+    use nix::sys::socket::{
+        bind, listen, setsockopt, socket, sockopt, AddressFamily, Backlog, SockFlag, SockType,
+        SockaddrIn6,
+    };
+    let fd = socket(
+        AddressFamily::Inet6,
+        SockType::Stream,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )?;
+    setsockopt(&fd, sockopt::ReuseAddr, &true)?;
+    setsockopt(&fd, sockopt::Ipv6V6Only, &false)?;
+    let addr = SockaddrIn6::from(std::net::SocketAddrV6::new(
+        std::net::Ipv6Addr::UNSPECIFIED,
+        TCP_PORT,
+        0,
+        0,
+    ));
+    bind(std::os::fd::AsRawFd::as_raw_fd(&fd), &addr)?;
+    listen(&fd, Backlog::new(1024).map_err(io::Error::from)?)?;
+    Ok(TcpListener::from(fd))
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}

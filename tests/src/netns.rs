@@ -1,0 +1,115 @@
+//! Network namespaces owned by a test, deleted when dropped.
+
+use std::fs::File;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use nix::sched::{setns, CloneFlags};
+
+static NEXT: AtomicU32 = AtomicU32::new(0);
+
+/// A network namespace created with `ip netns add`, removed on drop (also
+/// when the test panics).
+#[derive(Debug)]
+pub struct Netns {
+    name: String,
+}
+
+impl Netns {
+    /// Create a namespace named `<prefix>-<pid>-<n>`, unique per process
+    /// and call.
+    pub fn new(prefix: &str) -> io::Result<Netns> {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let name = format!("{prefix}-{}-{n}", std::process::id());
+        run("ip", &["netns", "add", &name])?;
+        let ns = Netns { name };
+        ns.ip(&["link", "set", "lo", "up"])?;
+        Ok(ns)
+    }
+
+    /// The namespace's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// `/run/netns/<name>`, what `trafficjam --netns` takes.
+    pub fn path(&self) -> PathBuf {
+        Path::new("/run/netns").join(&self.name)
+    }
+
+    /// Run `ip -n <ns> ARGS`, failing on a non-zero exit.
+    pub fn ip(&self, args: &[&str]) -> io::Result<Output> {
+        let mut full = vec!["-n", self.name.as_str()];
+        full.extend_from_slice(args);
+        run("ip", &full)
+    }
+
+    /// Run a program inside the namespace (`ip netns exec`), returning its
+    /// output whatever its exit status.
+    pub fn exec(&self, program: &str, args: &[&str]) -> io::Result<Output> {
+        Command::new("ip")
+            .args(["netns", "exec", &self.name, program])
+            .args(args)
+            .output()
+    }
+
+    /// Set a sysctl inside the namespace.
+    pub fn sysctl(&self, key: &str, value: &str) -> io::Result<()> {
+        let out = self.exec("sysctl", &["-qw", &format!("{key}={value}")])?;
+        check("sysctl", &out)
+    }
+
+    /// Run `f` on a new thread inside this namespace: sockets it creates
+    /// belong to the namespace. The calling thread never changes namespace.
+    pub fn run<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> io::Result<T> {
+        let file = File::open(self.path())?;
+        std::thread::spawn(move || {
+            setns(&file, CloneFlags::CLONE_NEWNET).map_err(io::Error::from)?;
+            Ok(f())
+        })
+        .join()
+        .map_err(|_| io::Error::other("thread inside the namespace panicked"))?
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .output();
+    }
+}
+
+/// Run a command, turning a non-zero exit into an error with its stderr.
+pub fn run(program: &str, args: &[&str]) -> io::Result<Output> {
+    let out = Command::new(program).args(args).output().map_err(|e| {
+        io::Error::new(
+            e.kind(),
+            format!("cannot run {program}: {e} (is it installed?)"),
+        )
+    })?;
+    check(&format!("{program} {}", args.join(" ")), &out)?;
+    Ok(out)
+}
+
+fn check(what: &str, out: &Output) -> io::Result<()> {
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(io::Error::other(format!(
+            "`{what}` failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        )))
+    }
+}
+
+/// Panic with a clear message unless running as root: the kernel tests
+/// must fail, not skip, when they cannot do what they test.
+pub fn require_root() {
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "this test creates network namespaces and nftables tables: run it as root (sudo scripts/test.sh)"
+    );
+}

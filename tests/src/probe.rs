@@ -1,0 +1,71 @@
+//! Traffic probes run from inside a namespace.
+
+use std::net::{IpAddr, SocketAddr, TcpStream, UdpSocket};
+use std::time::Duration;
+
+use crate::listener::{TCP_PORT, UDP_PORT};
+use crate::Netns;
+
+/// The protocol a probe uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Proto {
+    /// A TCP handshake with the accept-and-close listener.
+    Tcp,
+    /// A UDP datagram and its echo.
+    Udp,
+    /// An ICMP (or ICMPv6) echo request and reply, with `ping`.
+    Icmp,
+}
+
+impl std::fmt::Display for Proto {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Proto::Tcp => "tcp",
+            Proto::Udp => "udp",
+            Proto::Icmp => "icmp",
+        })
+    }
+}
+
+/// Does a TCP handshake from `ns` to `to` complete within `timeout`?
+pub fn tcp_connect(ns: &Netns, to: IpAddr, timeout: Duration) -> bool {
+    ns.run(move || TcpStream::connect_timeout(&SocketAddr::new(to, TCP_PORT), timeout).is_ok())
+        .unwrap_or(false)
+}
+
+/// Does a UDP datagram from `ns` to `to` come back within `timeout`?
+pub fn udp_roundtrip(ns: &Netns, to: IpAddr, timeout: Duration) -> bool {
+    ns.run(move || {
+        let bind: SocketAddr = match to {
+            IpAddr::V4(_) => "0.0.0.0:0".parse().unwrap(),
+            IpAddr::V6(_) => "[::]:0".parse().unwrap(),
+        };
+        let Ok(sock) = UdpSocket::bind(bind) else {
+            return false;
+        };
+        let _ = sock.set_read_timeout(Some(timeout));
+        if sock.send_to(b"trafficjam", (to, UDP_PORT)).is_err() {
+            return false;
+        }
+        let mut buf = [0u8; 64];
+        matches!(sock.recv_from(&mut buf), Ok((10, _)))
+    })
+    .unwrap_or(false)
+}
+
+/// Does `ping` from `ns` get an echo reply from `to` within a second?
+pub fn ping(ns: &Netns, to: IpAddr) -> bool {
+    let out = ns
+        .exec("ping", &["-c1", "-W1", "-n", &to.to_string()])
+        .expect("cannot run ping: apt-get install iputils-ping");
+    out.status.success()
+}
+
+/// Run one probe.
+pub fn probe(ns: &Netns, to: IpAddr, proto: Proto, timeout: Duration) -> bool {
+    match proto {
+        Proto::Tcp => tcp_connect(ns, to, timeout),
+        Proto::Udp => udp_roundtrip(ns, to, timeout),
+        Proto::Icmp => ping(ns, to),
+    }
+}
