@@ -12,10 +12,12 @@ mod error;
 mod netns;
 mod reply;
 mod socket;
+mod table;
 
 pub use consistent::consistent;
 pub use error::{Failure, NetlinkError, TransactionError};
 pub use socket::NetfilterSocket;
+pub use table::{list_tables, read_table};
 
 /// Entry points for the fuzzer: the parser of the kernel's answers.
 #[doc(hidden)]

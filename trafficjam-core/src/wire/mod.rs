@@ -23,6 +23,7 @@ pub use batch::{Batch, BatchEntry, ObjectRef, Transaction};
 pub use decode::TableDump;
 pub(crate) use plan::without_state;
 pub use plan::{plan, Change};
+pub use request::TableSummary;
 
 /// Why bytes from the kernel could not be decoded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

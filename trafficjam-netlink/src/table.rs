@@ -1,0 +1,71 @@
+//! Reading whole tables back from the kernel.
+
+use trafficjam_core::model::{Family, Table};
+use trafficjam_core::wire::{request, TableDump, TableSummary};
+
+use crate::{consistent, NetfilterSocket, NetlinkError};
+
+/// Read one table (sets, elements, chains, rules) as one consistent
+/// generation of the ruleset; `None` when the table does not exist.
+pub fn read_table(
+    sock: &mut NetfilterSocket,
+    family: Family,
+    name: &str,
+) -> Result<Option<Table>, NetlinkError> {
+    let getgen = request::get_generation();
+    consistent(sock, &getgen, request::parse_generation, |sock| {
+        read_once(sock, family, name)
+    })
+}
+
+/// Every table the kernel has, in every family trafficjam knows.
+pub fn list_tables(sock: &mut NetfilterSocket) -> Result<Vec<TableSummary>, NetlinkError> {
+    let mut out = Vec::new();
+    for reply in sock.request(&request::dump_tables())? {
+        if let Some(t) = request::parse_table_summary(&reply).map_err(malformed)? {
+            out.push(t);
+        }
+    }
+    Ok(out)
+}
+
+fn malformed(e: trafficjam_core::wire::DecodeError) -> NetlinkError {
+    NetlinkError::Malformed(e.to_string())
+}
+
+fn read_once(
+    sock: &mut NetfilterSocket,
+    family: Family,
+    name: &str,
+) -> Result<Option<Table>, NetlinkError> {
+    let mut dump = TableDump::new(family, name);
+    let feed = |dump: &mut TableDump, replies: Vec<Vec<u8>>| -> Result<(), NetlinkError> {
+        replies
+            .iter()
+            .try_for_each(|r| dump.add_message(r).map_err(malformed))
+    };
+    feed(&mut dump, sock.request(&request::dump_tables_of(family))?)?;
+    // Dumps filtered by a table that does not exist (any more) answer
+    // ENOENT: that is an empty answer, not a failure.
+    feed(
+        &mut dump,
+        empty_if_missing(sock.request(&request::dump_sets(family, name)))?,
+    )?;
+    for set in dump.set_names() {
+        let r = sock.request(&request::dump_set_elements(family, name, &set));
+        feed(&mut dump, empty_if_missing(r)?)?;
+    }
+    feed(&mut dump, sock.request(&request::dump_chains(family))?)?;
+    feed(
+        &mut dump,
+        empty_if_missing(sock.request(&request::dump_rules(family, name)))?,
+    )?;
+    dump.finish().map_err(malformed)
+}
+
+fn empty_if_missing(r: Result<Vec<Vec<u8>>, NetlinkError>) -> Result<Vec<Vec<u8>>, NetlinkError> {
+    match r {
+        Err(e) if e.is_not_found() => Ok(Vec::new()),
+        r => r,
+    }
+}

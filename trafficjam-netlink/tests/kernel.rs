@@ -1,0 +1,145 @@
+//! The socket against a real kernel, inside namespaces the tests create.
+
+use std::path::Path;
+
+use trafficjam_core::model::Family;
+use trafficjam_core::wire::{encode, request, Batch, ObjectRef};
+use trafficjam_core::{InstanceId, Policy};
+use trafficjam_netlink::{consistent, read_table, NetfilterSocket, NetlinkError};
+use trafficjam_testbed::{require_root, Netns};
+
+fn policy(id: &str) -> Policy {
+    Policy::new(
+        InstanceId::new(id).unwrap(),
+        ["10.9.0.0/16".parse().unwrap()],
+        ["10.9.0.2".parse().unwrap()],
+        false,
+    )
+    .unwrap()
+}
+
+fn socket(ns: &Netns) -> NetfilterSocket {
+    NetfilterSocket::open_in(Some(&ns.path())).expect("open socket in namespace")
+}
+
+fn tables(ns: &Netns) -> String {
+    String::from_utf8_lossy(&ns.exec("nft", &["list", "tables"]).unwrap().stdout).into_owned()
+}
+
+fn read(sock: &mut NetfilterSocket, name: &str) -> Option<trafficjam_core::model::Table> {
+    read_table(sock, Family::Inet, name).expect("consistent dump")
+}
+
+#[test]
+fn batch_is_applied_and_dumps_back_identically() {
+    require_root();
+    let ns = Netns::new("tjnl").unwrap();
+    let mut sock = socket(&ns);
+    let table = &policy("nl").ruleset().tables[0];
+    let mut batch = Batch::new(sock.next_seq(1000));
+    encode::create_table(&mut batch, table);
+    sock.send(&batch.finish()).expect("batch accepted");
+    assert!(tables(&ns).contains("table inet trafficjam-nl"));
+    assert_eq!(read(&mut sock, "trafficjam-nl").as_ref(), Some(table));
+}
+
+#[test]
+fn refused_batch_names_the_object_and_changes_nothing() {
+    require_root();
+    let ns = Netns::new("tjnl").unwrap();
+    let mut sock = socket(&ns);
+    let good = &policy("good").ruleset().tables[0];
+    let mut bad = policy("bad").ruleset().tables[0].clone();
+    // A rule looking up a set that does not exist: refused by the kernel.
+    bad.chains[0].rules[2] = bad.chains[0].rules[2].clone();
+    if let Some(trafficjam_core::model::Expr::Lookup { set, .. }) = bad.chains[0].rules[2]
+        .exprs
+        .iter_mut()
+        .find(|e| matches!(e, trafficjam_core::model::Expr::Lookup { .. }))
+    {
+        *set = "no-such-set".into();
+    }
+    let mut batch = Batch::new(sock.next_seq(1000));
+    encode::create_table(&mut batch, good);
+    encode::create_table(&mut batch, &bad);
+    let err = sock.send(&batch.finish()).expect_err("kernel must refuse");
+    let NetlinkError::Transaction(t) = &err else {
+        panic!("not a transaction error: {err}");
+    };
+    assert_eq!(
+        t.failures[0].object,
+        ObjectRef::Rule {
+            family: Family::Inet,
+            table: "trafficjam-bad".into(),
+            chain: "forward".into(),
+            index: 2
+        },
+        "{err}"
+    );
+    assert_eq!(t.failures[0].errno, libc_enoent(), "{err}");
+    assert!(
+        err.to_string()
+            .contains("rule #3 of chain inet trafficjam-bad forward"),
+        "{err}"
+    );
+    println!("{err}");
+    // All or nothing: the good table of the same batch is not there either.
+    assert_eq!(tables(&ns), "");
+}
+
+/// `ENOENT`: the set the rule looks up does not exist.
+fn libc_enoent() -> i32 {
+    2
+}
+
+#[test]
+fn dump_of_missing_table_is_none_and_missing_set_is_not_found() {
+    require_root();
+    let ns = Netns::new("tjnl").unwrap();
+    let mut sock = socket(&ns);
+    assert_eq!(read(&mut sock, "trafficjam-none"), None);
+    let err = sock
+        .request(&request::dump_set_elements(Family::Inet, "nope", "nope"))
+        .expect_err("no such set");
+    assert!(err.is_not_found(), "{err}");
+}
+
+#[test]
+fn missing_namespace_is_named() {
+    let err = NetfilterSocket::open_in(Some(Path::new("/run/netns/tj-no-such-ns"))).unwrap_err();
+    assert!(matches!(err, NetlinkError::Namespace { .. }));
+    assert!(
+        err.to_string().contains("/run/netns/tj-no-such-ns"),
+        "{err}"
+    );
+}
+
+#[test]
+fn consistent_retries_while_the_generation_moves() {
+    require_root();
+    let ns = Netns::new("tjnl").unwrap();
+    let mut sock = socket(&ns);
+    let mut other = socket(&ns);
+    let mut runs = 0;
+    let value = consistent(
+        &mut sock,
+        &request::get_generation(),
+        request::parse_generation,
+        |_| {
+            runs += 1;
+            if runs < 3 {
+                // Someone changes the ruleset during our dump.
+                let t = &policy(&format!("g{runs}")).ruleset().tables[0];
+                let mut b = Batch::new(other.next_seq(1000));
+                encode::create_table(&mut b, t);
+                other.send(&b.finish()).unwrap();
+            }
+            Ok(runs)
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        value, 3,
+        "the dump was not retried after the generation moved"
+    );
+}
