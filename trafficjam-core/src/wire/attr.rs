@@ -60,7 +60,6 @@ pub mod elem {
 /// `enum nft_list_attributes`, `enum nft_expr_attributes`,
 /// `enum nft_data_attributes`, `enum nft_verdict_attributes`
 pub mod list {
-    pub const ELEM: u16 = 1;
     pub const EXPR_NAME: u16 = 1;
     pub const EXPR_DATA: u16 = 2;
     pub const DATA_VALUE: u16 = 1;

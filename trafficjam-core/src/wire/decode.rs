@@ -193,11 +193,11 @@ impl TableDump {
         }
         let set_name = set_name.ok_or(DecodeError::Missing("element list set name"))?;
         let entry = self.elements.entry(set_name).or_default();
+        // Each element is a nested attribute; like the kernel, accept any
+        // type for it (libnftnl numbers them 1, 2, 3… instead of using
+        // NFTA_LIST_ELEM throughout).
         for e in Attrs::new(elems) {
-            let (kind, value) = e?;
-            if kind != list::ELEM {
-                continue;
-            }
+            let (_, value) = e?;
             let (mut key, mut end) = (None, false);
             for a in Attrs::new(value) {
                 let (kind, value) = a?;
@@ -267,10 +267,8 @@ impl TableDump {
                 rule::HANDLE => handle = be_u64(value, "rule handle")?,
                 rule::EXPRESSIONS => {
                     for e in Attrs::new(value) {
-                        let (kind, value) = e?;
-                        if kind == list::ELEM {
-                            exprs.push(expr::decode(value)?);
-                        }
+                        let (_, value) = e?;
+                        exprs.push(expr::decode(value)?);
                     }
                 }
                 _ => {}

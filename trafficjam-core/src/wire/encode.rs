@@ -4,7 +4,7 @@
 use std::net::IpAddr;
 
 use ipnet::IpNet;
-use netlink_packet_core::{NLM_F_APPEND, NLM_F_CREATE};
+use netlink_packet_core::{DefaultNla, Emitable, NLA_F_NESTED, NLM_F_APPEND, NLM_F_CREATE};
 use netlink_packet_netfilter::nftables::{
     ChainAttribute, ChainMessage, DataAttribute, Hook as NlHook, HookNumber, InetHookNumber,
     ListAttribute, NfTablesMessage, RuleAttribute, RuleMessage, SetAttribute, SetElementAttribute,
@@ -21,31 +21,36 @@ use crate::model::{Chain, Family, Rule, Set, Table, Verdict};
 /// hold any number of such messages.
 pub const ELEMENTS_PER_MESSAGE: usize = 1024;
 
-/// Push the messages that create `table` and everything in it. The table is
-/// created with `NLM_F_CREATE` only (no `NLM_F_EXCL`), so the message also
-/// succeeds when the table exists; callers that want a fresh table delete it
-/// first in the same batch.
+/// Push the messages that create `table` and everything in it. The table
+/// message succeeds when the table exists; callers that want a fresh table
+/// delete it first in the same batch.
 pub fn create_table(batch: &mut Batch, table: &Table) {
+    // nft's order for a table block: the table, its chains, each set with
+    // its elements, then the rules (which may refer to the sets).
     create_table_only(batch, table);
+    for chain in &table.chains {
+        create_chain(batch, table, chain);
+    }
     for (i, set) in table.sets.iter().enumerate() {
         let set_id = set_id(i);
         create_set(batch, table, set, set_id);
         add_elements(batch, table, set, &set.elements, Some(set_id));
     }
     for chain in &table.chains {
-        create_chain(batch, table, chain);
         for (index, rule) in chain.rules.iter().enumerate() {
             add_rule(batch, table, chain, index, rule);
         }
     }
 }
 
-/// Push only the NEWTABLE message for `table` (no sets, no chains).
+/// Push only the NEWTABLE message for `table` (no sets, no chains). Like
+/// nft's `add table`, it carries neither `NLM_F_CREATE` nor `NLM_F_EXCL`:
+/// the kernel creates a missing table and leaves an existing one be.
 pub fn create_table_only(batch: &mut Batch, table: &Table) {
     batch.push(
         table.family,
         NfTablesMessage::NewTable(table_message(table)),
-        NLM_F_CREATE,
+        0,
         ObjectRef::Table {
             family: table.family,
             name: table.name.clone(),
@@ -110,7 +115,11 @@ fn push_elements(
             attributes.push(SetElementList::SetId(id));
         }
         attributes.push(SetElementList::Elements(
-            chunk.iter().map(|(key, end)| element(key, *end)).collect(),
+            chunk
+                .iter()
+                .enumerate()
+                .map(|(i, (key, end))| element(i, key, *end))
+                .collect(),
         ));
         let message = SetElementMessage { attributes };
         let object = ObjectRef::SetElements {
@@ -137,13 +146,19 @@ fn push_elements(
     }
 }
 
-fn element(key: &[u8], interval_end: bool) -> ListAttribute<SetElementAttribute> {
+/// The `index`-th element of an element list. libnftnl gives each nested
+/// element the attribute type `index + 1` rather than `NFTA_LIST_ELEM`; the
+/// kernel reads any type, and doing the same keeps the bytes equal to nft's.
+fn element(index: usize, key: &[u8], interval_end: bool) -> ListAttribute<SetElementAttribute> {
     let mut attrs = Vec::with_capacity(2);
     if interval_end {
         attrs.push(SetElementAttribute::Flags(SetElementFlags::IntervalEnd));
     }
     attrs.push(SetElementAttribute::Key(DataAttribute::Value(key.to_vec())));
-    ListAttribute::Element(attrs)
+    let mut value = vec![0; attrs.as_slice().buffer_len()];
+    attrs.as_slice().emit(&mut value);
+    let kind = u16::try_from(index + 1).unwrap_or(u16::MAX) | NLA_F_NESTED;
+    ListAttribute::Other(DefaultNla::new(kind, value))
 }
 
 /// The keys the kernel's interval sets expect for a list of prefixes: each
@@ -190,6 +205,11 @@ pub(crate) fn addr_bytes(ip: IpAddr) -> Vec<u8> {
         IpAddr::V4(v4) => v4.octets().to_vec(),
         IpAddr::V6(v6) => v6.octets().to_vec(),
     }
+}
+
+/// The id [`create_table`] gives the set called `name` of `table`.
+fn table_set_id(table: &Table, name: &str) -> Option<u32> {
+    table.sets.iter().position(|s| s.name == name).map(set_id)
 }
 
 /// Transaction-local id of the i-th set of a table, as nft numbers them.
@@ -272,7 +292,12 @@ pub fn add_rule(batch: &mut Batch, table: &Table, chain: &Chain, index: usize, r
     let attributes = vec![
         RuleAttribute::Table(table.name.clone()),
         RuleAttribute::Chain(chain.name.clone()),
-        RuleAttribute::Expressions(rule.exprs.iter().map(expr::encode).collect()),
+        RuleAttribute::Expressions(
+            rule.exprs
+                .iter()
+                .map(|e| expr::encode(e, |name| table_set_id(table, name)))
+                .collect(),
+        ),
     ];
     batch.push(
         table.family,

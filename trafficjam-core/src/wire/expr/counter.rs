@@ -12,12 +12,18 @@ const NFTA_COUNTER_BYTES: u16 = 1;
 const NFTA_COUNTER_PACKETS: u16 = 2;
 
 pub(super) fn encode(packets: u64, bytes: u64) -> Expressions {
-    Expressions::Other {
-        expression_type: "counter".to_string(),
-        attributes: vec![
+    // A new counter starts at zero: like nft, send no values for it.
+    let attributes = if packets == 0 && bytes == 0 {
+        vec![]
+    } else {
+        vec![
             DefaultNla::new(NFTA_COUNTER_BYTES, bytes.to_be_bytes().to_vec()),
             DefaultNla::new(NFTA_COUNTER_PACKETS, packets.to_be_bytes().to_vec()),
-        ],
+        ]
+    };
+    Expressions::Other {
+        expression_type: "counter".to_string(),
+        attributes,
     }
 }
 

@@ -14,9 +14,10 @@ const NFTA_CT_KEY: u16 = 2;
 pub(super) fn encode(key: CtKey, dreg: Register) -> Expressions {
     Expressions::Other {
         expression_type: "ct".to_string(),
+        // Key before register, as nft sends them.
         attributes: vec![
-            DefaultNla::new(NFTA_CT_DREG, dreg.number().to_be_bytes().to_vec()),
             DefaultNla::new(NFTA_CT_KEY, key.number().to_be_bytes().to_vec()),
+            DefaultNla::new(NFTA_CT_DREG, dreg.number().to_be_bytes().to_vec()),
         ],
     }
 }

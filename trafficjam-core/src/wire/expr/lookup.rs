@@ -10,11 +10,18 @@ use crate::wire::DecodeError;
 /// `NFT_LOOKUP_F_INV`
 const F_INV: u32 = 1;
 
-pub(super) fn encode(set: &str, sreg: Register, invert: bool) -> Expressions {
+/// `set_id` is the transaction-local id of the set when it is created in
+/// the same batch. The kernel resolves the set by name first, so the id only
+/// matters for a set created in the same batch; nft always sends it.
+pub(super) fn encode(set: &str, sreg: Register, invert: bool, set_id: Option<u32>) -> Expressions {
+    // Register, name, id: nft's order.
     let mut attrs = vec![
-        Lookup::Set(set.to_string()),
         Lookup::SourceRegister(to_nl(sreg)),
+        Lookup::Set(set.to_string()),
     ];
+    if let Some(id) = set_id {
+        attrs.push(Lookup::SetId(id));
+    }
     if invert {
         attrs.push(Lookup::Flags(F_INV));
     }

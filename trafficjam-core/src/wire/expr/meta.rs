@@ -8,9 +8,10 @@ use crate::wire::nla::{be_u32, Attrs};
 use crate::wire::DecodeError;
 
 pub(super) fn encode(key: MetaKey, dreg: Register) -> Expressions {
+    // Key before register, as nft sends them.
     Expressions::Meta(vec![
-        Meta::DestinationRegister(to_nl(dreg)),
         Meta::Key(NlMetaKey::from(key.number())),
+        Meta::DestinationRegister(to_nl(dreg)),
     ])
 }
 

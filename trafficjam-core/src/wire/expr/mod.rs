@@ -23,7 +23,11 @@ use super::DecodeError;
 use crate::model::{Expr, Register};
 
 /// Encode one expression as the `NFTA_LIST_ELEM` nft puts in a rule.
-pub(crate) fn encode(expr: &Expr) -> ListAttribute<ExpressionAttribute> {
+/// `set_id` gives the transaction-local id of a set by name.
+pub(crate) fn encode(
+    expr: &Expr,
+    set_id: impl Fn(&str) -> Option<u32>,
+) -> ListAttribute<ExpressionAttribute> {
     let data = match expr {
         Expr::Payload {
             base,
@@ -35,7 +39,7 @@ pub(crate) fn encode(expr: &Expr) -> ListAttribute<ExpressionAttribute> {
         Expr::Bitwise(b) => bitwise::encode(b),
         Expr::Meta { key, dreg } => meta::encode(*key, *dreg),
         Expr::Ct { key, dreg } => ct::encode(*key, *dreg),
-        Expr::Lookup { set, sreg, invert } => lookup::encode(set, *sreg, *invert),
+        Expr::Lookup { set, sreg, invert } => lookup::encode(set, *sreg, *invert, set_id(set)),
         Expr::Verdict(v) => immediate::encode(v),
         Expr::Counter { packets, bytes } => counter::encode(*packets, *bytes),
         Expr::Unknown { name } => Expressions::Other {
