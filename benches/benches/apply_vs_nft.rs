@@ -7,7 +7,8 @@
 //!    rule.
 //!
 //! Each sample starts from an empty namespace (teardown is not timed). All
-//! three run under `ip netns exec`, so process start-up costs the same.
+//! three are plain child processes of the benchmark, which runs inside a
+//! namespace of its own, so process start-up costs the same for each.
 //! Needs root. Build the release binary first (`scripts/bench.sh` does).
 
 use std::path::PathBuf;
@@ -20,27 +21,34 @@ const SUBNET4: &str = "10.77.1.0/24";
 const SUBNET6: &str = "fd77:1::/64";
 const PROXY4: &str = "10.77.1.10";
 const PROXY6: &str = "fd77:1::10";
-const RUNS: usize = 30;
+const RUNS: usize = 100;
 
+/// The binary users run: the static musl build (`TRAFFICJAM_BIN` to
+/// measure another one).
 fn trafficjam_bin() -> PathBuf {
     let path = std::env::var_os("TRAFFICJAM_BIN").map_or_else(
-        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/release/trafficjam"),
+        || {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("../target/x86_64-unknown-linux-musl/release/trafficjam")
+        },
         PathBuf::from,
     );
     assert!(
         path.exists(),
-        "{} not found: run `cargo build --release -p trafficjam-cli` (or scripts/bench.sh)",
+        "{} not found: run scripts/bench.sh, which builds the static release binary",
         path.display()
     );
     path
 }
 
-fn run(ns: &Netns, args: &[&str]) {
-    let out = Command::new("ip")
-        .args(["netns", "exec", ns.name()])
-        .args(args)
+/// Run a command in the benchmark's namespace. The benchmark process moved
+/// itself into that namespace at start, so children inherit it and no
+/// wrapper process (`ip netns exec`) is timed.
+fn run(_ns: &Netns, args: &[&str]) {
+    let out = Command::new(args[0])
+        .args(&args[1..])
         .output()
-        .expect("spawn ip netns exec");
+        .expect("spawn");
     assert!(
         out.status.success(),
         "{args:?} failed: {}",
@@ -84,10 +92,17 @@ fn iptables_sequence() -> Vec<Vec<String>> {
     cmds
 }
 
+/// Move the calling (main) thread into `ns`; processes it spawns start there.
+fn enter(ns: &Netns) {
+    let file = std::fs::File::open(ns.path()).expect("open namespace");
+    nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
+}
+
 fn main() {
     let bin = trafficjam_bin();
     let bin = bin.to_str().expect("utf-8 path");
     let ns = Netns::new("tjbenchp").expect("create a network namespace (run as root)");
+    enter(&ns);
     let policy = [
         "--subnet",
         SUBNET4,
@@ -134,8 +149,17 @@ fn main() {
         },
     );
 
+    // The floor: starting the binary and doing nothing.
+    let mut start = time_with_setup(RUNS, || (), || run(&ns, &[bin, "--version"]));
+
     let (tj, nft, ipt) = (median(&mut tj), median(&mut nft), median(&mut ipt));
+    let start = median(&mut start);
     println!("install one dual-stack policy (median of {RUNS} runs, whole processes):");
+    println!("  binary: {bin}");
+    println!(
+        "  trafficjam --version       {:>9.0} µs  (process start floor)",
+        us(start)
+    );
     println!("  trafficjam apply           {:>9.0} µs", us(tj));
     println!("  nft -f (same ruleset)      {:>9.0} µs", us(nft));
     println!(

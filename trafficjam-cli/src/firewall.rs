@@ -6,7 +6,7 @@ use std::path::Path;
 use trafficjam_core::model::{Family, Table};
 use trafficjam_core::wire::{encode, plan, Batch, Change};
 use trafficjam_core::{is_trafficjam_table, Ruleset};
-use trafficjam_netlink::{list_tables, read_table, NetfilterSocket};
+use trafficjam_netlink::{list_tables, read_for_update, read_table, NetfilterSocket};
 
 use crate::error::CliError;
 
@@ -43,19 +43,36 @@ impl Firewall {
     }
 
     /// Make the kernel enforce `ruleset`, in one transaction. Returns what
-    /// changed for each table.
+    /// changed for each table. The transaction carries the generation the
+    /// state was read at; if another program changed the ruleset in between,
+    /// the kernel refuses it and the state is read again.
     pub fn apply(&mut self, ruleset: &Ruleset) -> Result<Vec<(Table, Change)>, CliError> {
-        let mut batch = Batch::new(self.first_seq());
-        let mut changes = Vec::new();
-        for table in &ruleset.tables {
-            let actual = self.read_table(table.family, &table.name)?;
-            let change = plan(&mut batch, table, actual.as_ref());
-            changes.push((table.clone(), change));
+        const ATTEMPTS: usize = 5;
+        let names: Vec<(Family, &str)> = ruleset
+            .tables
+            .iter()
+            .map(|t| (t.family, t.name.as_str()))
+            .collect();
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let (genid, actual) = read_for_update(&mut self.socket, &names)?;
+            let mut batch = Batch::with_generation(self.first_seq(), genid);
+            let changes: Vec<(Table, Change)> = ruleset
+                .tables
+                .iter()
+                .zip(&actual)
+                .map(|(t, a)| (t.clone(), plan(&mut batch, t, a.as_ref())))
+                .collect();
+            if batch.is_empty() {
+                return Ok(changes);
+            }
+            match self.socket.send(&batch.finish()) {
+                Ok(()) => return Ok(changes),
+                Err(e) if e.is_generation_changed() && attempt < ATTEMPTS => continue,
+                Err(e) => return Err(e.into()),
+            }
         }
-        if !batch.is_empty() {
-            self.socket.send(&batch.finish())?;
-        }
-        Ok(changes)
     }
 
     /// Delete the given tables in one transaction.

@@ -9,6 +9,11 @@ use clap::Parser;
 
 use cli::{Cli, Command};
 
+/// See Cargo.toml: musl's own allocator unmaps eagerly.
+#[cfg(target_env = "musl")]
+#[global_allocator]
+static ALLOCATOR: dlmalloc::GlobalDlmalloc = dlmalloc::GlobalDlmalloc;
+
 fn main() {
     let cli = Cli::parse();
     let result = match &cli.command {

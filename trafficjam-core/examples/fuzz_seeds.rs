@@ -11,7 +11,11 @@ use trafficjam_core::wire::{encode, Batch};
 use trafficjam_core::{InstanceId, Policy};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let dir = PathBuf::from(std::env::args().nth(1).unwrap_or_else(|| "fuzz/seeds".into()));
+    let dir = PathBuf::from(
+        std::env::args()
+            .nth(1)
+            .unwrap_or_else(|| "fuzz/seeds".into()),
+    );
     let policy = Policy::new(
         InstanceId::default(),
         ["10.77.1.0/24".parse()?, "fd77:1::/64".parse()?],

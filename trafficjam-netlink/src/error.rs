@@ -68,6 +68,12 @@ impl NetlinkError {
         }
     }
 
+    /// True when a batch built with a generation id was refused because the
+    /// ruleset changed since it was read (`ERESTART`): read again, retry.
+    pub fn is_generation_changed(&self) -> bool {
+        matches!(self, NetlinkError::Transaction(t) if t.failures.iter().any(|f| f.errno == libc::ERESTART))
+    }
+
     /// True when the kernel said the object does not exist (ENOENT).
     pub fn is_not_found(&self) -> bool {
         matches!(self, NetlinkError::Kernel { errno: ENOENT, .. })

@@ -17,7 +17,7 @@ mod table;
 pub use consistent::consistent;
 pub use error::{Failure, NetlinkError, TransactionError};
 pub use socket::NetfilterSocket;
-pub use table::{list_tables, read_table};
+pub use table::{generation, list_tables, read_for_update, read_table};
 
 /// Entry points for the fuzzer: the parser of the kernel's answers.
 #[doc(hidden)]

@@ -5,7 +5,7 @@ use std::os::fd::AsFd;
 use std::path::Path;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use netlink_sys::{protocols::NETLINK_NETFILTER, Socket, SocketAddr};
+use netlink_sys::{protocols::NETLINK_NETFILTER, Socket};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::socket::{setsockopt, sockopt};
 use trafficjam_core::wire::{ObjectRef, Transaction};
@@ -20,12 +20,17 @@ const BUFFER_BYTES: usize = 8 << 20;
 /// How long to wait for the kernel. It processes a batch synchronously
 /// while `sendmsg` runs, so this is only a safety net.
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
+/// The kernel never sends a netlink datagram larger than a page-sized
+/// dump chunk (at most 64 KiB), so this holds any answer whole.
+const RECV_BYTES: usize = 64 * 1024;
 
 /// A `NETLINK_NETFILTER` socket, bound to the network namespace it was
 /// opened in.
 pub struct NetfilterSocket {
     socket: Socket,
     seq: u32,
+    /// Reused for every read: answers come one datagram per message.
+    buf: Vec<u8>,
 }
 
 impl std::fmt::Debug for NetfilterSocket {
@@ -58,7 +63,11 @@ impl NetfilterSocket {
         let seq = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(1, |d| d.as_secs() as u32);
-        Ok(NetfilterSocket { socket, seq })
+        Ok(NetfilterSocket {
+            socket,
+            seq,
+            buf: Vec::with_capacity(RECV_BYTES),
+        })
     }
 
     /// Open a socket inside the network namespace at `netns` (such as
@@ -224,7 +233,13 @@ impl NetfilterSocket {
             .collect())
     }
 
+    /// One datagram, waiting at most `timeout`. Tries a non-blocking read
+    /// first and polls only when nothing is queued: the kernel answers a
+    /// batch while `sendmsg` runs, so the answers are usually already there.
     fn recv(&mut self, timeout: Duration) -> Result<Option<Vec<u8>>, NetlinkError> {
+        if let Some(d) = self.try_recv()? {
+            return Ok(Some(d));
+        }
         let ms = u16::try_from(timeout.as_millis()).unwrap_or(u16::MAX);
         let mut fds = [PollFd::new(self.socket.as_fd(), PollFlags::POLLIN)];
         let ready = poll(&mut fds, PollTimeout::from(ms))
@@ -232,15 +247,31 @@ impl NetfilterSocket {
         if ready == 0 {
             return Ok(None);
         }
-        self.recv_blocking().map(Some)
+        self.try_recv()
     }
 
     fn recv_blocking(&mut self) -> Result<Vec<u8>, NetlinkError> {
-        let (data, _): (Vec<u8>, SocketAddr) = self
+        loop {
+            if let Some(d) = self.recv(Duration::from_secs(3600))? {
+                return Ok(d);
+            }
+        }
+    }
+
+    /// Read one queued datagram without blocking, `None` if none is queued.
+    fn try_recv(&mut self) -> Result<Option<Vec<u8>>, NetlinkError> {
+        self.buf.clear();
+        match self
             .socket
-            .recv_from_full()
-            .map_err(|e| NetlinkError::io("reading the kernel's answer", e))?;
-        Ok(data)
+            .recv(&mut self.buf, libc::MSG_DONTWAIT | libc::MSG_TRUNC)
+        {
+            Ok(n) if n > RECV_BYTES => Err(NetlinkError::Malformed(format!(
+                "a {n}-byte answer did not fit the {RECV_BYTES}-byte buffer"
+            ))),
+            Ok(_) => Ok(Some(self.buf.clone())),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Ok(None),
+            Err(e) => Err(NetlinkError::io("reading the kernel's answer", e)),
+        }
     }
 }
 

@@ -18,6 +18,30 @@ pub fn read_table(
     })
 }
 
+/// The ruleset's current generation id.
+pub fn generation(sock: &mut NetfilterSocket) -> Result<u32, NetlinkError> {
+    sock.request(&request::get_generation())?
+        .iter()
+        .find_map(|m| request::parse_generation(m))
+        .ok_or_else(|| NetlinkError::Malformed("no generation id in the answer".into()))
+}
+
+/// Read tables to compute a change: the generation id first, then each
+/// table. The dumps are not re-checked against a second generation query:
+/// send the change in [`Batch::with_generation`](trafficjam_core::wire::Batch::with_generation)
+/// and the kernel refuses it if anything changed since (then read again).
+pub fn read_for_update(
+    sock: &mut NetfilterSocket,
+    tables: &[(Family, &str)],
+) -> Result<(u32, Vec<Option<Table>>), NetlinkError> {
+    let genid = generation(sock)?;
+    let mut out = Vec::with_capacity(tables.len());
+    for (family, name) in tables {
+        out.push(read_once(sock, *family, name)?);
+    }
+    Ok((genid, out))
+}
+
 /// Every table the kernel has, in every family trafficjam knows.
 pub fn list_tables(sock: &mut NetfilterSocket) -> Result<Vec<TableSummary>, NetlinkError> {
     let mut out = Vec::new();
@@ -45,6 +69,10 @@ fn read_once(
             .try_for_each(|r| dump.add_message(r).map_err(malformed))
     };
     feed(&mut dump, sock.request(&request::dump_tables_of(family))?)?;
+    if !dump.has_table() {
+        // Nothing more to read: the common case of a first install.
+        return dump.finish().map_err(malformed);
+    }
     // Dumps filtered by a table that does not exist (any more) answer
     // ENOENT: that is an empty answer, not a failure.
     feed(

@@ -143,3 +143,27 @@ fn consistent_retries_while_the_generation_moves() {
         "the dump was not retried after the generation moved"
     );
 }
+
+#[test]
+fn batch_read_at_an_old_generation_is_refused() {
+    require_root();
+    let ns = Netns::new("tjnl").unwrap();
+    let mut sock = socket(&ns);
+    let genid = trafficjam_netlink::generation(&mut sock).unwrap();
+    // Someone else changes the ruleset after we read it…
+    let mut b = Batch::new(sock.next_seq(1000));
+    encode::create_table(&mut b, &policy("other").ruleset().tables[0]);
+    sock.send(&b.finish()).unwrap();
+    // …so our change, computed from the old state, must not land.
+    let mut b = Batch::with_generation(sock.next_seq(1000), genid);
+    encode::create_table(&mut b, &policy("ours").ruleset().tables[0]);
+    let err = sock.send(&b.finish()).expect_err("stale generation accepted");
+    assert!(err.is_generation_changed(), "{err}");
+    assert!(!tables(&ns).contains("trafficjam-ours"));
+    // At the current generation it lands.
+    let genid = trafficjam_netlink::generation(&mut sock).unwrap();
+    let mut b = Batch::with_generation(sock.next_seq(1000), genid);
+    encode::create_table(&mut b, &policy("ours").ruleset().tables[0]);
+    sock.send(&b.finish()).unwrap();
+    assert!(tables(&ns).contains("trafficjam-ours"));
+}

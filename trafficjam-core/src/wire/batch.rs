@@ -9,7 +9,7 @@
 use std::fmt;
 
 use netlink_packet_core::{
-    NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_REQUEST,
+    DefaultNla, NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_REQUEST,
 };
 use netlink_packet_netfilter::{
     nftables::NfTablesMessage, none::ControlMessage, NetfilterHeader, NetfilterMessage,
@@ -20,6 +20,10 @@ use crate::model::Family;
 
 /// `NFNL_SUBSYS_NFTABLES`, carried as `res_id` of the batch delimiters.
 const NFNL_SUBSYS_NFTABLES: u16 = 10;
+/// `NFNL_MSG_BATCH_BEGIN`
+const NFNL_MSG_BATCH_BEGIN: u8 = 16;
+/// `NFNL_BATCH_GENID`: attribute of `BATCH_BEGIN`.
+const NFNL_BATCH_GENID: u16 = 1;
 
 /// The object a message of a batch creates, changes or deletes, for error
 /// messages.
@@ -134,12 +138,34 @@ pub struct Batch {
 impl Batch {
     /// A batch whose `BATCH_BEGIN` has sequence number `first_seq`.
     pub fn new(first_seq: u32) -> Batch {
+        Batch::begin(first_seq, ControlMessage::BatchBegin)
+    }
+
+    /// A batch the kernel applies only if the ruleset is still at
+    /// generation `genid` (`NFNL_BATCH_GENID`); otherwise it refuses the
+    /// whole batch with `ERESTART`. This turns "read the state, compute the
+    /// change, send it" into a compare-and-swap: a change made by someone
+    /// else in between is never overwritten blindly.
+    pub fn with_generation(first_seq: u32, genid: u32) -> Batch {
+        Batch::begin(
+            first_seq,
+            ControlMessage::Other {
+                message_type: NFNL_MSG_BATCH_BEGIN,
+                attributes: vec![DefaultNla::new(
+                    NFNL_BATCH_GENID,
+                    genid.to_be_bytes().to_vec(),
+                )],
+            },
+        )
+    }
+
+    fn begin(first_seq: u32, begin: ControlMessage) -> Batch {
         let mut batch = Batch {
             bytes: Vec::with_capacity(4096),
             entries: Vec::new(),
             next_seq: first_seq,
         };
-        batch.push_control(ControlMessage::BatchBegin);
+        batch.push_control(begin);
         batch
     }
 

@@ -83,6 +83,11 @@ impl TableDump {
         }
     }
 
+    /// True once the table itself was seen in the dump.
+    pub fn has_table(&self) -> bool {
+        self.found
+    }
+
     /// The set names seen so far: the elements of each must be dumped
     /// separately (`NFT_MSG_GETSETELEM` needs a set name).
     pub fn set_names(&self) -> Vec<String> {
