@@ -157,7 +157,9 @@ fn batch_read_at_an_old_generation_is_refused() {
     // …so our change, computed from the old state, must not land.
     let mut b = Batch::with_generation(sock.next_seq(1000), genid);
     encode::create_table(&mut b, &policy("ours").ruleset().tables[0]);
-    let err = sock.send(&b.finish()).expect_err("stale generation accepted");
+    let err = sock
+        .send(&b.finish())
+        .expect_err("stale generation accepted");
     assert!(err.is_generation_changed(), "{err}");
     assert!(!tables(&ns).contains("trafficjam-ours"));
     // At the current generation it lands.
