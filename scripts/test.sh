@@ -40,7 +40,11 @@ step "cargo clippy"
 cargo clippy --workspace --all-targets -- -D warnings
 
 step "cargo test"
-cargo test --workspace
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+cargo test --workspace 2>&1 | tee "$log"
+passed=$(grep -Eo '^test result: .* ([0-9]+) passed' "$log" | grep -Eo '[0-9]+ passed' | awk '{s+=$1} END {print s+0}')
+failed=$(grep -Eo '; ([0-9]+) failed' "$log" | grep -Eo '[0-9]+' | awk '{s+=$1} END {print s+0}')
 
 step "fuzz every kernel-bytes decoder (bounded)"
 scripts/fuzz.sh "${FUZZ_SECONDS:-20}"
@@ -50,3 +54,4 @@ cargo package -p trafficjam-core --allow-dirty --quiet
 
 echo
 echo "scripts/test.sh: all checks passed"
+echo "tests: $passed passed, $failed failed"
