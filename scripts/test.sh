@@ -17,7 +17,7 @@ fi
 step() { printf '\n=== %s\n' "$*"; }
 
 step "install system packages"
-packages=(nftables iproute2 iputils-ping util-linux kmod)
+packages=(nftables iproute2 iputils-ping util-linux kmod busybox-static tar)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -32,6 +32,14 @@ fi
 step "install Rust components"
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
 rustup target add x86_64-unknown-linux-musl
+
+step "static release binary (the Docker tests build the FROM-scratch image from it)"
+cargo build --release --target x86_64-unknown-linux-musl -p trafficjam-cli
+# glibc's ldd says "statically linked" (or "not a dynamic executable").
+if ! ldd target/x86_64-unknown-linux-musl/release/trafficjam 2>&1 | grep -Eq "statically linked|not a dynamic executable"; then
+    echo "scripts/test.sh: the release binary is dynamically linked" >&2
+    exit 1
+fi
 
 step "cargo fmt --check"
 cargo fmt --all -- --check

@@ -6,6 +6,7 @@
 //! also when a test panics. The host's own interfaces and ruleset are never
 //! touched.
 
+pub mod docker;
 pub mod listener;
 pub mod matrix;
 mod netns;

@@ -10,11 +10,14 @@ use nix::sched::{setns, CloneFlags};
 
 static NEXT: AtomicU32 = AtomicU32::new(0);
 
-/// A network namespace created with `ip netns add`, removed on drop (also
-/// when the test panics).
+/// A network namespace: one created with `ip netns add` and removed on
+/// drop (also when the test panics), or an existing one attached by path
+/// (a container's `/proc/PID/ns/net`), which is left alone.
 #[derive(Debug)]
 pub struct Netns {
     name: String,
+    /// Set for attached namespaces: their path, and they are not ours.
+    attached: Option<PathBuf>,
 }
 
 impl Netns {
@@ -24,9 +27,21 @@ impl Netns {
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
         let name = format!("{prefix}-{}-{n}", std::process::id());
         run("ip", &["netns", "add", &name])?;
-        let ns = Netns { name };
+        let ns = Netns {
+            name,
+            attached: None,
+        };
         ns.ip(&["link", "set", "lo", "up"])?;
         Ok(ns)
+    }
+
+    /// Use an existing namespace, e.g. a container's `/proc/PID/ns/net`.
+    /// It is not deleted on drop.
+    pub fn attach(label: &str, path: impl Into<PathBuf>) -> Netns {
+        Netns {
+            name: label.to_string(),
+            attached: Some(path.into()),
+        }
     }
 
     /// The namespace's name.
@@ -34,9 +49,13 @@ impl Netns {
         &self.name
     }
 
-    /// `/run/netns/<name>`, what `trafficjam --netns` takes.
+    /// `/run/netns/<name>` (or the attached path), what `trafficjam
+    /// --netns` takes.
     pub fn path(&self) -> PathBuf {
-        Path::new("/run/netns").join(&self.name)
+        match &self.attached {
+            Some(p) => p.clone(),
+            None => Path::new("/run/netns").join(&self.name),
+        }
     }
 
     /// Run `ip -n <ns> ARGS`, failing on a non-zero exit.
@@ -49,10 +68,17 @@ impl Netns {
     /// Run a program inside the namespace (`ip netns exec`), returning its
     /// output whatever its exit status.
     pub fn exec(&self, program: &str, args: &[&str]) -> io::Result<Output> {
-        Command::new("ip")
-            .args(["netns", "exec", &self.name, program])
-            .args(args)
-            .output()
+        match &self.attached {
+            None => Command::new("ip")
+                .args(["netns", "exec", &self.name, program])
+                .args(args)
+                .output(),
+            Some(path) => Command::new("nsenter")
+                .arg(format!("--net={}", path.display()))
+                .arg(program)
+                .args(args)
+                .output(),
+        }
     }
 
     /// Set a sysctl inside the namespace.

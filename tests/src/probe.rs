@@ -15,6 +15,8 @@ pub enum Proto {
     Udp,
     /// An ICMP (or ICMPv6) echo request and reply, with `ping`.
     Icmp,
+    /// A TCP handshake on another port (e.g. a port Docker publishes).
+    TcpPort(u16),
 }
 
 impl std::fmt::Display for Proto {
@@ -23,13 +25,19 @@ impl std::fmt::Display for Proto {
             Proto::Tcp => "tcp",
             Proto::Udp => "udp",
             Proto::Icmp => "icmp",
+            Proto::TcpPort(p) => return write!(f, "tcp/{p}"),
         })
     }
 }
 
 /// Does a TCP handshake from `ns` to `to` complete within `timeout`?
 pub fn tcp_connect(ns: &Netns, to: IpAddr, timeout: Duration) -> bool {
-    ns.run(move || TcpStream::connect_timeout(&SocketAddr::new(to, TCP_PORT), timeout).is_ok())
+    tcp_connect_port(ns, to, TCP_PORT, timeout)
+}
+
+/// Does a TCP handshake from `ns` to `to:port` complete within `timeout`?
+pub fn tcp_connect_port(ns: &Netns, to: IpAddr, port: u16, timeout: Duration) -> bool {
+    ns.run(move || TcpStream::connect_timeout(&SocketAddr::new(to, port), timeout).is_ok())
         .unwrap_or(false)
 }
 
@@ -67,5 +75,6 @@ pub fn probe(ns: &Netns, to: IpAddr, proto: Proto, timeout: Duration) -> bool {
         Proto::Tcp => tcp_connect(ns, to, timeout),
         Proto::Udp => udp_roundtrip(ns, to, timeout),
         Proto::Icmp => ping(ns, to),
+        Proto::TcpPort(port) => tcp_connect_port(ns, to, port, timeout),
     }
 }

@@ -4,7 +4,7 @@
 use std::net::IpAddr;
 use std::path::PathBuf;
 
-use clap::{builder::FalseyValueParser, Args, Parser, Subcommand};
+use clap::{builder::FalseyValueParser, ArgGroup, Args, Parser, Subcommand};
 use ipnet::IpNet;
 
 /// trafficjam keeps the containers of a network from opening connections to
@@ -14,6 +14,8 @@ use ipnet::IpNet;
 #[derive(Debug, Parser)]
 #[command(name = "trafficjam", version, about, long_about = None)]
 #[command(after_help = "Examples:\n  \
+  trafficjam run   --network traefik_public --whitelist-filter ancestor=traefik:latest\n  \
+  trafficjam apply --network traefik_public --whitelist-filter label=role=proxy\n  \
   trafficjam plan  --subnet 172.23.0.0/16 --whitelist-ip 172.23.0.2\n  \
   trafficjam apply --subnet 172.23.0.0/16 --subnet fd00:23::/64 --whitelist-ip 172.23.0.2 --whitelist-ip fd00:23::2\n  \
   trafficjam status --json\n  \
@@ -32,6 +34,10 @@ pub enum Command {
     Apply(PolicyArgs),
     /// Print the rules `apply` would install, as nft text; touches nothing.
     Plan(PolicyArgs),
+    /// Daemon: apply, then follow Docker's events and re-apply within
+    /// milliseconds of a change; rules stay when it stops (SIGTERM/SIGINT),
+    /// SIGUSR1 removes them and exits.
+    Run(RunArgs),
     /// Remove what trafficjam installed (one instance, or all), nothing else.
     Clear(ClearArgs),
     /// Show what the kernel enforces now (read back from the kernel).
@@ -47,32 +53,60 @@ pub struct Target {
     pub netns: Option<PathBuf>,
 }
 
-/// The policy options shared by `apply` and `plan`.
+/// Where the policy comes from: Docker (`--network`), or the command line
+/// (`--subnet`, for any bridge, no Docker needed). Exactly one of the two.
 #[derive(Debug, Args)]
+#[command(group(ArgGroup::new("source").required(true).args(["subnets", "networks"])))]
 pub struct PolicyArgs {
+    /// Docker network to isolate (name or id); repeat for several (`run`
+    /// only; `apply` and `plan` accept several too). Env: NETWORK
+    /// (comma-separated).
+    #[arg(long = "network", value_name = "NAME", env = "NETWORK", value_delimiter = ',', conflicts_with_all = ["subnets", "whitelist"])]
+    pub networks: Vec<String>,
+    /// Docker filter selecting the whitelisted containers (your proxy), as
+    /// in `docker ps --filter`: ancestor=traefik:latest, label=KEY=VALUE,
+    /// name=traefik, id=…; repeat to OR several. Env: WHITELIST_FILTER.
+    #[arg(
+        long = "whitelist-filter",
+        value_name = "FILTER",
+        env = "WHITELIST_FILTER",
+        requires = "networks"
+    )]
+    pub whitelist_filters: Vec<String>,
     /// A managed subnet (IPv4 or IPv6 CIDR); repeat for several.
-    #[arg(long = "subnet", value_name = "CIDR", required = true)]
+    #[arg(long = "subnet", value_name = "CIDR")]
     pub subnets: Vec<IpNet>,
     /// A whitelisted address (the proxy's address on the managed network);
     /// repeat for several. Without any, no container may open connections
     /// inside the subnets.
-    #[arg(long = "whitelist-ip", value_name = "IP")]
+    #[arg(long = "whitelist-ip", value_name = "IP", requires = "subnets")]
     pub whitelist: Vec<IpAddr>,
     /// Let containers open connections to the host (its addresses and
     /// published ports). Off by default: a compromised container should not
     /// reach the host.
     #[arg(long, env = "ALLOW_HOST_TRAFFIC", value_parser = FalseyValueParser::new(), default_value_t = false, num_args = 0, default_missing_value = "true")]
     pub allow_host_traffic: bool,
-    /// Instance name: independent instances own independent rules.
-    #[arg(
-        long,
-        env = "INSTANCE_ID",
-        default_value = "default",
-        value_name = "ID"
-    )]
-    pub instance: String,
+    /// Instance name: independent instances own independent rules. Default:
+    /// `default` with --subnet; the network's name with --network.
+    #[arg(long, env = "INSTANCE_ID", value_name = "ID")]
+    pub instance: Option<String>,
     #[command(flatten)]
     pub target: Target,
+}
+
+/// Options of `run`: the policy options plus the daemon's own.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub policy: PolicyArgs,
+    /// Re-check Docker (or, in static mode, the kernel) every this many
+    /// seconds, in case an event was missed. Docker events, not this
+    /// interval, are how changes are noticed.
+    #[arg(long, env = "POLL_INTERVAL", default_value_t = 60, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub poll_interval: u64,
+    /// Log every event and every kernel transaction. Env: DEBUG.
+    #[arg(short, long, env = "DEBUG", value_parser = FalseyValueParser::new(), default_value_t = false, num_args = 0, default_missing_value = "true")]
+    pub verbose: bool,
 }
 
 /// Options of `clear`.
@@ -84,9 +118,13 @@ pub struct ClearArgs {
         env = "INSTANCE_ID",
         default_value = "default",
         value_name = "ID",
-        conflicts_with = "all"
+        conflicts_with_all = ["all", "network"]
     )]
     pub instance: String,
+    /// Remove the rules of the instance managing this Docker network (as
+    /// `apply --network NAME` named it).
+    #[arg(long, value_name = "NAME", conflicts_with = "all")]
+    pub network: Option<String>,
     /// Remove the rules of every trafficjam instance.
     #[arg(long)]
     pub all: bool,

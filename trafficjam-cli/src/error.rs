@@ -21,6 +21,9 @@ pub enum CliError {
     /// The kernel's answer could not be decoded.
     #[error("could not read the kernel's answer: {0}")]
     Decode(#[from] DecodeError),
+    /// Docker could not tell what to enforce.
+    #[error(transparent)]
+    Docker(#[from] crate::docker::DockerError),
     /// Writing JSON failed.
     #[error("could not write JSON: {0}")]
     Json(#[from] serde_json::Error),
@@ -32,6 +35,7 @@ impl CliError {
     pub fn exit_code(&self) -> i32 {
         match self {
             CliError::Policy(_) | CliError::NoNamespace(_) => 2,
+            CliError::Docker(e) if e.is_bad_input() => 2,
             _ => 1,
         }
     }

@@ -2,8 +2,10 @@
 
 mod cli;
 mod commands;
+mod docker;
 mod error;
 mod firewall;
+mod log;
 
 use clap::Parser;
 
@@ -19,6 +21,7 @@ fn main() {
     let result = match &cli.command {
         Command::Apply(args) => commands::apply::run(args),
         Command::Plan(args) => commands::plan::run(args),
+        Command::Run(args) => commands::run::run(args),
         Command::Clear(args) => commands::clear::run(args),
         Command::Status(args) => commands::status::run(args),
     };

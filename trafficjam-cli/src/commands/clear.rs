@@ -9,10 +9,10 @@ use crate::firewall::Firewall;
 /// Delete the instance's tables (or every trafficjam table) in one
 /// transaction. Clearing what is not there is not an error.
 pub fn run(args: &ClearArgs) -> Result<(), CliError> {
-    let instance = if args.all {
-        None
-    } else {
-        Some(InstanceId::new(&args.instance)?)
+    let instance = match (&args.network, args.all) {
+        (_, true) => None,
+        (Some(network), false) => Some(super::instance_for(None, network, false)?),
+        (None, false) => Some(InstanceId::new(&args.instance)?),
     };
     let mut fw = Firewall::open(args.target.netns.as_deref())?;
     let tables: Vec<_> = fw

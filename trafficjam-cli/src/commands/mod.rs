@@ -1,22 +1,123 @@
-//! One module per command.
+//! One module per command, and what they share: turning the options into
+//! policies, from the command line or from Docker.
 
 pub mod apply;
 pub mod clear;
 pub mod plan;
+pub mod run;
 pub mod status;
 
 use trafficjam_core::{InstanceId, Policy};
 
 use crate::cli::PolicyArgs;
+use crate::docker::{discover::parse_filters, Discovery, DockerClient};
 use crate::error::CliError;
 
-/// The validated policy of `apply`/`plan` arguments.
-pub fn policy(args: &PolicyArgs) -> Result<Policy, CliError> {
-    let instance = InstanceId::new(&args.instance)?;
+/// The validated policy of static-mode (`--subnet`) arguments.
+pub fn static_policy(args: &PolicyArgs) -> Result<Policy, CliError> {
+    let instance = InstanceId::new(args.instance.as_deref().unwrap_or("default"))?;
     Ok(Policy::new(
         instance,
         args.subnets.iter().copied(),
         args.whitelist.iter().copied(),
         args.allow_host_traffic,
     )?)
+}
+
+/// The instance owning a Docker network's rules: `--instance` when one
+/// network is managed, `<instance>-<network>` when several are, and the
+/// network's name (made a valid id) when no instance is given.
+pub fn instance_for(
+    explicit: Option<&str>,
+    network: &str,
+    several: bool,
+) -> Result<InstanceId, CliError> {
+    let id = match (explicit, several) {
+        (Some(i), false) => i.to_string(),
+        (Some(i), true) => format!("{i}-{}", sanitize(network)),
+        (None, _) => sanitize(network),
+    };
+    let id: String = id.chars().take(InstanceId::MAX_LEN).collect();
+    Ok(InstanceId::new(&id)?)
+}
+
+fn sanitize(name: &str) -> String {
+    let s: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if s.starts_with(|c: char| c.is_ascii_alphanumeric()) {
+        s
+    } else {
+        format!("n{s}")
+    }
+}
+
+/// One Docker network's discovery and the policy that isolates it.
+pub struct DockerPolicy {
+    /// What Docker reported.
+    pub discovery: Discovery,
+    /// The policy built from it.
+    pub policy: Policy,
+}
+
+/// Discover every `--network` and build its policy.
+pub async fn docker_policies(
+    client: &DockerClient,
+    args: &PolicyArgs,
+) -> Result<Vec<DockerPolicy>, CliError> {
+    let filters = parse_filters(&args.whitelist_filters)?;
+    let several = args.networks.len() > 1;
+    let mut out = Vec::new();
+    for network in &args.networks {
+        let discovery = client.discover(network, &filters).await?;
+        let instance = instance_for(args.instance.as_deref(), network, several)?;
+        let policy = discovery.policy(instance, args.allow_host_traffic)?;
+        out.push(DockerPolicy { discovery, policy });
+    }
+    Ok(out)
+}
+
+/// A current-thread runtime for the Docker API calls.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a current-thread tokio runtime can always be built")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn instances_for_networks_are_valid_and_distinct() {
+        assert_eq!(
+            instance_for(None, "traefik_public", false)
+                .unwrap()
+                .as_str(),
+            "traefik_public"
+        );
+        assert_eq!(
+            instance_for(None, "my.net", false).unwrap().as_str(),
+            "my_net"
+        );
+        assert_eq!(instance_for(None, "_x", false).unwrap().as_str(), "n_x");
+        assert_eq!(
+            instance_for(Some("tj"), "web", false).unwrap().as_str(),
+            "tj"
+        );
+        assert_eq!(
+            instance_for(Some("tj"), "web", true).unwrap().as_str(),
+            "tj-web"
+        );
+        let long = "a".repeat(64);
+        assert_eq!(instance_for(None, &long, false).unwrap().as_str().len(), 32);
+    }
 }

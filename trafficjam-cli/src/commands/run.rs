@@ -1,0 +1,408 @@
+//! `trafficjam run`: the daemon.
+//!
+//! It applies at start, then follows Docker's event stream and re-applies
+//! within milliseconds of a relevant event; `--poll-interval` is a safety
+//! net, not the mechanism. Docker going away never removes rules: the last
+//! ones stay (fail closed) while it reconnects with backoff. SIGTERM and
+//! SIGINT stop it with the rules in place; SIGUSR1 removes them first.
+
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+use bollard::models::{EventMessage, EventMessageTypeEnum};
+use bollard::query_parameters::EventsOptions;
+use futures_util::StreamExt;
+use tokio::signal::unix::{signal, Signal, SignalKind};
+use tokio::time::{sleep, Instant};
+
+use super::apply::{describe, summary};
+use super::{instance_for, runtime, static_policy};
+use crate::cli::RunArgs;
+use crate::docker::{discover::parse_filters, Discovery, DockerClient, DockerError};
+use crate::error::CliError;
+use crate::firewall::Firewall;
+use crate::log::Log;
+use trafficjam_core::wire::Change;
+use trafficjam_core::{InstanceId, Policy};
+
+/// Events arriving within this window are handled by one re-apply: a
+/// `docker compose up` fires dozens at once.
+const DEBOUNCE: Duration = Duration::from_millis(25);
+/// Longest wait between attempts to reach Docker.
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+/// Run the daemon until a signal stops it.
+pub fn run(args: &RunArgs) -> Result<(), CliError> {
+    let log = Log::new(args.verbose);
+    runtime().block_on(async {
+        let mut signals = Signals::new()?;
+        let mut fw = Firewall::open(args.policy.target.netns.as_deref())?;
+        let poll = Duration::from_secs(args.poll_interval);
+        let stop = if args.policy.networks.is_empty() {
+            run_static(args, &mut fw, &mut signals, poll, log).await?
+        } else {
+            run_docker(args, &mut fw, &mut signals, poll, log).await?
+        };
+        finish(stop, &mut fw, &instances(args)?, log)
+    })
+}
+
+/// Why the daemon stopped.
+enum Stop {
+    /// SIGTERM/SIGINT: leave the rules.
+    Keep,
+    /// SIGUSR1: remove them.
+    Clear,
+}
+
+struct Signals {
+    term: Signal,
+    int: Signal,
+    usr1: Signal,
+}
+
+impl Signals {
+    fn new() -> Result<Signals, CliError> {
+        let s = |k| {
+            signal(k).map_err(|e| CliError::Netlink(trafficjam_netlink::NetlinkError::Socket(e)))
+        };
+        Ok(Signals {
+            term: s(SignalKind::terminate())?,
+            int: s(SignalKind::interrupt())?,
+            usr1: s(SignalKind::user_defined1())?,
+        })
+    }
+
+    async fn next(&mut self) -> Stop {
+        tokio::select! {
+            _ = self.term.recv() => Stop::Keep,
+            _ = self.int.recv() => Stop::Keep,
+            _ = self.usr1.recv() => Stop::Clear,
+        }
+    }
+}
+
+/// The instances this daemon owns (for SIGUSR1).
+fn instances(args: &RunArgs) -> Result<Vec<InstanceId>, CliError> {
+    let p = &args.policy;
+    if p.networks.is_empty() {
+        return Ok(vec![static_policy(p)?.instance().clone()]);
+    }
+    p.networks
+        .iter()
+        .map(|n| instance_for(p.instance.as_deref(), n, p.networks.len() > 1))
+        .collect()
+}
+
+fn finish(stop: Stop, fw: &mut Firewall, owned: &[InstanceId], log: Log) -> Result<(), CliError> {
+    match stop {
+        Stop::Keep => {
+            log.info("stopping; the rules stay in place (`trafficjam clear` removes them)");
+        }
+        Stop::Clear => {
+            let names: Vec<String> = owned.iter().map(|i| i.table_name()).collect();
+            let tables: Vec<_> = fw
+                .list_own_tables()?
+                .into_iter()
+                .filter(|(_, n)| names.contains(n))
+                .collect();
+            fw.delete_tables(&tables)?;
+            log.info(&format!(
+                "SIGUSR1: removed {} table(s); exiting",
+                tables.len()
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Apply one policy and log what changed.
+fn enforce(fw: &mut Firewall, policy: &Policy, context: &str, log: Log) -> Result<bool, CliError> {
+    let mut changed = false;
+    for (table, change) in fw.apply(&policy.ruleset())? {
+        let line = format!(
+            "{context}table {} {}: {}; {}",
+            table.family,
+            table.name,
+            describe(&change),
+            summary(policy)
+        );
+        if change == Change::Unchanged {
+            log.debug(&line);
+        } else {
+            changed = true;
+            log.info(&line);
+        }
+    }
+    Ok(changed)
+}
+
+/// Static mode: the policy comes from the command line; re-assert it every
+/// poll interval (someone may have removed it).
+async fn run_static(
+    args: &RunArgs,
+    fw: &mut Firewall,
+    signals: &mut Signals,
+    poll: Duration,
+    log: Log,
+) -> Result<Stop, CliError> {
+    let policy = static_policy(&args.policy)?;
+    enforce(fw, &policy, "", log)?;
+    log.info("enforcing; re-checking the kernel every poll interval");
+    loop {
+        tokio::select! {
+            stop = signals.next() => return Ok(stop),
+            _ = sleep(poll) => {
+                if let Err(e) = enforce(fw, &policy, "", log) {
+                    log.warn(&format!("re-applying failed: {e}"));
+                }
+            }
+        }
+    }
+}
+
+/// What the daemon last enforced for each network.
+#[derive(Default)]
+struct State {
+    applied: HashMap<String, Discovery>,
+    waiting: HashMap<String, String>,
+    /// Containers that died or left a network: never whitelisted again
+    /// until Docker says they started, whatever a racing listing says.
+    revoked: HashSet<String>,
+}
+
+/// Docker mode.
+async fn run_docker(
+    args: &RunArgs,
+    fw: &mut Firewall,
+    signals: &mut Signals,
+    poll: Duration,
+    log: Log,
+) -> Result<Stop, CliError> {
+    // Bad filters are the user's mistake, not Docker's: refuse at once.
+    parse_filters(&args.policy.whitelist_filters)?;
+    instances(args)?;
+    let mut state = State::default();
+    let mut backoff = Duration::from_secs(1);
+    loop {
+        let client = match DockerClient::connect().await {
+            Ok(c) => c,
+            Err(e) => {
+                log.warn(&format!(
+                    "{e}; keeping the current rules, retrying in {}s",
+                    backoff.as_secs()
+                ));
+                tokio::select! {
+                    stop = signals.next() => return Ok(stop),
+                    _ = sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+                continue;
+            }
+        };
+        log.info(&format!("connected to Docker at {}", client.host()));
+        // Subscribe before the first reconcile so no change in between is
+        // missed.
+        let mut filters = HashMap::new();
+        filters.insert(
+            "type".to_string(),
+            vec!["container".into(), "network".into()],
+        );
+        let mut events = client.api().events(Some(EventsOptions {
+            filters: Some(filters),
+            ..Default::default()
+        }));
+        if let Err(e) = reconcile(&client, args, fw, &mut state, log).await {
+            if e.is_unreachable() {
+                log.warn(&format!("{e}; keeping the current rules, reconnecting"));
+                continue;
+            }
+        }
+        backoff = Duration::from_secs(1);
+        let mut pending: Option<Instant> = None;
+        let mut next_poll = Instant::now() + poll;
+        loop {
+            let deadline = pending.unwrap_or(next_poll).min(next_poll);
+            tokio::select! {
+                stop = signals.next() => return Ok(stop),
+                event = events.next() => match event {
+                    Some(Ok(ev)) => {
+                        let action = ev.action.clone().unwrap_or_default();
+                        log.debug(&format!("event {:?} {action}", ev.typ));
+                        if let Some(id) = leaving_container(&ev) {
+                            // Revoke at once, without waiting for the
+                            // debounce: its address may be handed to another
+                            // container as soon as Docker releases it.
+                            state.revoked.insert(id);
+                            revoke(args, fw, &mut state, log);
+                        } else if let Some(id) = starting_container(&ev) {
+                            state.revoked.remove(&id);
+                        }
+                        if relevant(&action) && pending.is_none() {
+                            pending = Some(Instant::now() + DEBOUNCE);
+                        }
+                    }
+                    Some(Err(e)) => {
+                        log.warn(&format!("lost the Docker event stream ({e}); keeping the current rules, reconnecting"));
+                        break;
+                    }
+                    None => {
+                        log.warn("the Docker event stream ended; keeping the current rules, reconnecting");
+                        break;
+                    }
+                },
+                _ = tokio::time::sleep_until(deadline) => {
+                    let polled = Instant::now() >= next_poll;
+                    if polled {
+                        next_poll = Instant::now() + poll;
+                        log.debug("poll interval: re-checking");
+                    }
+                    pending = None;
+                    if let Err(e) = reconcile(&client, args, fw, &mut state, log).await {
+                        if e.is_unreachable() {
+                            log.warn(&format!("{e}; keeping the current rules, reconnecting"));
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        sleep(backoff).await;
+    }
+}
+
+/// The container an event says is stopping or leaving a network.
+fn leaving_container(ev: &EventMessage) -> Option<String> {
+    let action = ev.action.as_deref()?;
+    let actor = ev.actor.as_ref()?;
+    match (ev.typ?, action.split(':').next()?) {
+        (EventMessageTypeEnum::CONTAINER, "die" | "kill" | "stop" | "destroy") => actor.id.clone(),
+        (EventMessageTypeEnum::NETWORK, "disconnect") => {
+            actor.attributes.as_ref()?.get("container").cloned()
+        }
+        _ => None,
+    }
+}
+
+/// The container an event says started (or joined a network).
+fn starting_container(ev: &EventMessage) -> Option<String> {
+    let actor = ev.actor.as_ref()?;
+    match (ev.typ?, ev.action.as_deref()?) {
+        (EventMessageTypeEnum::CONTAINER, "start") => actor.id.clone(),
+        (EventMessageTypeEnum::NETWORK, "connect") => {
+            actor.attributes.as_ref()?.get("container").cloned()
+        }
+        _ => None,
+    }
+}
+
+/// Re-enforce every network without the revoked containers, from what was
+/// last discovered: no Docker round trip, one small transaction.
+fn revoke(args: &RunArgs, fw: &mut Firewall, state: &mut State, log: Log) {
+    let several = args.policy.networks.len() > 1;
+    for (network, applied) in state.applied.clone() {
+        let kept = applied.without(&state.revoked);
+        if kept.whitelist == applied.whitelist {
+            continue;
+        }
+        let Ok(instance) = instance_for(args.policy.instance.as_deref(), &network, several) else {
+            continue;
+        };
+        let Ok(policy) = kept.policy(instance, args.policy.allow_host_traffic) else {
+            continue;
+        };
+        let context = format!("network {}: ", applied.network);
+        match enforce(fw, &policy, &context, log) {
+            Ok(_) => {
+                for c in kept.changes_since(Some(&applied)) {
+                    log.info(&format!("network {}: {c}", applied.network));
+                }
+                state.applied.insert(network, kept);
+            }
+            Err(e) => log.warn(&format!("network {network}: revoking failed: {e}")),
+        }
+    }
+}
+
+/// Events that can change a network's members or subnets.
+fn relevant(action: &str) -> bool {
+    let action = action.split(':').next().unwrap_or(action);
+    matches!(
+        action,
+        "start"
+            | "die"
+            | "stop"
+            | "kill"
+            | "restart"
+            | "connect"
+            | "disconnect"
+            | "create"
+            | "destroy"
+            | "rename"
+            | "update"
+    )
+}
+
+/// Discover every network and enforce its policy. Returns the Docker error
+/// that stopped it, if Docker became unreachable; other errors are logged
+/// and the network keeps its last rules.
+async fn reconcile(
+    client: &DockerClient,
+    args: &RunArgs,
+    fw: &mut Firewall,
+    state: &mut State,
+    log: Log,
+) -> Result<(), DockerError> {
+    let filters = parse_filters(&args.policy.whitelist_filters)?;
+    let several = args.policy.networks.len() > 1;
+    for network in &args.policy.networks {
+        let discovery = match client.discover(network, &filters).await {
+            Ok(d) => d,
+            Err(e) if e.is_unreachable() => return Err(e),
+            Err(e) => {
+                let msg = e.to_string();
+                if state.waiting.get(network) != Some(&msg) {
+                    let what = match e {
+                        DockerError::NetworkNotFound(_) => {
+                            "waiting for it to be created".to_string()
+                        }
+                        _ => "keeping its last rules".to_string(),
+                    };
+                    log.warn(&format!("network {network}: {msg}; {what}"));
+                    state.waiting.insert(network.clone(), msg);
+                }
+                continue;
+            }
+        };
+        state.waiting.remove(network);
+        let discovery = discovery.without(&state.revoked);
+        let instance = match instance_for(args.policy.instance.as_deref(), network, several) {
+            Ok(i) => i,
+            Err(e) => {
+                log.warn(&format!("network {network}: {e}"));
+                continue;
+            }
+        };
+        let policy = match discovery.policy(instance, args.policy.allow_host_traffic) {
+            Ok(p) => p,
+            Err(e) => {
+                log.warn(&format!("network {network}: {e}; keeping its last rules"));
+                continue;
+            }
+        };
+        let changes = discovery.changes_since(state.applied.get(network));
+        let context = format!("network {}: ", discovery.network);
+        match enforce(fw, &policy, &context, log) {
+            Ok(_) => {
+                for c in changes {
+                    log.info(&format!("network {}: {c}", discovery.network));
+                }
+                state.applied.insert(network.clone(), discovery);
+            }
+            Err(e) => log.warn(&format!(
+                "network {network}: applying failed: {e}; will retry"
+            )),
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,294 @@
+//! A network's subnets and whitelisted containers, as Docker reports them.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
+
+use bollard::query_parameters::{InspectNetworkOptions, ListContainersOptions};
+use ipnet::IpNet;
+use trafficjam_core::{InstanceId, Policy, PolicyError};
+
+use super::{DockerClient, DockerError};
+
+/// A whitelisted container and its addresses on the managed network.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Whitelisted {
+    /// Container name (without the leading `/`).
+    pub name: String,
+    /// Container id.
+    pub id: String,
+    /// Its IPv4 and IPv6 addresses on the network.
+    pub addrs: Vec<IpAddr>,
+}
+
+/// What Docker says about one managed network.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Discovery {
+    /// The network's name.
+    pub network: String,
+    /// Its id.
+    pub id: String,
+    /// Every IPAM subnet, IPv4 and IPv6.
+    pub subnets: Vec<IpNet>,
+    /// The Linux bridge behind it.
+    pub bridge: String,
+    /// Running containers on it matching a whitelist filter.
+    pub whitelist: Vec<Whitelisted>,
+}
+
+impl Discovery {
+    /// The policy that isolates this network.
+    pub fn policy(
+        &self,
+        instance: InstanceId,
+        allow_host_traffic: bool,
+    ) -> Result<Policy, PolicyError> {
+        let addrs = self.whitelist.iter().flat_map(|w| w.addrs.iter().copied());
+        Policy::new(instance, self.subnets.clone(), addrs, allow_host_traffic)
+    }
+
+    /// The same discovery without the given containers.
+    pub fn without(&self, ids: &std::collections::HashSet<String>) -> Discovery {
+        let mut d = self.clone();
+        d.whitelist.retain(|w| !ids.contains(&w.id));
+        d
+    }
+
+    /// Human description of what changed since `before`, e.g.
+    /// `whitelisted traefik2 (172.23.0.5); removed traefik (172.23.0.2)`.
+    pub fn changes_since(&self, before: Option<&Discovery>) -> Vec<String> {
+        let describe = |w: &Whitelisted| {
+            let addrs: Vec<String> = w.addrs.iter().map(|a| a.to_string()).collect();
+            format!("{} ({})", w.name, addrs.join(", "))
+        };
+        let Some(before) = before else {
+            let names: Vec<String> = self.whitelist.iter().map(describe).collect();
+            return vec![format!(
+                "subnets {}; whitelisted: {}",
+                join(&self.subnets),
+                if names.is_empty() {
+                    "(none)".to_string()
+                } else {
+                    names.join(", ")
+                }
+            )];
+        };
+        let mut out = Vec::new();
+        if before.subnets != self.subnets {
+            out.push(format!(
+                "subnets {} -> {}",
+                join(&before.subnets),
+                join(&self.subnets)
+            ));
+        }
+        for w in &self.whitelist {
+            if !before.whitelist.contains(w) {
+                out.push(format!("whitelisted {}", describe(w)));
+            }
+        }
+        for w in &before.whitelist {
+            if !self.whitelist.contains(w) {
+                out.push(format!("removed {}", describe(w)));
+            }
+        }
+        out
+    }
+}
+
+fn join<T: std::fmt::Display>(v: &[T]) -> String {
+    v.iter()
+        .map(|x| x.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Split `key=value` filters (Docker's `--filter` syntax) for the API.
+pub fn parse_filters(filters: &[String]) -> Result<Vec<(String, String)>, DockerError> {
+    filters
+        .iter()
+        .map(|f| match f.split_once('=') {
+            Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.to_string())),
+            _ => Err(DockerError::BadFilter(f.clone())),
+        })
+        .collect()
+}
+
+impl DockerClient {
+    /// Ask Docker for `network`'s subnets and for the running containers on
+    /// it that match any of `filters` (each is passed to Docker's own
+    /// container filter; several are OR-ed).
+    pub async fn discover(
+        &self,
+        network: &str,
+        filters: &[(String, String)],
+    ) -> Result<Discovery, DockerError> {
+        let net = self
+            .api()
+            .inspect_network(network, None::<InspectNetworkOptions>)
+            .await
+            .map_err(|e| match e {
+                bollard::errors::Error::DockerResponseServerError {
+                    status_code: 404, ..
+                } => DockerError::NetworkNotFound(network.to_string()),
+                e => DockerError::api(self.host(), "inspecting the network", e),
+            })?;
+        let name = net.name.clone().unwrap_or_else(|| network.to_string());
+        let id = net.id.clone().unwrap_or_default();
+        let driver = net.driver.clone().unwrap_or_default();
+        if driver != "bridge" {
+            return Err(DockerError::UnsupportedDriver { name, driver });
+        }
+        let mut subnets = Vec::new();
+        for cfg in net.ipam.and_then(|i| i.config).unwrap_or_default() {
+            let Some(s) = cfg.subnet else { continue };
+            let parsed = s.parse::<IpNet>().map_err(|e| DockerError::Unexpected {
+                what: format!("the subnets of network {name}"),
+                detail: format!("{s:?}: {e}"),
+            })?;
+            subnets.push(parsed.trunc());
+        }
+        if subnets.is_empty() {
+            return Err(DockerError::NoSubnet(name));
+        }
+        subnets.sort();
+        subnets.dedup();
+        let bridge = net
+            .options
+            .as_ref()
+            .and_then(|o| o.get("com.docker.network.bridge.name").cloned())
+            .unwrap_or_else(|| format!("br-{}", id.get(..12).unwrap_or(&id)));
+
+        // Addresses of every endpoint on the network, by container id.
+        let mut endpoints: HashMap<String, Vec<IpAddr>> = HashMap::new();
+        for (cid, ep) in net.containers.unwrap_or_default() {
+            let addrs = [ep.ipv4_address, ep.ipv6_address]
+                .into_iter()
+                .flatten()
+                .filter(|a| !a.is_empty())
+                .filter_map(|a| a.parse::<IpNet>().ok().map(|n| n.addr()))
+                .collect();
+            endpoints.insert(cid, addrs);
+        }
+
+        let mut whitelist: BTreeMap<String, Whitelisted> = BTreeMap::new();
+        for (key, value) in filters {
+            let mut f = HashMap::new();
+            f.insert(key.clone(), vec![value.clone()]);
+            f.insert("network".to_string(), vec![id.clone()]);
+            let opts = ListContainersOptions {
+                filters: Some(f),
+                ..Default::default()
+            };
+            let found = self
+                .api()
+                .list_containers(Some(opts))
+                .await
+                .map_err(|e| match e {
+                    bollard::errors::Error::DockerResponseServerError {
+                        status_code: 400 | 500,
+                        message,
+                    } => DockerError::FilterRejected {
+                        filter: format!("{key}={value}"),
+                        message,
+                    },
+                    e => DockerError::api(self.host(), "listing whitelisted containers", e),
+                })?;
+            for c in found {
+                let Some(cid) = c.id else { continue };
+                let name = c
+                    .names
+                    .and_then(|n| n.into_iter().next())
+                    .map(|n| n.trim_start_matches('/').to_string())
+                    .unwrap_or_else(|| cid.get(..12).unwrap_or(&cid).to_string());
+                // A container with no address on the network (still
+                // starting, or disconnected since) simply has nothing to
+                // whitelist yet: the next event or poll picks it up.
+                let mut addrs: Vec<IpAddr> = endpoints
+                    .get(&cid)
+                    .cloned()
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter(|a| subnets.iter().any(|s| s.contains(a)))
+                    .collect();
+                addrs.sort();
+                whitelist.insert(
+                    cid.clone(),
+                    Whitelisted {
+                        name,
+                        id: cid,
+                        addrs,
+                    },
+                );
+            }
+        }
+        let mut whitelist: Vec<Whitelisted> = whitelist.into_values().collect();
+        whitelist.sort();
+        Ok(Discovery {
+            network: name,
+            id,
+            subnets,
+            bridge,
+            whitelist,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(white: &[(&str, &[&str])]) -> Discovery {
+        Discovery {
+            network: "web".into(),
+            id: "abc".into(),
+            subnets: vec!["172.23.0.0/16".parse().unwrap()],
+            bridge: "br-abc".into(),
+            whitelist: white
+                .iter()
+                .map(|(n, a)| Whitelisted {
+                    name: n.to_string(),
+                    id: format!("id-{n}"),
+                    addrs: a.iter().map(|x| x.parse().unwrap()).collect(),
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn filters_must_be_key_value() {
+        assert_eq!(
+            parse_filters(&["label=role=proxy".into()]).unwrap(),
+            vec![("label".to_string(), "role=proxy".to_string())]
+        );
+        assert!(matches!(
+            parse_filters(&["traefik".into()]),
+            Err(DockerError::BadFilter(_))
+        ));
+        assert!(parse_filters(&["=x".into()]).is_err());
+    }
+
+    #[test]
+    fn changes_name_containers_and_addresses() {
+        let a = d(&[("traefik", &["172.23.0.2"])]);
+        let b = d(&[("traefik2", &["172.23.0.5"])]);
+        assert_eq!(
+            b.changes_since(Some(&a)),
+            vec![
+                "whitelisted traefik2 (172.23.0.5)".to_string(),
+                "removed traefik (172.23.0.2)".to_string()
+            ]
+        );
+        assert!(a.changes_since(Some(&a)).is_empty());
+        assert_eq!(
+            a.changes_since(None),
+            vec!["subnets 172.23.0.0/16; whitelisted: traefik (172.23.0.2)".to_string()]
+        );
+    }
+
+    #[test]
+    fn container_without_address_whitelists_nothing() {
+        let p = d(&[("starting", &[])])
+            .policy(InstanceId::default(), false)
+            .unwrap();
+        assert!(p.whitelist().is_empty());
+    }
+}

@@ -1,0 +1,259 @@
+//! Docker mode of the CLI and the daemon on the host: bad input is refused
+//! with a clear message and a non-zero exit; the daemon waits for a network
+//! that does not exist yet and keeps retrying while Docker is unreachable.
+
+use std::io::Read;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use trafficjam_testbed::docker::{images, unique, Container, Network, BUSYBOX_IMAGE};
+use trafficjam_testbed::require_root;
+
+fn trafficjam(args: &[&str], env: &[(&str, &str)]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_trafficjam"))
+        .args(args)
+        .envs(env.iter().copied())
+        .output()
+        .expect("run trafficjam")
+}
+
+fn refused(out: &Output, code: i32, needle: &str) {
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(code), "stderr: {err}");
+    assert!(err.contains(needle), "expected {needle:?} in: {err}");
+}
+
+fn has_table(name: &str) -> bool {
+    Command::new("nft")
+        .args(["list", "table", "inet", name])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
+}
+
+/// A daemon child process, stopped on drop; its stderr is collected.
+struct Daemon(Child);
+
+impl Daemon {
+    fn start(args: &[&str], env: &[(&str, &str)]) -> Daemon {
+        let child = Command::new(env!("CARGO_BIN_EXE_trafficjam"))
+            .arg("run")
+            .args(args)
+            .envs(env.iter().copied())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start the daemon");
+        Daemon(child)
+    }
+
+    /// SIGTERM, wait, and return what it logged.
+    fn stop(mut self) -> (Option<i32>, String) {
+        let pid = nix::unistd::Pid::from_raw(self.0.id() as i32);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        let status = self.0.wait().ok().and_then(|s| s.code());
+        let mut log = String::new();
+        if let Some(mut e) = self.0.stderr.take() {
+            let _ = e.read_to_string(&mut log);
+        }
+        (status, log)
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn bad_docker_input_is_refused() {
+    require_root();
+    images().expect("Docker with the test images");
+    let net = Network::create("tjcli", &["172.29.77.0/24"]).unwrap();
+    refused(
+        &trafficjam(
+            &[
+                "apply",
+                "--network",
+                "tj-no-such-network",
+                "--whitelist-filter",
+                "name=x",
+            ],
+            &[],
+        ),
+        2,
+        "does not exist",
+    );
+    refused(
+        &trafficjam(
+            &[
+                "apply",
+                "--network",
+                &net.name,
+                "--whitelist-filter",
+                "bogus=1",
+            ],
+            &[],
+        ),
+        2,
+        "Docker rejected the whitelist filter",
+    );
+    refused(
+        &trafficjam(
+            &[
+                "apply",
+                "--network",
+                &net.name,
+                "--whitelist-filter",
+                "traefik",
+            ],
+            &[],
+        ),
+        2,
+        "key=value",
+    );
+    refused(
+        &trafficjam(
+            &[
+                "apply",
+                "--network",
+                &net.name,
+                "--whitelist-filter",
+                "name=x",
+            ],
+            &[("DOCKER_HOST", "unix:///nonexistent/docker.sock")],
+        ),
+        1,
+        "cannot reach Docker",
+    );
+    // Both modes at once is a usage error.
+    refused(
+        &trafficjam(
+            &["apply", "--network", &net.name, "--subnet", "10.0.0.0/8"],
+            &[],
+        ),
+        2,
+        "cannot be used with",
+    );
+    assert!(
+        !has_table(&format!("trafficjam-{}", net.name)),
+        "a refused apply changed the kernel"
+    );
+}
+
+#[test]
+fn apply_and_plan_read_the_network_from_docker() {
+    require_root();
+    images().expect("Docker with the test images");
+    let net = Network::create("tjapply", &["172.29.78.0/24", "fd29:78::/64"]).unwrap();
+    let label = unique("proxy");
+    let proxy = Container::run(
+        "tjpx",
+        &[
+            "--network",
+            &net.name,
+            "--label",
+            &format!("tj.test={label}"),
+        ],
+        BUSYBOX_IMAGE,
+        &[],
+    )
+    .unwrap();
+    let (v4, v6) = proxy.addrs(&net.name).unwrap();
+    let filter = format!("label=tj.test={label}");
+    // The old tool's environment variables work as defaults.
+    let env = [
+        ("NETWORK", net.name.as_str()),
+        ("WHITELIST_FILTER", filter.as_str()),
+    ];
+    let plan = trafficjam(&["plan"], &env);
+    let text = String::from_utf8_lossy(&plan.stdout);
+    assert!(plan.status.success(), "{plan:?}");
+    assert!(
+        text.contains("172.29.78.0/24") && text.contains("fd29:78::/64"),
+        "{text}"
+    );
+    assert!(text.contains(&v4) && text.contains(&v6.unwrap()), "{text}");
+    let table = format!("trafficjam-{}", net.name);
+    assert!(!has_table(&table), "plan touched the kernel");
+    let out = trafficjam(&["apply"], &env);
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains(&proxy.name),
+        "apply should say who is whitelisted: {text}"
+    );
+    assert!(has_table(&table));
+    let out = trafficjam(&["clear", "--network", &net.name], &[]);
+    assert!(out.status.success(), "{out:?}");
+    assert!(!has_table(&table));
+}
+
+#[test]
+fn daemon_waits_for_the_network_then_enforces_it() {
+    require_root();
+    images().expect("Docker with the test images");
+    let name = unique("tjlater");
+    let label = unique("proxy");
+    let filter = format!("label=tj.test={label}");
+    let daemon = Daemon::start(&["--network", &name, "--whitelist-filter", &filter], &[]);
+    std::thread::sleep(Duration::from_millis(500));
+    // The network appears, with a proxy on it.
+    let out = Command::new("docker")
+        .args(["network", "create", "--subnet", "172.29.79.0/24", &name])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let net = NetworkGuard(name.clone());
+    let _proxy = Container::run(
+        "tjpx",
+        &["--network", &name, "--label", &format!("tj.test={label}")],
+        BUSYBOX_IMAGE,
+        &[],
+    )
+    .unwrap();
+    let table = format!("trafficjam-{name}");
+    let start = Instant::now();
+    while !has_table(&table) {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the daemon never enforced the new network"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let (code, log) = daemon.stop();
+    assert_eq!(code, Some(0), "{log}");
+    assert!(log.contains("waiting for it to be created"), "{log}");
+    assert!(log.contains("rules stay in place"), "{log}");
+    assert!(has_table(&table), "SIGTERM removed the rules");
+    let out = trafficjam(&["clear", "--network", &name], &[]);
+    assert!(out.status.success(), "{out:?}");
+    drop(net);
+}
+
+struct NetworkGuard(String);
+impl Drop for NetworkGuard {
+    fn drop(&mut self) {
+        let _ = Command::new("docker")
+            .args(["network", "rm", &self.0])
+            .output();
+    }
+}
+
+#[test]
+fn daemon_keeps_retrying_while_docker_is_unreachable() {
+    require_root();
+    let daemon = Daemon::start(
+        &["--network", "anything", "--whitelist-filter", "name=x"],
+        &[("DOCKER_HOST", "unix:///nonexistent/docker.sock")],
+    );
+    std::thread::sleep(Duration::from_millis(2500));
+    let (code, log) = daemon.stop();
+    assert_eq!(code, Some(0), "the daemon died instead of waiting: {log}");
+    assert!(log.contains("cannot reach Docker"), "{log}");
+    assert!(
+        log.matches("retrying in").count() >= 2,
+        "no backoff retries: {log}"
+    );
+}
