@@ -257,3 +257,137 @@ fn daemon_keeps_retrying_while_docker_is_unreachable() {
         "no backoff retries: {log}"
     );
 }
+
+/// A TCP front for the Docker socket, like a socket proxy: lets a test use
+/// `DOCKER_HOST=tcp://…` and make Docker "go away" by stopping it.
+struct SocketProxy {
+    port: u16,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl SocketProxy {
+    fn start(port: u16) -> SocketProxy {
+        use std::net::TcpListener;
+        use std::os::unix::net::UnixStream;
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let listener = TcpListener::bind(("127.0.0.1", port)).expect("bind the socket proxy");
+        listener.set_nonblocking(true).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut conns = Vec::new();
+            while !flag.load(Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok((tcp, _)) => {
+                        tcp.set_nonblocking(false).unwrap();
+                        let unix = UnixStream::connect("/var/run/docker.sock").unwrap();
+                        let (mut t1, mut u1) =
+                            (tcp.try_clone().unwrap(), unix.try_clone().unwrap());
+                        let (mut t2, mut u2) = (tcp, unix);
+                        std::thread::spawn(move || {
+                            let _ = std::io::copy(&mut t1, &mut u1);
+                            let _ = u1.shutdown(std::net::Shutdown::Both);
+                        });
+                        let t3 = t2.try_clone().unwrap();
+                        std::thread::spawn(move || {
+                            let _ = std::io::copy(&mut u2, &mut t2);
+                            let _ = t2.shutdown(std::net::Shutdown::Both);
+                        });
+                        conns.push(t3);
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(5)),
+                }
+            }
+            // Docker "goes away": cut every open connection.
+            for c in conns {
+                let _ = c.shutdown(std::net::Shutdown::Both);
+            }
+        });
+        SocketProxy {
+            port,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    fn host(&self) -> String {
+        format!("tcp://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for SocketProxy {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+#[test]
+fn docker_over_tcp_going_away_keeps_the_rules_and_reconnects() {
+    require_root();
+    images().expect("Docker with the test images");
+    let net = Network::create("tjtcp", &["172.29.80.0/24"]).unwrap();
+    let (a, b) = (unique("pa"), unique("pb"));
+    // Two filters, OR-ed: each matches one proxy.
+    let pa = Container::run(
+        "tjpa",
+        &["--network", &net.name, "--label", &format!("tj.a={a}")],
+        BUSYBOX_IMAGE,
+        &[],
+    )
+    .unwrap();
+    let pb = Container::run(
+        "tjpb",
+        &["--network", &net.name, "--label", &format!("tj.b={b}")],
+        BUSYBOX_IMAGE,
+        &[],
+    )
+    .unwrap();
+    let proxy = SocketProxy::start(0);
+    let host = proxy.host();
+    let (fa, fb) = (format!("label=tj.a={a}"), format!("label=tj.b={b}"));
+    let daemon = Daemon::start(
+        &[
+            "--network",
+            &net.name,
+            "--whitelist-filter",
+            &fa,
+            "--whitelist-filter",
+            &fb,
+        ],
+        &[("DOCKER_HOST", host.as_str())],
+    );
+    let table = format!("trafficjam-{}", net.name);
+    let start = Instant::now();
+    while !has_table(&table) {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "no table over DOCKER_HOST=tcp://"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // Docker goes away (the proxy stops): the rules stay.
+    let port = proxy.port;
+    drop(proxy);
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(has_table(&table), "losing Docker removed the rules");
+    // Docker comes back on the same address: the daemon reconnects.
+    let _proxy = SocketProxy::start(port);
+    std::thread::sleep(Duration::from_millis(2500));
+    let (code, log) = daemon.stop();
+    assert_eq!(code, Some(0), "{log}");
+    for c in [&pa, &pb] {
+        assert!(log.contains(&c.name), "{} not whitelisted: {log}", c.name);
+    }
+    assert!(log.contains("keeping the current rules"), "{log}");
+    assert!(
+        log.matches("connected to Docker").count() >= 2,
+        "never reconnected: {log}"
+    );
+    let out = trafficjam(&["clear", "--network", &net.name], &[]);
+    assert!(out.status.success(), "{out:?}");
+}
