@@ -132,6 +132,14 @@ pub struct Network {
 }
 
 impl Network {
+    /// Take ownership of a network the test created itself by other means
+    /// (it is removed on drop like any other).
+    pub fn adopt(name: &str) -> Network {
+        Network {
+            name: name.to_string(),
+        }
+    }
+
     /// `docker network create` with these subnets (IPv6 enabled when one
     /// is IPv6).
     pub fn create(prefix: &str, subnets: &[&str]) -> io::Result<Network> {
@@ -151,6 +159,19 @@ impl Network {
 
 impl Drop for Network {
     fn drop(&mut self) {
+        // The network is the test's own, so are the endpoints still on it
+        // (a container dropped later, after a failure): detach them first.
+        if let Ok(ids) = docker(&[
+            "network",
+            "inspect",
+            &self.name,
+            "--format",
+            "{{range $id, $c := .Containers}}{{$id}} {{end}}",
+        ]) {
+            for id in ids.split_whitespace() {
+                let _ = docker_output(&["network", "disconnect", "-f", &self.name, id]);
+            }
+        }
         let _ = docker_output(&["network", "rm", &self.name]);
     }
 }

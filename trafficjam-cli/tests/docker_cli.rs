@@ -205,7 +205,7 @@ fn daemon_waits_for_the_network_then_enforces_it() {
         .output()
         .unwrap();
     assert!(out.status.success(), "{out:?}");
-    let net = NetworkGuard(name.clone());
+    let _net = Network::adopt(&name);
     let _proxy = Container::run(
         "tjpx",
         &["--network", &name, "--label", &format!("tj.test={label}")],
@@ -229,16 +229,6 @@ fn daemon_waits_for_the_network_then_enforces_it() {
     assert!(has_table(&table), "SIGTERM removed the rules");
     let out = trafficjam(&["clear", "--network", &name], &[]);
     assert!(out.status.success(), "{out:?}");
-    drop(net);
-}
-
-struct NetworkGuard(String);
-impl Drop for NetworkGuard {
-    fn drop(&mut self) {
-        let _ = Command::new("docker")
-            .args(["network", "rm", &self.0])
-            .output();
-    }
 }
 
 #[test]

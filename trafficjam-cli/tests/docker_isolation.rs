@@ -44,13 +44,14 @@ fn wait_until(what: &str, limit: Duration, mut f: impl FnMut() -> bool) -> Durat
     start.elapsed()
 }
 
+/// Fields drop in declaration order: containers before their networks.
 struct Scene {
-    public: Network,
-    _private: Network,
     proxy: Container,
     b1: Container,
     b2: Container,
     other: Container,
+    public: Network,
+    _private: Network,
     label: String,
     port1: u16,
     port2: u16,
