@@ -284,3 +284,22 @@ impl Drop for HostAddress {
             .output();
     }
 }
+
+/// Removes a trafficjam table of the test's from the host's ruleset when
+/// dropped, if a failure left it there. Only that table is touched.
+pub struct TableGuard(String);
+
+impl TableGuard {
+    /// Guard `inet NAME`.
+    pub fn inet(name: &str) -> TableGuard {
+        TableGuard(name.to_string())
+    }
+}
+
+impl Drop for TableGuard {
+    fn drop(&mut self) {
+        let _ = Command::new("nft")
+            .args(["delete", "table", "inet", &self.0])
+            .output();
+    }
+}

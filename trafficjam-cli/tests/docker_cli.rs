@@ -6,7 +6,7 @@ use std::io::Read;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use trafficjam_testbed::docker::{images, unique, Container, Network, BUSYBOX_IMAGE};
+use trafficjam_testbed::docker::{images, unique, Container, Network, TableGuard, BUSYBOX_IMAGE};
 use trafficjam_testbed::require_root;
 
 fn trafficjam(args: &[&str], env: &[(&str, &str)]) -> Output {
@@ -176,6 +176,7 @@ fn apply_and_plan_read_the_network_from_docker() {
     );
     assert!(text.contains(&v4) && text.contains(&v6.unwrap()), "{text}");
     let table = format!("trafficjam-{}", net.name);
+    let _guard = TableGuard::inet(&table);
     assert!(!has_table(&table), "plan touched the kernel");
     let out = trafficjam(&["apply"], &env);
     assert!(out.status.success(), "{out:?}");
@@ -197,6 +198,7 @@ fn daemon_waits_for_the_network_then_enforces_it() {
     let name = unique("tjlater");
     let label = unique("proxy");
     let filter = format!("label=tj.test={label}");
+    let _guard = TableGuard::inet(&format!("trafficjam-{name}"));
     let daemon = Daemon::start(&["--network", &name, "--whitelist-filter", &filter], &[]);
     std::thread::sleep(Duration::from_millis(500));
     // The network appears, with a proxy on it.
@@ -340,6 +342,7 @@ fn docker_over_tcp_going_away_keeps_the_rules_and_reconnects() {
     let proxy = SocketProxy::start(0);
     let host = proxy.host();
     let (fa, fb) = (format!("label=tj.a={a}"), format!("label=tj.b={b}"));
+    let _guard = TableGuard::inet(&format!("trafficjam-{}", net.name));
     let daemon = Daemon::start(
         &[
             "--network",

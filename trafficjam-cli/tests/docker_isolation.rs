@@ -12,7 +12,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use trafficjam_testbed::docker::{
-    docker, images, unique, Container, HostAddress, Network, BUSYBOX_IMAGE, TRAFFICJAM_IMAGE,
+    docker, images, unique, Container, HostAddress, Network, TableGuard, BUSYBOX_IMAGE,
+    TRAFFICJAM_IMAGE,
 };
 use trafficjam_testbed::probe::{tcp_connect, Proto};
 use trafficjam_testbed::{assert_matrix, matrix, require_root, Flow, Listener, Netns};
@@ -44,7 +45,8 @@ fn wait_until(what: &str, limit: Duration, mut f: impl FnMut() -> bool) -> Durat
     start.elapsed()
 }
 
-/// Fields drop in declaration order: containers before their networks.
+/// Fields drop in declaration order: the table guard after every
+/// trafficjam container is gone, containers before their networks.
 struct Scene {
     proxy: Container,
     b1: Container,
@@ -278,6 +280,7 @@ impl Probes {
 #[test]
 fn docker_acceptance_matrix_reaction_and_clear() {
     let s = Scene::build();
+    let _table = TableGuard::inet(&s.instance());
     let probes = Probes::start(&s);
     // Positive control: before trafficjam, every flow works.
     probes.check(
