@@ -7,4 +7,5 @@ use trafficjam_core::wire::request;
 fuzz_target!(|data: &[u8]| {
     let _ = request::parse_table_summary(data);
     let _ = request::parse_generation(data);
+    let _ = request::notification_table(data);
 });

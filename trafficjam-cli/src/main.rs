@@ -6,6 +6,7 @@ mod docker;
 mod error;
 mod firewall;
 mod log;
+mod watch;
 
 use clap::Parser;
 

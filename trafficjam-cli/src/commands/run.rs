@@ -22,6 +22,8 @@ use crate::docker::{discover::parse_filters, Discovery, DockerClient, DockerErro
 use crate::error::CliError;
 use crate::firewall::Firewall;
 use crate::log::Log;
+use crate::watch::{watch, Touched};
+use tokio::sync::mpsc::UnboundedReceiver;
 use trafficjam_core::wire::Change;
 use trafficjam_core::{InstanceId, Policy};
 
@@ -147,11 +149,16 @@ async fn run_static(
     log: Log,
 ) -> Result<Stop, CliError> {
     let policy = static_policy(&args.policy)?;
+    let mut touched = watch_ours(args, log)?;
     enforce(fw, &policy, "", log)?;
-    log.info("enforcing; re-checking the kernel every poll interval");
+    log.info("enforcing; restoring the rules whenever they are changed from outside");
     loop {
         tokio::select! {
             stop = signals.next() => return Ok(stop),
+            Some(seen) = touched.recv() => {
+                while touched.try_recv().is_ok() {}
+                reassert(fw, std::slice::from_ref(&policy), seen, log);
+            }
             _ = sleep(poll) => {
                 if let Err(e) = enforce(fw, &policy, "", log) {
                     log.warn(&format!("re-applying failed: {e}"));
@@ -182,6 +189,7 @@ async fn run_docker(
     // Bad filters are the user's mistake, not Docker's: refuse at once.
     parse_filters(&args.policy.whitelist_filters)?;
     instances(args)?;
+    let mut touched = watch_ours(args, log)?;
     let mut state = State::default();
     let mut backoff = Duration::from_secs(1);
     loop {
@@ -225,6 +233,11 @@ async fn run_docker(
             let deadline = pending.unwrap_or(next_poll).min(next_poll);
             tokio::select! {
                 stop = signals.next() => return Ok(stop),
+                Some(seen) = touched.recv() => {
+                    while touched.try_recv().is_ok() {}
+                    let policies = applied_policies(args, &state);
+                    reassert(fw, &policies, seen, log);
+                }
                 event = events.next() => match event {
                     Some(Ok(ev)) => {
                         let action = ev.action.clone().unwrap_or_default();
@@ -268,6 +281,48 @@ async fn run_docker(
             }
         }
         sleep(backoff).await;
+    }
+}
+
+/// Watch the kernel for changes to the tables this daemon owns.
+fn watch_ours(args: &RunArgs, log: Log) -> Result<UnboundedReceiver<Touched>, CliError> {
+    let ours = instances(args)?.iter().map(|i| i.table_name()).collect();
+    Ok(watch(args.policy.target.netns.clone(), ours, log)?)
+}
+
+/// The policies last enforced for every network.
+fn applied_policies(args: &RunArgs, state: &State) -> Vec<Policy> {
+    let several = args.policy.networks.len() > 1;
+    state
+        .applied
+        .iter()
+        .filter_map(|(network, d)| {
+            let instance = instance_for(args.policy.instance.as_deref(), network, several).ok()?;
+            d.policy(instance, args.policy.allow_host_traffic).ok()
+        })
+        .collect()
+}
+
+/// Someone changed one of our tables: put back exactly what was enforced
+/// (one transaction per policy; nothing is sent if the change was ours).
+fn reassert(fw: &mut Firewall, policies: &[Policy], seen: Touched, log: Log) {
+    for policy in policies {
+        match fw.apply(&policy.ruleset()) {
+            Ok(changes) => {
+                for (table, change) in changes {
+                    if change != Change::Unchanged {
+                        log.info(&format!(
+                            "table {} {} was changed from outside; restored ({}) {:.1} ms after the change was seen",
+                            table.family,
+                            table.name,
+                            describe(&change),
+                            seen.elapsed().as_secs_f64() * 1e3
+                        ));
+                    }
+                }
+            }
+            Err(e) => log.warn(&format!("restoring the rules failed: {e}; will retry")),
+        }
     }
 }
 

@@ -9,6 +9,7 @@ pub mod msg {
     pub const NEWRULE: u8 = 6;
     pub const NEWSET: u8 = 9;
     pub const NEWSETELEM: u8 = 12;
+    pub const DELSETELEM: u8 = 14;
     pub const NEWGEN: u8 = 15;
 }
 

@@ -139,3 +139,21 @@ pub fn parse_table_summary(bytes: &[u8]) -> Result<Option<TableSummary>, DecodeE
         comment,
     }))
 }
+
+/// The table an nf_tables change notification (from the
+/// `NFNLGRP_NFTABLES` multicast group) is about: every object message
+/// carries its table's name as attribute 1 (`NFTA_TABLE_NAME`,
+/// `NFTA_CHAIN_TABLE`, `NFTA_RULE_TABLE`, `NFTA_SET_TABLE`,
+/// `NFTA_SET_ELEM_LIST_TABLE`). `None` for other messages (such as the
+/// `NEWGEN` closing each transaction) and for malformed ones.
+pub fn notification_table(bytes: &[u8]) -> Option<(Family, String)> {
+    let (family, m) = parse(bytes).ok()??;
+    if m.kind > msg::DELSETELEM {
+        return None;
+    }
+    Attrs::new(m.attrs)
+        .map_while(Result::ok)
+        .find(|(kind, _)| *kind == 1)
+        .and_then(|(_, v)| crate::wire::nla::string(v, "table name").ok())
+        .map(|name| (family, name))
+}

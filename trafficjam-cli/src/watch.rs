@@ -1,0 +1,57 @@
+//! Watching the kernel's nf_tables change notifications, so that when
+//! anyone deletes or alters trafficjam's tables (`nft delete table`,
+//! `nft flush ruleset`, a firewall reload) the daemon restores them at once.
+//!
+//! The socket is blocking and lives on its own thread; each notification
+//! about one of our tables becomes a message on a tokio channel. Changes to
+//! other tables are ignored: trafficjam never fights other tools.
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
+use trafficjam_core::wire::request::notification_table;
+use trafficjam_netlink::NetfilterSocket;
+
+use crate::log::Log;
+
+/// `NFNLGRP_NFTABLES`: the multicast group of ruleset changes.
+const NFNLGRP_NFTABLES: u32 = 7;
+
+/// A change to one of our tables was seen at this instant.
+pub type Touched = Instant;
+
+/// Start watching; the receiver yields an instant per notification that
+/// concerns a table in `ours` (or when notifications were lost, since then
+/// anything may have changed).
+pub fn watch(
+    netns: Option<PathBuf>,
+    ours: HashSet<String>,
+    log: Log,
+) -> Result<UnboundedReceiver<Touched>, trafficjam_netlink::NetlinkError> {
+    let mut socket = NetfilterSocket::open_in(netns.as_deref())?;
+    socket.join_group(NFNLGRP_NFTABLES)?;
+    let (tx, rx) = unbounded_channel();
+    std::thread::spawn(move || loop {
+        match socket.recv_messages(None) {
+            Ok(messages) => {
+                let hit = messages
+                    .iter()
+                    .any(|m| notification_table(m).is_some_and(|(_, name)| ours.contains(&name)));
+                if hit && tx.send(Instant::now()).is_err() {
+                    return;
+                }
+            }
+            Err(e) => {
+                // ENOBUFS: notifications were dropped under a burst. We
+                // cannot know what changed, so check.
+                log.debug(&format!("ruleset notifications: {e}"));
+                if tx.send(Instant::now()).is_err() {
+                    return;
+                }
+            }
+        }
+    });
+    Ok(rx)
+}

@@ -1,0 +1,155 @@
+//! Tampering: while `trafficjam run` runs (static mode, no Docker), anyone
+//! deleting or altering its table gets it restored in one transaction,
+//! within milliseconds; changes to other tables are left alone.
+
+use std::io::Read;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use trafficjam_testbed::probe::tcp_connect;
+use trafficjam_testbed::{addr, ip, Testbed};
+
+struct Daemon(Child);
+
+impl Daemon {
+    fn stop(mut self) -> String {
+        let pid = nix::unistd::Pid::from_raw(self.0.id() as i32);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        let _ = self.0.wait();
+        let mut log = String::new();
+        if let Some(mut e) = self.0.stderr.take() {
+            let _ = e.read_to_string(&mut log);
+        }
+        log
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn nft(bed: &Testbed, args: &[&str]) -> String {
+    let out = bed.nft(args).expect("run nft");
+    assert!(out.status.success(), "nft {args:?}: {out:?}");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Our table is there and complete (its last drop rule is present).
+fn intact(bed: &Testbed) -> bool {
+    bed.nft(&["list", "table", "inet", "trafficjam-default"])
+        .map(|o| {
+            let t = String::from_utf8_lossy(&o.stdout);
+            o.status.success()
+                && t.contains("ip6 saddr @subnets6 counter")
+                && t.contains("elements = { 10.77.1.10 }")
+        })
+        .unwrap_or(false)
+}
+
+fn time_to_restore(bed: &Testbed) -> Duration {
+    let start = Instant::now();
+    while !intact(bed) {
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "the rules were not restored"
+        );
+    }
+    start.elapsed()
+}
+
+#[test]
+fn tampering_is_repaired_and_other_tables_are_left_alone() {
+    let bed = Testbed::build().expect("build the test bed");
+    let _listeners = bed.listen().expect("listeners");
+    let netns = bed.host.path();
+    let daemon = Daemon(
+        Command::new(env!("CARGO_BIN_EXE_trafficjam"))
+            .args(["run", "--netns"])
+            .arg(&netns)
+            .args(["--subnet", addr::MANAGED4, "--subnet", addr::MANAGED6])
+            .args([
+                "--whitelist-ip",
+                addr::PROXY4,
+                "--whitelist-ip",
+                addr::PROXY6,
+            ])
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start the daemon"),
+    );
+    let start = Instant::now();
+    while !intact(&bed) {
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "daemon never applied"
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+
+    let mut times = Vec::new();
+    let tampers: [&[&str]; 5] = [
+        &["delete", "table", "inet", "trafficjam-default"],
+        &["flush", "ruleset"],
+        &["flush", "chain", "inet", "trafficjam-default", "forward"],
+        &[
+            "delete",
+            "element",
+            "inet",
+            "trafficjam-default",
+            "whitelist4",
+            "{ 10.77.1.10 }",
+        ],
+        &["delete", "chain", "inet", "trafficjam-default", "input"],
+    ];
+    for t in tampers {
+        nft(&bed, t);
+        let took = time_to_restore(&bed);
+        println!("nft {}: restored after {took:?}", t.join(" "));
+        times.push(took);
+        // Isolation holds again.
+        assert!(!tcp_connect(
+            &bed.backend1,
+            ip(addr::B2_4),
+            Duration::from_millis(300)
+        ));
+        assert!(tcp_connect(
+            &bed.proxy,
+            ip(addr::B2_6),
+            Duration::from_secs(2)
+        ));
+    }
+    times.sort();
+    let worst = *times.last().unwrap();
+    assert!(
+        worst < Duration::from_millis(100),
+        "restoring took {worst:?}"
+    );
+
+    // Other tools' tables: created, changed, deleted; ours is not touched.
+    let before = nft(&bed, &["-a", "list", "table", "inet", "trafficjam-default"]);
+    nft(&bed, &["add", "table", "inet", "other"]);
+    nft(&bed, &["add", "chain", "inet", "other", "c"]);
+    nft(&bed, &["add", "rule", "inet", "other", "c", "counter"]);
+    nft(&bed, &["delete", "table", "inet", "other"]);
+    std::thread::sleep(Duration::from_millis(200));
+    let after = nft(&bed, &["-a", "list", "table", "inet", "trafficjam-default"]);
+    assert_eq!(
+        before, after,
+        "changes to another table made trafficjam rewrite its own"
+    );
+    let log = daemon.stop();
+    println!("{log}");
+    assert_eq!(
+        log.matches("changed from outside; restored").count(),
+        5,
+        "expected one restore per tampering: {log}"
+    );
+    println!(
+        "restore times: min {:?}, median {:?}, max {worst:?}",
+        times[0],
+        times[times.len() / 2]
+    );
+}
