@@ -15,6 +15,9 @@ use crate::Netns;
 pub const TCP_PORT: u16 = 8080;
 /// The UDP port every listener uses.
 pub const UDP_PORT: u16 = 8081;
+/// A TCP port where connections stay open and every byte is echoed back
+/// (for tests of established connections).
+pub const ECHO_PORT: u16 = 8082;
 
 /// Sources of the connections and datagrams that arrived.
 #[derive(Debug, Default, Clone)]
@@ -48,12 +51,14 @@ fn readable(fd: impl AsFd) -> bool {
 impl Listener {
     /// Start listening inside `ns`.
     pub fn start(ns: &Netns) -> io::Result<Listener> {
-        let (tcp, udp) = ns.run(|| -> io::Result<(TcpListener, UdpSocket)> {
-            // A large backlog so a burst of handshakes is never dropped.
-            let tcp = bind_tcp()?;
-            let udp = UdpSocket::bind(("::", UDP_PORT))?;
-            Ok((tcp, udp))
-        })??;
+        let (tcp, udp, echo) =
+            ns.run(|| -> io::Result<(TcpListener, UdpSocket, TcpListener)> {
+                // A large backlog so a burst of handshakes is never dropped.
+                let tcp = bind_tcp(TCP_PORT)?;
+                let udp = UdpSocket::bind(("::", UDP_PORT))?;
+                let echo = bind_tcp(ECHO_PORT)?;
+                Ok((tcp, udp, echo))
+            })??;
         let stop = Arc::new(AtomicBool::new(false));
         let arrivals = Arc::new(Mutex::new(Arrivals::default()));
         let mut threads = Vec::new();
@@ -86,6 +91,39 @@ impl Listener {
                 }
             }));
         }
+        {
+            let stop = stop.clone();
+            threads.push(std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    if !readable(&echo) {
+                        continue;
+                    }
+                    if let Ok((mut conn, _)) = echo.accept() {
+                        let stop = stop.clone();
+                        std::thread::spawn(move || {
+                            use std::io::{Read, Write};
+                            let _ =
+                                conn.set_read_timeout(Some(std::time::Duration::from_millis(100)));
+                            let mut buf = [0u8; 512];
+                            while !stop.load(Ordering::Relaxed) {
+                                match conn.read(&mut buf) {
+                                    Ok(0) => return,
+                                    Ok(n) => {
+                                        if conn.write_all(&buf[..n]).is_err() {
+                                            return;
+                                        }
+                                    }
+                                    Err(e)
+                                        if e.kind() == io::ErrorKind::WouldBlock
+                                            || e.kind() == io::ErrorKind::TimedOut => {}
+                                    Err(_) => return,
+                                }
+                            }
+                        });
+                    }
+                }
+            }));
+        }
         Ok(Listener {
             stop,
             arrivals,
@@ -104,7 +142,7 @@ impl Listener {
     }
 }
 
-fn bind_tcp() -> io::Result<TcpListener> {
+fn bind_tcp(port: u16) -> io::Result<TcpListener> {
     use nix::sys::socket::{
         bind, listen, setsockopt, socket, sockopt, AddressFamily, Backlog, SockFlag, SockType,
         SockaddrIn6,
@@ -119,7 +157,7 @@ fn bind_tcp() -> io::Result<TcpListener> {
     setsockopt(&fd, sockopt::Ipv6V6Only, &false)?;
     let addr = SockaddrIn6::from(std::net::SocketAddrV6::new(
         std::net::Ipv6Addr::UNSPECIFIED,
-        TCP_PORT,
+        port,
         0,
         0,
     ));

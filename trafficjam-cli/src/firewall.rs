@@ -5,8 +5,10 @@ use std::path::Path;
 
 use trafficjam_core::model::{Family, Table};
 use trafficjam_core::wire::{encode, plan, Batch, Change};
-use trafficjam_core::{is_trafficjam_table, Ruleset};
-use trafficjam_netlink::{list_tables, read_for_update, read_table, NetfilterSocket};
+use trafficjam_core::{is_trafficjam_table, names, Ruleset};
+use trafficjam_netlink::{
+    cut_connections, list_tables, read_for_update, read_table, NetfilterSocket,
+};
 
 use crate::error::CliError;
 
@@ -68,11 +70,56 @@ impl Firewall {
                 return Ok(changes);
             }
             match self.socket.send(&batch.finish()) {
-                Ok(()) => return Ok(changes),
+                Ok(()) => {
+                    self.cut_revoked(&ruleset.tables, &actual)?;
+                    return Ok(changes);
+                }
                 Err(e) if e.is_generation_changed() && attempt < ATTEMPTS => continue,
                 Err(e) => return Err(e.into()),
             }
         }
+    }
+
+    /// Addresses that just left a whitelist lose the connections they had
+    /// opened into the managed subnets: whoever gets such an address next
+    /// must not be able to ride on them.
+    fn cut_revoked(
+        &mut self,
+        desired: &[Table],
+        actual: &[Option<Table>],
+    ) -> Result<usize, CliError> {
+        let mut revoked = Vec::new();
+        let mut subnets = Vec::new();
+        for (want, have) in desired.iter().zip(actual) {
+            let Some(have) = have else { continue };
+            for name in [names::WHITELIST4, names::WHITELIST6] {
+                let kept = want
+                    .set(name)
+                    .map(|s| s.elements.clone())
+                    .unwrap_or_default();
+                if let Some(old) = have.set(name) {
+                    revoked.extend(
+                        old.elements
+                            .iter()
+                            .filter(|e| !kept.contains(e))
+                            .map(|e| e.addr()),
+                    );
+                }
+            }
+            for name in [names::SUBNETS4, names::SUBNETS6] {
+                subnets.extend(
+                    want.set(name)
+                        .map(|s| s.elements.clone())
+                        .unwrap_or_default(),
+                );
+            }
+        }
+        if revoked.is_empty() {
+            return Ok(0);
+        }
+        Ok(cut_connections(&mut self.socket, |c| {
+            revoked.contains(&c.source) && subnets.iter().any(|s| s.contains(&c.destination))
+        })?)
     }
 
     /// Delete the given tables in one transaction.

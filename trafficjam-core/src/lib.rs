@@ -24,6 +24,7 @@
 #![warn(missing_docs)]
 
 mod compile;
+pub mod conntrack;
 pub mod model;
 mod observe;
 mod policy;

@@ -7,6 +7,7 @@
 //! any network namespace ([`NetfilterSocket::open_in`]).
 #![warn(missing_docs)]
 
+mod conntrack;
 mod consistent;
 mod error;
 mod netns;
@@ -14,6 +15,7 @@ mod reply;
 mod socket;
 mod table;
 
+pub use conntrack::cut_connections;
 pub use consistent::consistent;
 pub use error::{Failure, NetlinkError, TransactionError};
 pub use socket::NetfilterSocket;

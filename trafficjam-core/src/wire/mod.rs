@@ -14,7 +14,7 @@ mod batch;
 mod decode;
 pub mod encode;
 mod expr;
-mod nla;
+pub(crate) mod nla;
 mod plan;
 pub mod request;
 mod udata;
