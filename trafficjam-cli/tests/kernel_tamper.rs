@@ -153,3 +153,69 @@ fn tampering_is_repaired_and_other_tables_are_left_alone() {
         times[times.len() / 2]
     );
 }
+
+fn spawn(bed: &Testbed) -> Daemon {
+    Daemon(
+        Command::new(env!("CARGO_BIN_EXE_trafficjam"))
+            .args(["run", "--netns"])
+            .arg(bed.host.path())
+            .args(["--subnet", addr::MANAGED4, "--subnet", addr::MANAGED6])
+            .args([
+                "--whitelist-ip",
+                addr::PROXY4,
+                "--whitelist-ip",
+                addr::PROXY6,
+            ])
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start the daemon"),
+    )
+}
+
+#[test]
+fn killed_daemon_leaves_rules_and_a_restart_adopts_them() {
+    let bed = Testbed::build().expect("build the test bed");
+    let mut first = spawn(&bed);
+    let start = Instant::now();
+    while !intact(&bed) {
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "daemon never applied"
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let handles = || -> String {
+        nft(&bed, &["-a", "list", "ruleset"])
+            .lines()
+            .filter_map(|l| l.split("# handle").nth(1))
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    let before = handles();
+    // A crash: no chance to clean up.
+    first.0.kill().unwrap();
+    first.0.wait().unwrap();
+    assert!(intact(&bed), "the rules went away with the process");
+    assert!(!tcp_connect(
+        &bed.backend1,
+        ip(addr::B2_4),
+        Duration::from_millis(300)
+    ));
+    // The restart adopts what is there: same objects, nothing duplicated.
+    let second = spawn(&bed);
+    std::thread::sleep(Duration::from_millis(500));
+    let log = second.stop();
+    assert!(
+        log.contains("already enforced") || !log.contains("created"),
+        "{log}"
+    );
+    assert!(
+        !log.contains("replaced"),
+        "the restart rebuilt the table: {log}"
+    );
+    assert_eq!(handles(), before, "objects were re-created");
+    assert_eq!(
+        nft(&bed, &["list", "tables"]).matches("trafficjam").count(),
+        1
+    );
+}
