@@ -3,6 +3,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 
+use bollard::models::{EndpointResource, Ipam, IpamConfig};
 use bollard::query_parameters::{InspectNetworkOptions, ListContainersOptions};
 use ipnet::IpNet;
 use trafficjam_core::{InstanceId, Policy, PolicyError};
@@ -101,6 +102,39 @@ fn join<T: std::fmt::Display>(v: &[T]) -> String {
         .join(", ")
 }
 
+/// Every IPAM subnet of a network, IPv4 and IPv6, normalised. A network
+/// with none cannot be protected: that is an error, never an empty (open)
+/// policy.
+fn subnets_of(name: &str, ipam: Option<Ipam>) -> Result<Vec<IpNet>, DockerError> {
+    let mut subnets = Vec::new();
+    for cfg in ipam.and_then(|i| i.config).unwrap_or_default() {
+        let Some(s) = cfg.subnet.filter(|s| !s.is_empty()) else {
+            continue;
+        };
+        let parsed = s.parse::<IpNet>().map_err(|e| DockerError::Unexpected {
+            what: format!("the subnets of network {name}"),
+            detail: format!("{s:?}: {e}"),
+        })?;
+        subnets.push(parsed.trunc());
+    }
+    if subnets.is_empty() {
+        return Err(DockerError::NoSubnet(name.to_string()));
+    }
+    subnets.sort();
+    subnets.dedup();
+    Ok(subnets)
+}
+
+/// The addresses of an endpoint (`"172.23.0.3/16"`, `"fd00::3/64"`);
+/// missing, empty or unparsable ones are skipped.
+fn endpoint_addrs(ep: &EndpointResource) -> Vec<IpAddr> {
+    [&ep.ipv4_address, &ep.ipv6_address]
+        .into_iter()
+        .flatten()
+        .filter_map(|a| a.parse::<IpNet>().ok().map(|n| n.addr()))
+        .collect()
+}
+
 /// Split `key=value` filters (Docker's `--filter` syntax) for the API.
 pub fn parse_filters(filters: &[String]) -> Result<Vec<(String, String)>, DockerError> {
     filters
@@ -137,20 +171,7 @@ impl DockerClient {
         if driver != "bridge" {
             return Err(DockerError::UnsupportedDriver { name, driver });
         }
-        let mut subnets = Vec::new();
-        for cfg in net.ipam.and_then(|i| i.config).unwrap_or_default() {
-            let Some(s) = cfg.subnet else { continue };
-            let parsed = s.parse::<IpNet>().map_err(|e| DockerError::Unexpected {
-                what: format!("the subnets of network {name}"),
-                detail: format!("{s:?}: {e}"),
-            })?;
-            subnets.push(parsed.trunc());
-        }
-        if subnets.is_empty() {
-            return Err(DockerError::NoSubnet(name));
-        }
-        subnets.sort();
-        subnets.dedup();
+        let subnets = subnets_of(&name, net.ipam)?;
         let bridge = net
             .options
             .as_ref()
@@ -158,16 +179,12 @@ impl DockerClient {
             .unwrap_or_else(|| format!("br-{}", id.get(..12).unwrap_or(&id)));
 
         // Addresses of every endpoint on the network, by container id.
-        let mut endpoints: HashMap<String, Vec<IpAddr>> = HashMap::new();
-        for (cid, ep) in net.containers.unwrap_or_default() {
-            let addrs = [ep.ipv4_address, ep.ipv6_address]
-                .into_iter()
-                .flatten()
-                .filter(|a| !a.is_empty())
-                .filter_map(|a| a.parse::<IpNet>().ok().map(|n| n.addr()))
-                .collect();
-            endpoints.insert(cid, addrs);
-        }
+        let endpoints: HashMap<String, Vec<IpAddr>> = net
+            .containers
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(cid, ep)| (cid, endpoint_addrs(&ep)))
+            .collect();
 
         let mut whitelist: BTreeMap<String, Whitelisted> = BTreeMap::new();
         for (key, value) in filters {
@@ -281,6 +298,71 @@ mod tests {
         assert_eq!(
             a.changes_since(None),
             vec!["subnets 172.23.0.0/16; whitelisted: traefik (172.23.0.2)".to_string()]
+        );
+    }
+
+    fn ipam(subnets: &[&str]) -> Option<Ipam> {
+        Some(Ipam {
+            config: Some(
+                subnets
+                    .iter()
+                    .map(|s| IpamConfig {
+                        subnet: Some(s.to_string()),
+                        ..Default::default()
+                    })
+                    .collect(),
+            ),
+            ..Default::default()
+        })
+    }
+
+    #[test]
+    fn odd_ipam_answers_are_errors_or_correct_never_open() {
+        assert!(matches!(
+            subnets_of("n", None),
+            Err(DockerError::NoSubnet(_))
+        ));
+        assert!(matches!(
+            subnets_of("n", ipam(&[])),
+            Err(DockerError::NoSubnet(_))
+        ));
+        assert!(matches!(
+            subnets_of("n", ipam(&[""])),
+            Err(DockerError::NoSubnet(_))
+        ));
+        assert!(matches!(
+            subnets_of("n", ipam(&["not-a-subnet"])),
+            Err(DockerError::Unexpected { .. })
+        ));
+        // IPv6-only, host bits set, duplicates: a correct policy.
+        let v6 = subnets_of("n", ipam(&["fd00:1::5/64", "fd00:1::/64"])).unwrap();
+        assert_eq!(v6, vec!["fd00:1::/64".parse::<IpNet>().unwrap()]);
+        let d = Discovery {
+            subnets: v6,
+            ..d(&[("proxy", &["fd00:1::2"])])
+        };
+        let p = d.policy(InstanceId::default(), false).unwrap();
+        assert_eq!(p.whitelist(), &["fd00:1::2".parse::<IpAddr>().unwrap()]);
+    }
+
+    #[test]
+    fn odd_endpoints_give_only_their_valid_addresses() {
+        let ep = |v4: Option<&str>, v6: Option<&str>| EndpointResource {
+            ipv4_address: v4.map(str::to_string),
+            ipv6_address: v6.map(str::to_string),
+            ..Default::default()
+        };
+        assert_eq!(endpoint_addrs(&ep(None, None)), Vec::<IpAddr>::new());
+        assert_eq!(
+            endpoint_addrs(&ep(Some(""), Some("junk"))),
+            Vec::<IpAddr>::new()
+        );
+        assert_eq!(
+            endpoint_addrs(&ep(Some("172.23.0.3/16"), Some("fd00::3/64"))),
+            vec![
+                "172.23.0.3".parse::<IpAddr>().unwrap(),
+                "fd00::3".parse().unwrap()
+            ]
         );
     }
 
