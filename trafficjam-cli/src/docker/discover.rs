@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 
-use bollard::models::{EndpointResource, Ipam, IpamConfig};
+use bollard::models::{EndpointResource, Ipam};
 use bollard::query_parameters::{InspectNetworkOptions, ListContainersOptions};
 use ipnet::IpNet;
 use trafficjam_core::{InstanceId, Policy, PolicyError};
@@ -302,6 +302,7 @@ mod tests {
     }
 
     fn ipam(subnets: &[&str]) -> Option<Ipam> {
+        use bollard::models::IpamConfig;
         Some(Ipam {
             config: Some(
                 subnets
