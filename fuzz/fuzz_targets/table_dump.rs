@@ -21,6 +21,6 @@ fuzz_target!(|data: &[u8]| {
     let _ = dump.set_names();
     if let Ok(Some(table)) = dump.finish() {
         let _ = trafficjam_core::text::table(&table);
-        let _ = trafficjam_core::Enforced::from_table(&table);
+        let _ = trafficjam_core::Enforced::from_tables(std::slice::from_ref(&table));
     }
 });

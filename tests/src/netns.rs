@@ -32,6 +32,17 @@ impl Netns {
             attached: None,
         };
         ns.ip(&["link", "set", "lo", "up"])?;
+        // No duplicate address detection on any interface created here,
+        // link-local addresses included: a tentative address delays the
+        // first neighbour solicitation by a second or more, which would make
+        // a cold-cache test flaky for reasons that have nothing to do with
+        // the firewall.
+        for key in [
+            "net.ipv6.conf.all.accept_dad",
+            "net.ipv6.conf.default.accept_dad",
+        ] {
+            ns.sysctl(key, "0")?;
+        }
         Ok(ns)
     }
 

@@ -29,6 +29,10 @@ pub mod names {
     pub const FORWARD: &str = "forward";
     /// Base chain on the input hook: container to host.
     pub const INPUT: &str = "input";
+    /// Base chain on the bridge family's forward hook: frames bridged
+    /// between containers, whether or not br_netfilter passes them to the
+    /// IP layer.
+    pub const BRIDGE_FORWARD: &str = "forward";
 }
 
 /// Priority of trafficjam's base chains: just before the standard `filter`
@@ -52,6 +56,27 @@ enum Ip {
 }
 
 impl Ip {
+    /// The ethertype, as `meta protocol` loads it (network byte order).
+    fn ethertype(self) -> [u8; 2] {
+        match self {
+            Ip::V4 => 0x0800u16.to_be_bytes(),
+            Ip::V6 => 0x86ddu16.to_be_bytes(),
+        }
+    }
+    /// The ICMP protocol number of this IP version.
+    fn icmp(self) -> u8 {
+        match self {
+            Ip::V4 => 1,
+            Ip::V6 => 58,
+        }
+    }
+    /// The ICMP echo-request type of this IP version.
+    fn echo_request(self) -> u8 {
+        match self {
+            Ip::V4 => 8,
+            Ip::V6 => 128,
+        }
+    }
     fn nfproto(self) -> u8 {
         match self {
             Ip::V4 => 2,
@@ -84,18 +109,42 @@ impl Policy {
     /// The ruleset that enforces this policy.
     pub fn ruleset(&self) -> Ruleset {
         Ruleset {
-            tables: vec![self.inet_table()],
+            tables: vec![self.inet_table(), self.bridge_table()],
         }
     }
 
-    fn inet_table(&self) -> Table {
+    /// The address sets, the same in every table (sets belong to a table).
+    fn sets(&self) -> Vec<Set> {
         let v4 = |n: &&IpNet| matches!(n, IpNet::V4(_));
         let subnets4 = self.subnets().iter().filter(v4).copied();
         let subnets6 = self.subnets().iter().filter(|n| !v4(n)).copied();
         let host = |ip: &IpAddr| IpNet::from(*ip);
         let white4 = self.whitelist().iter().filter(|ip| ip.is_ipv4()).map(host);
         let white6 = self.whitelist().iter().filter(|ip| ip.is_ipv6()).map(host);
+        vec![
+            Set::new(names::SUBNETS4, SetKey::Ipv4, true, subnets4),
+            Set::new(names::SUBNETS6, SetKey::Ipv6, true, subnets6),
+            Set::new(names::WHITELIST4, SetKey::Ipv4, false, white4),
+            Set::new(names::WHITELIST6, SetKey::Ipv6, false, white6),
+        ]
+    }
 
+    /// The bridge layer: enforced on frames bridged between containers even
+    /// when bridged traffic does not pass the IP hooks (no br_netfilter, or
+    /// `bridge-nf-call-iptables=0`). Conntrack for the bridge family
+    /// (nf_conntrack_bridge) is not available on every kernel, so this layer
+    /// is stateless; see [`bridge_chain`] for exactly what it lets through.
+    fn bridge_table(&self) -> Table {
+        Table {
+            family: Family::Bridge,
+            name: self.instance().table_name(),
+            comment: Some(TABLE_COMMENT.to_string()),
+            sets: self.sets(),
+            chains: vec![bridge_chain()],
+        }
+    }
+
+    fn inet_table(&self) -> Table {
         let mut chains = vec![forward_chain()];
         if !self.allow_host_traffic() {
             chains.push(input_chain());
@@ -104,12 +153,7 @@ impl Policy {
             family: Family::Inet,
             name: self.instance().table_name(),
             comment: Some(TABLE_COMMENT.to_string()),
-            sets: vec![
-                Set::new(names::SUBNETS4, SetKey::Ipv4, true, subnets4),
-                Set::new(names::SUBNETS6, SetKey::Ipv6, true, subnets6),
-                Set::new(names::WHITELIST4, SetKey::Ipv4, false, white4),
-                Set::new(names::WHITELIST6, SetKey::Ipv6, false, white6),
-            ],
+            sets: self.sets(),
             chains,
         }
     }
@@ -146,6 +190,147 @@ fn forward_chain() -> Chain {
         ));
     }
     base_chain(names::FORWARD, Hook::Forward, rules)
+}
+
+/// The bridge layer, stateless, for frames between two containers:
+///
+/// 1. IPv6 neighbour discovery passes;
+/// 2. from a whitelisted address into the subnets: passes;
+/// 3. from the subnets to a whitelisted address: a TCP SYN without ACK
+///    (a new connection) and an ICMP echo request are dropped; everything
+///    else passes, because without conntrack a reply cannot be told from a
+///    request. This is the degraded part: a backend can send UDP datagrams
+///    and non-SYN TCP segments to the proxy (it cannot open a TCP
+///    connection or ping it);
+/// 4. anything else between two addresses of the subnets is dropped.
+///
+/// With br_netfilter on, the stateful IP layer sees the same frames too and
+/// drops what this layer lets through.
+fn bridge_chain() -> Chain {
+    let mut rules = vec![bridge_neighbour_discovery()];
+    for ip in [Ip::V4, Ip::V6] {
+        rules.push(bridge_rule(
+            ip,
+            [from_addr(ip, ip.whitelist()), to_set(ip, ip.subnets())],
+            false,
+            Verdict::Accept,
+        ));
+    }
+    for ip in [Ip::V4, Ip::V6] {
+        let to_proxy = || [from_addr(ip, ip.subnets()), to_set(ip, ip.whitelist())];
+        let [a, b] = to_proxy();
+        rules.push(bridge_rule(ip, [a, b, tcp_syn_only()], true, Verdict::Drop));
+        let [a, b] = to_proxy();
+        rules.push(bridge_rule(
+            ip,
+            [a, b, icmp_echo_request(ip)],
+            true,
+            Verdict::Drop,
+        ));
+        rules.push(bridge_rule(ip, to_proxy(), false, Verdict::Accept));
+    }
+    for ip in [Ip::V4, Ip::V6] {
+        rules.push(bridge_rule(
+            ip,
+            [from_addr(ip, ip.subnets()), to_set(ip, ip.subnets())],
+            true,
+            Verdict::Drop,
+        ));
+    }
+    Chain {
+        name: names::BRIDGE_FORWARD.to_string(),
+        base: Some(BaseChain {
+            hook: Hook::Forward,
+            priority: CHAIN_PRIORITY,
+            policy: Verdict::Accept,
+        }),
+        rules,
+    }
+}
+
+/// A bridge-family rule: `meta protocol ip|ip6` first (the dependency nft
+/// adds before an IP header match in a bridge table), then the matches.
+fn bridge_rule<const N: usize>(
+    ip: Ip,
+    matches: [Vec<Expr>; N],
+    counter: bool,
+    verdict: Verdict,
+) -> Rule {
+    let mut r = rule(matches, counter, verdict);
+    let mut exprs = vec![
+        Expr::Meta {
+            key: MetaKey::Protocol,
+            dreg: Register::R1,
+        },
+        cmp(CmpOp::Eq, ip.ethertype().to_vec()),
+    ];
+    exprs.append(&mut r.exprs);
+    Rule { exprs }
+}
+
+/// `ip saddr @set` without a family dependency (the caller adds it).
+fn from_addr(ip: Ip, set: &str) -> Vec<Expr> {
+    addr_lookup(ip, ip.saddr().0, set)
+}
+
+/// `tcp flags & (syn | ack) == syn`: the first segment of a connection.
+fn tcp_syn_only() -> Vec<Expr> {
+    const TCP: u8 = 6;
+    const SYN: u8 = 0x02;
+    const ACK: u8 = 0x10;
+    vec![
+        Expr::Meta {
+            key: MetaKey::L4Proto,
+            dreg: Register::R1,
+        },
+        cmp(CmpOp::Eq, vec![TCP]),
+        Expr::Payload {
+            base: PayloadBase::Transport,
+            offset: 13,
+            len: 1,
+            dreg: Register::R1,
+        },
+        Expr::Bitwise(Bitwise {
+            sreg: Register::R1,
+            dreg: Register::R1,
+            len: 1,
+            mask: vec![SYN | ACK],
+            xor: vec![0],
+        }),
+        cmp(CmpOp::Eq, vec![SYN]),
+    ]
+}
+
+/// `icmp type echo-request` / `icmpv6 type echo-request`.
+fn icmp_echo_request(ip: Ip) -> Vec<Expr> {
+    vec![
+        Expr::Meta {
+            key: MetaKey::L4Proto,
+            dreg: Register::R1,
+        },
+        cmp(CmpOp::Eq, vec![ip.icmp()]),
+        Expr::Payload {
+            base: PayloadBase::Transport,
+            offset: 0,
+            len: 1,
+            dreg: Register::R1,
+        },
+        cmp(CmpOp::Eq, vec![ip.echo_request()]),
+    ]
+}
+
+/// Neighbour discovery in the bridge layer: `meta protocol ip6` instead of
+/// `meta nfproto ipv6`, then the same ICMPv6 type range.
+fn bridge_neighbour_discovery() -> Rule {
+    let mut exprs = vec![
+        Expr::Meta {
+            key: MetaKey::Protocol,
+            dreg: Register::R1,
+        },
+        cmp(CmpOp::Eq, Ip::V6.ethertype().to_vec()),
+    ];
+    exprs.extend(neighbour_discovery().exprs.into_iter().skip(2));
+    Rule { exprs }
 }
 
 /// Container to host: any address of the host, gateway or not, published

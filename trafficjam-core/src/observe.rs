@@ -10,7 +10,7 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 
 use crate::compile::names;
-use crate::model::{Expr, Table};
+use crate::model::{Expr, Family, Table};
 use crate::wire::without_state;
 use crate::{InstanceId, Policy};
 
@@ -32,7 +32,7 @@ pub struct ChainCounters {
 pub struct Enforced {
     /// Instance owning the table.
     pub instance: String,
-    /// `family name` of the table.
+    /// `family name` of each of the instance's tables.
     pub table: String,
     /// Managed subnets.
     pub subnets: Vec<IpNet>,
@@ -49,13 +49,32 @@ pub struct Enforced {
 }
 
 impl Enforced {
-    /// Read the policy back from one of trafficjam's tables. `None` when the
-    /// table is not named like a trafficjam table.
-    pub fn from_table(table: &Table) -> Option<Enforced> {
-        let instance = InstanceId::from_table_name(&table.name)?;
+    /// Read the policies back from trafficjam's tables: one [`Enforced`]
+    /// per instance, whatever the number of its tables (families). Tables
+    /// not named like trafficjam's are ignored.
+    pub fn from_tables(tables: &[Table]) -> Vec<Enforced> {
+        let mut names: Vec<&str> = tables.iter().map(|t| t.name.as_str()).collect();
+        names.sort();
+        names.dedup();
+        names
+            .into_iter()
+            .filter_map(|name| {
+                let group: Vec<&Table> = tables.iter().filter(|t| t.name == name).collect();
+                Enforced::from_group(&group)
+            })
+            .collect()
+    }
+
+    /// One instance's tables: the policy comes from the `inet` table (the
+    /// one with the host rules), or from any table of the instance.
+    fn from_group(group: &[&Table]) -> Option<Enforced> {
+        let main = group
+            .iter()
+            .find(|t| t.family == Family::Inet)
+            .or_else(|| group.first())?;
+        let instance = InstanceId::from_table_name(&main.name)?;
         let elements = |name: &str| {
-            table
-                .set(name)
+            main.set(name)
                 .map(|s| s.elements.clone())
                 .unwrap_or_default()
         };
@@ -66,20 +85,19 @@ impl Enforced {
             .flat_map(|n| elements(n))
             .map(|n| n.addr())
             .collect();
-        let allow_host_traffic = table.chain(names::INPUT).is_none();
-        let layers = table
-            .chains
-            .iter()
-            .filter_map(|c| {
-                c.base
-                    .as_ref()
-                    .map(|b| format!("{} {}", table.family, b.hook))
-            })
-            .collect();
-        let drops = table
-            .chains
-            .iter()
-            .map(|c| {
+        let allow_host_traffic = main.family == Family::Inet && main.chain(names::INPUT).is_none();
+        let mut layers = Vec::new();
+        let mut drops = Vec::new();
+        for table in group {
+            for c in &table.chains {
+                if let Some(b) = &c.base {
+                    let stateless = if table.family == Family::Bridge {
+                        " (stateless)"
+                    } else {
+                        ""
+                    };
+                    layers.push(format!("{} {}{stateless}", table.family, b.hook));
+                }
                 let (packets, bytes) =
                     c.rules
                         .iter()
@@ -90,13 +108,13 @@ impl Enforced {
                             }
                             _ => (p, b),
                         });
-                ChainCounters {
+                drops.push(ChainCounters {
                     chain: format!("{} {}", table.family, c.name),
                     packets,
                     bytes,
-                }
-            })
-            .collect();
+                });
+            }
+        }
         let intact = Policy::new(
             instance.clone(),
             subnets.clone(),
@@ -105,14 +123,19 @@ impl Enforced {
         )
         .ok()
         .map(|p| p.ruleset().tables)
-        .is_some_and(|tables| {
-            tables
-                .iter()
-                .any(|t| t.family == table.family && *t == without_state(table))
+        .is_some_and(|want| {
+            want.len() == group.len()
+                && want
+                    .iter()
+                    .all(|w| group.iter().any(|t| without_state(t) == *w))
         });
         Some(Enforced {
             instance: instance.to_string(),
-            table: format!("{} {}", table.family, table.name),
+            table: group
+                .iter()
+                .map(|t| format!("{} {}", t.family, t.name))
+                .collect::<Vec<_>>()
+                .join(", "),
             subnets,
             whitelist,
             allow_host_traffic,

@@ -112,6 +112,74 @@ fn recognise(e: &[Expr]) -> (Option<String>, usize) {
         {
             (None, 2)
         }
+        // `meta protocol ip|ip6`, nft's dependency in a bridge table.
+        [Expr::Meta {
+            key: MetaKey::Protocol,
+            ..
+        }, Expr::Cmp {
+            op: CmpOp::Eq,
+            data,
+            ..
+        }, next, ..]
+            if data.len() == 2
+                && matches!(
+                    next,
+                    Expr::Payload {
+                        base: PayloadBase::Network,
+                        ..
+                    } | Expr::Meta {
+                        key: MetaKey::L4Proto,
+                        ..
+                    }
+                ) =>
+        {
+            (None, 2)
+        }
+        [Expr::Meta {
+            key: MetaKey::L4Proto,
+            ..
+        }, Expr::Cmp {
+            op: CmpOp::Eq,
+            data: proto,
+            ..
+        }, Expr::Payload {
+            base: PayloadBase::Transport,
+            offset: 13,
+            len: 1,
+            ..
+        }, Expr::Bitwise(b), Expr::Cmp {
+            op: CmpOp::Eq,
+            data: value,
+            ..
+        }, ..]
+            if proto.as_slice() == [6]
+                && b.mask.as_slice() == [0x12]
+                && value.as_slice() == [0x02] =>
+        {
+            (Some("tcp flags & (syn | ack) == syn".to_string()), 5)
+        }
+        [Expr::Meta {
+            key: MetaKey::L4Proto,
+            ..
+        }, Expr::Cmp {
+            op: CmpOp::Eq,
+            data: proto,
+            ..
+        }, Expr::Payload {
+            base: PayloadBase::Transport,
+            offset: 0,
+            len: 1,
+            ..
+        }, Expr::Cmp {
+            op: CmpOp::Eq,
+            data: kind,
+            ..
+        }, ..]
+            if (proto.as_slice() == [1] || proto.as_slice() == [58]) && kind.len() == 1 =>
+        {
+            let family = if proto[0] == 1 { "icmp" } else { "icmpv6" };
+            (Some(format!("{family} type {}", kind[0])), 4)
+        }
         [Expr::Meta {
             key: MetaKey::L4Proto,
             ..

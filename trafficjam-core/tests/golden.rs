@@ -233,3 +233,56 @@ fn whole_small_ruleset() {
     t.chains = vec![fwd];
     check("ruleset_small", |b| encode::create_table(b, &t));
 }
+
+/// The compiled bridge-layer chain (rules: 0 ND, 1/2 whitelist into the
+/// subnets, 3 v4 SYN to the whitelist, 4 v4 echo request to it, 5 v4 to it,
+/// 6-8 the same for v6, 9/10 subnet to subnet).
+fn bridge_rule(index: usize) -> Rule {
+    let t = &compiled_bridge();
+    let mut r = t.chains[0].rules[index].clone();
+    for e in &mut r.exprs {
+        if let Expr::Lookup { set, .. } = e {
+            *set = match set.as_str() {
+                "whitelist4" => "w4".into(),
+                "subnets4" => "s4".into(),
+                other => other.to_string(),
+            };
+        }
+    }
+    r
+}
+
+fn compiled_bridge() -> Table {
+    Policy::new(
+        InstanceId::default(),
+        nets(&["10.77.1.0/24"]),
+        ["10.77.1.10".parse().unwrap()],
+        false,
+    )
+    .unwrap()
+    .ruleset()
+    .tables
+    .into_iter()
+    .find(|t| t.family == Family::Bridge)
+    .unwrap()
+}
+
+#[test]
+fn bridge_layer_rules() {
+    let mut t = empty_table(None);
+    t.family = Family::Bridge;
+    t.sets = vec![
+        Set::new("w4", SetKey::Ipv4, false, []),
+        Set::new("s4", SetKey::Ipv4, true, []),
+    ];
+    let mut c = compiled_bridge().chains[0].clone();
+    c.rules.clear();
+    for (fixture, index) in [
+        ("bridge_rule_ip_saddr_daddr_sets", 1),
+        ("bridge_rule_tcp_syn_drop", 3),
+        ("bridge_rule_icmp_echo_drop", 4),
+    ] {
+        let r = bridge_rule(index);
+        check(fixture, |b| encode::add_rule(b, &t, &c, 0, &r));
+    }
+}

@@ -10,29 +10,33 @@ use crate::firewall::Firewall;
 #[derive(serde::Serialize)]
 struct Status {
     instances: Vec<Enforced>,
+    /// Whether bridged traffic passes the IP hooks; `null` if unknown.
+    br_netfilter: Option<bool>,
 }
 
 /// Print every trafficjam instance found in the kernel.
 pub fn run(args: &StatusArgs) -> Result<(), CliError> {
     let mut fw = Firewall::open(args.target.netns.as_deref())?;
-    let mut instances = Vec::new();
     let mut tables = Vec::new();
     for (family, name) in fw.list_own_tables()? {
         if let Some(table) = fw.read_table(family, &name)? {
-            if let Some(e) = Enforced::from_table(&table) {
-                instances.push(e);
-                tables.push(table);
-            }
+            tables.push(table);
         }
     }
+    let instances = Enforced::from_tables(&tables);
+    let br_netfilter = br_netfilter(args.target.netns.as_deref());
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&Status { instances })?);
+        let status = Status {
+            instances,
+            br_netfilter,
+        };
+        println!("{}", serde_json::to_string_pretty(&status)?);
         return Ok(());
     }
     if instances.is_empty() {
         println!("trafficjam: no policy is enforced (no trafficjam table in the kernel)");
     }
-    for (e, table) in instances.iter().zip(&tables) {
+    for e in &instances {
         println!("instance {} ({})", e.instance, e.table);
         println!("  subnets:       {}", join(&e.subnets));
         println!("  whitelisted:   {}", join(&e.whitelist));
@@ -52,11 +56,53 @@ pub fn run(args: &StatusArgs) -> Result<(), CliError> {
             );
         }
         if !e.intact {
-            println!("  WARNING: the table differs from what trafficjam installs (altered by someone else?); run `trafficjam apply` to restore it");
-            print!("{}", text::table(table));
+            println!("  WARNING: the tables differ from what trafficjam installs (altered by someone else?); run `trafficjam apply` to restore them");
+            for t in tables
+                .iter()
+                .filter(|t| e.table.contains(&format!("{} {}", t.family, t.name)))
+            {
+                print!("{}", text::table(t));
+            }
+        }
+    }
+    match br_netfilter {
+        Some(true) => {
+            println!("br_netfilter: on (bridged traffic also passes the stateful IP layer)")
+        }
+        Some(false) => println!(
+            "br_netfilter: off (between containers only the stateless bridge layer applies)"
+        ),
+        None => {
+            println!("br_netfilter: unknown (could not read net.bridge.bridge-nf-call-iptables)")
         }
     }
     Ok(())
+}
+
+/// Whether bridged IPv4 and IPv6 traffic passes the IP hooks in the
+/// namespace (both `bridge-nf-call-iptables` and `-ip6tables` are 1).
+fn br_netfilter(netns: Option<&std::path::Path>) -> Option<bool> {
+    let read = || -> Option<bool> {
+        let on = |key: &str| {
+            std::fs::read_to_string(format!("/proc/sys/net/bridge/{key}"))
+                .ok()
+                .map(|v| v.trim() == "1")
+        };
+        Some(on("bridge-nf-call-iptables")? && on("bridge-nf-call-ip6tables")?)
+    };
+    match netns {
+        None => read(),
+        // /proc/sys/net shows the namespace of the thread that reads it.
+        Some(path) => {
+            let file = std::fs::File::open(path).ok()?;
+            std::thread::spawn(move || {
+                nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET).ok()?;
+                read()
+            })
+            .join()
+            .ok()?
+        }
+    }
 }
 
 fn join<T: std::fmt::Display>(items: &[T]) -> String {

@@ -136,7 +136,7 @@ impl MetaKey {
     /// The raw key number.
     pub fn number(self) -> u32 {
         match self {
-            MetaKey::Protocol => 2,
+            MetaKey::Protocol => 1,
             MetaKey::IifName => 6,
             MetaKey::OifName => 7,
             MetaKey::NfProto => 15,
@@ -148,7 +148,7 @@ impl MetaKey {
     /// The key for a raw number.
     pub fn from_number(n: u32) -> MetaKey {
         match n {
-            2 => MetaKey::Protocol,
+            1 => MetaKey::Protocol,
             6 => MetaKey::IifName,
             7 => MetaKey::OifName,
             15 => MetaKey::NfProto,

@@ -1,0 +1,139 @@
+//! Without br_netfilter (bridged frames never reach the IP hooks), the
+//! bridge-family layer still keeps backends apart. It is stateless on
+//! kernels without nf_conntrack_bridge (this one); the degraded part is
+//! exactly what this test documents: a backend can still send UDP to the
+//! whitelisted proxy, but cannot open a TCP connection to it or ping it.
+
+use std::process::Command;
+use std::time::Duration;
+
+use trafficjam_testbed::{addr, assert_matrix, ip, matrix, Flow, Proto, Testbed};
+
+fn trafficjam(bed: &Testbed, args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_trafficjam"))
+        .args(args)
+        .arg("--netns")
+        .arg(bed.host.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn flows(enforced: bool) -> Vec<Flow> {
+    use addr::*;
+    let b = !enforced;
+    let all = [Proto::Tcp, Proto::Udp, Proto::Icmp];
+    let table: [(&str, &str, &str, &str, &[Proto], bool); 9] = [
+        ("proxy", "backend1", B1_4, B1_6, &all, true),
+        ("proxy", "backend2", B2_4, B2_6, &all, true),
+        ("backend1", "backend2", B2_4, B2_6, &all, b),
+        ("backend2", "backend1", B1_4, B1_6, &all, b),
+        (
+            "backend1",
+            "proxy",
+            PROXY4,
+            PROXY6,
+            &[Proto::Tcp, Proto::Icmp],
+            b,
+        ),
+        // The degraded part of a stateless bridge layer, stated exactly.
+        (
+            "backend1",
+            "proxy (degraded: UDP passes)",
+            PROXY4,
+            PROXY6,
+            &[Proto::Udp],
+            true,
+        ),
+        ("backend1", "host gateway", GW4, GW6, &all, b),
+        ("backend1", "outside", OUTSIDE4, OUTSIDE6, &all, true),
+        ("other", "proxy (unmanaged)", PROXY_U4, PROXY_U6, &all, true),
+    ];
+    let mut out = Vec::new();
+    for (from, to, v4, v6, protos, allowed) in table {
+        let from = match from {
+            "proxy" => "proxy",
+            "backend1" => "backend1",
+            "backend2" => "backend2",
+            _ => "other",
+        };
+        for p in protos {
+            for a in [v4, v6] {
+                out.push(Flow {
+                    label: format!("{from} -> {to}"),
+                    from,
+                    to: ip(a),
+                    proto: *p,
+                    allowed,
+                });
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn bridge_layer_keeps_backends_apart_without_br_netfilter() {
+    let bed = Testbed::build().expect("build the test bed");
+    for key in [
+        "net.bridge.bridge-nf-call-iptables",
+        "net.bridge.bridge-nf-call-ip6tables",
+    ] {
+        bed.host.sysctl(key, "0").unwrap();
+    }
+    let _listeners = bed.listen().expect("listeners");
+    trafficjam(
+        &bed,
+        &[
+            "apply",
+            "--subnet",
+            addr::MANAGED4,
+            "--subnet",
+            addr::MANAGED6,
+            "--whitelist-ip",
+            addr::PROXY4,
+            "--whitelist-ip",
+            addr::PROXY6,
+        ],
+    );
+    let timeout = Duration::from_millis(600);
+    let outcomes = matrix::run(&flows(true), |l| bed.ns(l), timeout);
+    if std::env::var_os("TJ_DEBUG").is_some() {
+        let out = bed.nft(&["list", "ruleset"]).unwrap();
+        println!("{}", String::from_utf8_lossy(&out.stdout));
+    }
+    assert_matrix("br_netfilter off: bridge layer enforcing", &outcomes);
+
+    // It is the bridge layer that dropped them: the IP forward chain never
+    // saw a bridged frame.
+    let status = trafficjam(&bed, &["status", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&status).unwrap();
+    assert_eq!(v["br_netfilter"], false, "{status}");
+    let inst = &v["instances"][0];
+    let layers: Vec<&str> = inst["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l.as_str().unwrap())
+        .collect();
+    assert!(layers.contains(&"bridge forward (stateless)"), "{status}");
+    let drops = |chain: &str| {
+        inst["drops"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["chain"] == chain)
+            .map(|d| d["packets"].as_u64().unwrap())
+            .unwrap()
+    };
+    assert!(drops("bridge forward") > 0, "{status}");
+    assert_eq!(drops("inet forward"), 0, "{status}");
+    let text = trafficjam(&bed, &["status"]);
+    assert!(text.contains("br_netfilter: off"), "{text}");
+
+    // Positive control: after clear every flow works.
+    trafficjam(&bed, &["clear"]);
+    let outcomes = matrix::run(&flows(false), |l| bed.ns(l), timeout);
+    assert_matrix("br_netfilter off, after clear", &outcomes);
+}
