@@ -20,11 +20,14 @@ fn trafficjam(bed: &Testbed, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// (from, to, IPv4 target, IPv6 target, protocols, allowed)
+type Row<'a> = (&'a str, &'a str, &'a str, &'a str, &'a [Proto], bool);
+
 fn flows(enforced: bool) -> Vec<Flow> {
     use addr::*;
     let b = !enforced;
     let all = [Proto::Tcp, Proto::Udp, Proto::Icmp];
-    let table: [(&str, &str, &str, &str, &[Proto], bool); 9] = [
+    let table: [Row; 9] = [
         ("proxy", "backend1", B1_4, B1_6, &all, true),
         ("proxy", "backend2", B2_4, B2_6, &all, true),
         ("backend1", "backend2", B2_4, B2_6, &all, b),
