@@ -81,6 +81,13 @@ pub struct PolicyArgs {
     /// inside the subnets.
     #[arg(long = "whitelist-ip", value_name = "IP", requires = "subnets")]
     pub whitelist: Vec<IpAddr>,
+    /// Bind the whitelisted addresses to this bridge port (the host side of
+    /// the proxy's veth, e.g. vethab12cd3); repeat for several. Frames from
+    /// any other port that claim a whitelisted source address (a spoofed IP
+    /// or MAC) are dropped. Without it, a backend with CAP_NET_RAW can forge
+    /// the proxy's address.
+    #[arg(long = "whitelist-port", value_name = "IFNAME", requires = "subnets")]
+    pub whitelist_ports: Vec<String>,
     /// Let containers open connections to the host (its addresses and
     /// published ports). Off by default: a compromised container should not
     /// reach the host.

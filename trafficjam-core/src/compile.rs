@@ -29,6 +29,8 @@ pub mod names {
     pub const FORWARD: &str = "forward";
     /// Base chain on the input hook: container to host.
     pub const INPUT: &str = "input";
+    /// Bridge ports the whitelisted addresses are bound to.
+    pub const WHITELIST_PORTS: &str = "whitelist_ports";
     /// Base chain on the bridge family's forward hook: frames bridged
     /// between containers, whether or not br_netfilter passes them to the
     /// IP layer.
@@ -135,12 +137,23 @@ impl Policy {
     /// (nf_conntrack_bridge) is not available on every kernel, so this layer
     /// is stateless; see [`bridge_chain`] for exactly what it lets through.
     fn bridge_table(&self) -> Table {
+        let mut sets = self.sets();
+        let mut chain = bridge_chain();
+        if !self.whitelist_ports().is_empty() {
+            sets.push(Set::of_ifnames(
+                names::WHITELIST_PORTS,
+                self.whitelist_ports().iter().cloned(),
+            ));
+            // Right after neighbour discovery: before any accept.
+            let spoofed = [Ip::V4, Ip::V6].map(anti_spoof);
+            chain.rules.splice(1..1, spoofed);
+        }
         Table {
             family: Family::Bridge,
             name: self.instance().table_name(),
             comment: Some(TABLE_COMMENT.to_string()),
-            sets: self.sets(),
-            chains: vec![bridge_chain()],
+            sets,
+            chains: vec![chain],
         }
     }
 
@@ -246,6 +259,35 @@ fn bridge_chain() -> Chain {
         }),
         rules,
     }
+}
+
+/// `meta iifname != @whitelist_ports ip saddr @whitelist4 counter drop`:
+/// a whitelisted source address arriving on any other bridge port is
+/// forged, whatever its MAC address says.
+fn anti_spoof(ip: Ip) -> Rule {
+    let mut exprs = vec![
+        Expr::Meta {
+            key: MetaKey::IifName,
+            dreg: Register::R1,
+        },
+        Expr::Lookup {
+            set: names::WHITELIST_PORTS.to_string(),
+            sreg: Register::R1,
+            invert: true,
+        },
+        Expr::Meta {
+            key: MetaKey::Protocol,
+            dreg: Register::R1,
+        },
+        cmp(CmpOp::Eq, ip.ethertype().to_vec()),
+    ];
+    exprs.extend(from_addr(ip, ip.whitelist()));
+    exprs.push(Expr::Counter {
+        packets: 0,
+        bytes: 0,
+    });
+    exprs.push(Expr::Verdict(Verdict::Drop));
+    Rule { exprs }
 }
 
 /// A bridge-family rule: `meta protocol ip|ip6` first (the dependency nft

@@ -40,6 +40,8 @@ pub struct Enforced {
     pub whitelist: Vec<IpAddr>,
     /// Whether containers may reach the host.
     pub allow_host_traffic: bool,
+    /// Bridge ports the whitelisted addresses are bound to (anti-spoofing).
+    pub whitelist_ports: Vec<String>,
     /// Enforcement points, as `family hook` (e.g. `inet forward`).
     pub layers: Vec<String>,
     /// Drop counters per chain.
@@ -86,6 +88,11 @@ impl Enforced {
             .map(|n| n.addr())
             .collect();
         let allow_host_traffic = main.family == Family::Inet && main.chain(names::INPUT).is_none();
+        let whitelist_ports: Vec<String> = group
+            .iter()
+            .filter_map(|t| t.set(names::WHITELIST_PORTS))
+            .flat_map(|s| s.ifnames.iter().cloned())
+            .collect();
         let mut layers = Vec::new();
         let mut drops = Vec::new();
         for table in group {
@@ -121,6 +128,7 @@ impl Enforced {
             whitelist.clone(),
             allow_host_traffic,
         )
+        .and_then(|p| p.with_whitelist_ports(whitelist_ports.clone()))
         .ok()
         .map(|p| p.ruleset().tables)
         .is_some_and(|want| {
@@ -139,6 +147,7 @@ impl Enforced {
             subnets,
             whitelist,
             allow_host_traffic,
+            whitelist_ports,
             layers,
             drops,
             intact,

@@ -21,6 +21,9 @@ pub enum PolicyError {
     /// whitelisting it would have no effect (and hints at a typo).
     #[error("whitelisted address {0} is outside every managed subnet ({1}); whitelist the proxy's address on this network")]
     WhitelistOutsideSubnets(IpAddr, String),
+    /// A whitelisted bridge port name is not a valid interface name.
+    #[error("invalid bridge port {0:?}: {1}")]
+    InvalidPort(String, &'static str),
     /// The instance id cannot be used to name kernel objects.
     #[error("invalid instance id {0:?}: {1}")]
     InvalidInstanceId(String, &'static str),
@@ -107,6 +110,7 @@ pub struct Policy {
     subnets: Vec<IpNet>,
     whitelist: Vec<IpAddr>,
     allow_host_traffic: bool,
+    whitelist_ports: Vec<String>,
 }
 
 impl Policy {
@@ -149,7 +153,41 @@ impl Policy {
             subnets,
             whitelist,
             allow_host_traffic,
+            whitelist_ports: Vec::new(),
         })
+    }
+
+    /// Bind the whitelisted addresses to these bridge ports (the host side
+    /// of the proxy's veth): a frame from any other port that claims a
+    /// whitelisted source address, spoofed IP or spoofed MAC alike, is
+    /// dropped at the bridge layer. Without ports, no such binding is made.
+    pub fn with_whitelist_ports(
+        mut self,
+        ports: impl IntoIterator<Item = String>,
+    ) -> Result<Policy, PolicyError> {
+        let mut ports: Vec<String> = ports.into_iter().collect();
+        for p in &ports {
+            let bad = |why| Err(PolicyError::InvalidPort(p.clone(), why));
+            if p.is_empty() || p.len() > 15 {
+                return bad("an interface name has 1 to 15 characters");
+            }
+            if p == "."
+                || p == ".."
+                || p.contains(['/', ':', '\0'])
+                || p.contains(char::is_whitespace)
+            {
+                return bad("not a valid interface name");
+            }
+        }
+        ports.sort();
+        ports.dedup();
+        self.whitelist_ports = ports;
+        Ok(self)
+    }
+
+    /// The bridge ports the whitelisted addresses are bound to.
+    pub fn whitelist_ports(&self) -> &[String] {
+        &self.whitelist_ports
     }
 
     /// The instance this policy belongs to.

@@ -36,6 +36,10 @@ fn set(s: &Set) -> String {
     if s.interval {
         out.push_str("\t\tflags interval\n");
     }
+    if !s.ifnames.is_empty() {
+        let names: Vec<String> = s.ifnames.iter().map(|n| quote(n)).collect();
+        let _ = writeln!(out, "\t\telements = {{ {} }}", names.join(", "));
+    }
     if !s.elements.is_empty() {
         let elems: Vec<String> = s
             .elements
@@ -232,6 +236,13 @@ fn recognise(e: &[Expr]) -> (Option<String>, usize) {
         {
             let mask = u32::from_ne_bytes([b.mask[0], b.mask[1], b.mask[2], b.mask[3]]);
             (Some(format!("ct state {}", ct_states(mask))), 3)
+        }
+        [Expr::Meta {
+            key: MetaKey::IifName,
+            ..
+        }, Expr::Lookup { set, invert, .. }, ..] => {
+            let op = if *invert { "!= " } else { "" };
+            (Some(format!("meta iifname {op}@{set}")), 2)
         }
         [Expr::Counter { packets, bytes }, ..] => {
             (Some(format!("counter packets {packets} bytes {bytes}")), 1)

@@ -286,3 +286,49 @@ fn bridge_layer_rules() {
         check(fixture, |b| encode::add_rule(b, &t, &c, 0, &r));
     }
 }
+
+#[test]
+fn ifname_sets_and_anti_spoofing() {
+    let mut t = empty_table(None);
+    t.family = Family::Bridge;
+    let p = Set::of_ifnames("p", []);
+    check("set_ifname", |b| encode::create_set(b, &t, &p, 1));
+    let p = Set::of_ifnames("p", ["vproxy".to_string(), "veth0123abc".to_string()]);
+    check("elements_ifname", |b| {
+        encode::add_elements(b, &t, &p, &[], Some(1))
+    });
+    // The anti-spoofing rule, with the fixture's set names.
+    let compiled = Policy::new(
+        InstanceId::default(),
+        nets(&["10.77.1.0/24"]),
+        ["10.77.1.10".parse().unwrap()],
+        false,
+    )
+    .unwrap()
+    .with_whitelist_ports(["vproxy".to_string()])
+    .unwrap()
+    .ruleset()
+    .tables
+    .into_iter()
+    .find(|t| t.family == Family::Bridge)
+    .unwrap();
+    let mut r = compiled.chains[0].rules[1].clone();
+    for e in &mut r.exprs {
+        if let Expr::Lookup { set, .. } = e {
+            *set = match set.as_str() {
+                "whitelist4" => "w4".into(),
+                "whitelist_ports" => "p".into(),
+                other => other.to_string(),
+            };
+        }
+    }
+    t.sets = vec![
+        Set::new("w4", SetKey::Ipv4, false, []),
+        Set::of_ifnames("p", []),
+    ];
+    let mut c = compiled.chains[0].clone();
+    c.rules.clear();
+    check("bridge_rule_antispoof", |b| {
+        encode::add_rule(b, &t, &c, 0, &r)
+    });
+}

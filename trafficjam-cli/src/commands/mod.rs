@@ -21,7 +21,8 @@ pub fn static_policy(args: &PolicyArgs) -> Result<Policy, CliError> {
         args.subnets.iter().copied(),
         args.whitelist.iter().copied(),
         args.allow_host_traffic,
-    )?)
+    )?
+    .with_whitelist_ports(args.whitelist_ports.iter().cloned())?)
 }
 
 /// The instance owning a Docker network's rules: `--instance` when one

@@ -40,6 +40,9 @@ pub fn run(args: &StatusArgs) -> Result<(), CliError> {
         println!("instance {} ({})", e.instance, e.table);
         println!("  subnets:       {}", join(&e.subnets));
         println!("  whitelisted:   {}", join(&e.whitelist));
+        if !e.whitelist_ports.is_empty() {
+            println!("  bound to port: {}", e.whitelist_ports.join(", "));
+        }
         println!(
             "  host traffic:  {}",
             if e.allow_host_traffic {

@@ -190,6 +190,8 @@ pub enum SetKey {
     Ipv4,
     /// `ipv6_addr` (16 bytes).
     Ipv6,
+    /// `ifname`: an interface name, NUL-padded to 16 bytes.
+    Ifname,
 }
 
 impl SetKey {
@@ -198,14 +200,21 @@ impl SetKey {
         match self {
             SetKey::Ipv4 => 7,
             SetKey::Ipv6 => 8,
+            SetKey::Ifname => 41,
         }
+    }
+
+    /// Whether nft stores the keys in network byte order (addresses) or
+    /// as host data (interface names): kept in the set's user data.
+    pub fn big_endian(self) -> bool {
+        !matches!(self, SetKey::Ifname)
     }
 
     /// The key length in bytes.
     pub fn key_len(self) -> usize {
         match self {
             SetKey::Ipv4 => 4,
-            SetKey::Ipv6 => 16,
+            SetKey::Ipv6 | SetKey::Ifname => 16,
         }
     }
 
@@ -214,6 +223,7 @@ impl SetKey {
         match n {
             7 => Some(SetKey::Ipv4),
             8 => Some(SetKey::Ipv6),
+            41 => Some(SetKey::Ifname),
             _ => None,
         }
     }
@@ -223,6 +233,7 @@ impl SetKey {
         match self {
             SetKey::Ipv4 => "ipv4_addr",
             SetKey::Ipv6 => "ipv6_addr",
+            SetKey::Ifname => "ifname",
         }
     }
 }
@@ -239,8 +250,11 @@ pub struct Set {
     pub key: SetKey,
     /// `flags interval`: elements are prefixes, not single addresses.
     pub interval: bool,
-    /// The elements. In a non-interval set every element is a host prefix.
+    /// The elements of an address set. In a non-interval set every
+    /// element is a host prefix.
     pub elements: Vec<IpNet>,
+    /// The elements of an `ifname` set, sorted.
+    pub ifnames: Vec<String>,
 }
 
 impl Set {
@@ -265,6 +279,21 @@ impl Set {
             key,
             interval,
             elements,
+            ifnames: Vec::new(),
+        }
+    }
+
+    /// A set of interface names (bridge ports), sorted and deduplicated.
+    pub fn of_ifnames(name: &str, ifnames: impl IntoIterator<Item = String>) -> Set {
+        let mut ifnames: Vec<String> = ifnames.into_iter().collect();
+        ifnames.sort();
+        ifnames.dedup();
+        Set {
+            name: name.to_string(),
+            key: SetKey::Ifname,
+            interval: false,
+            elements: Vec::new(),
+            ifnames,
         }
     }
 }

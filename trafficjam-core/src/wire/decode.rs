@@ -102,6 +102,14 @@ impl TableDump {
         let mut sets = Vec::with_capacity(self.sets.len());
         for header in &self.sets {
             let keys = self.elements.get(&header.name).map_or(&[][..], |v| v);
+            if header.key == SetKey::Ifname {
+                let names = keys
+                    .iter()
+                    .map(|(k, _)| ifname(k))
+                    .collect::<Result<Vec<_>, _>>()?;
+                sets.push(Set::of_ifnames(&header.name, names));
+                continue;
+            }
             let elements = if header.interval {
                 intervals(header.key, keys)?
             } else {
@@ -313,10 +321,21 @@ fn data_value(nested: &[u8]) -> Result<Vec<u8>, DecodeError> {
     Err(DecodeError::Missing("data value"))
 }
 
+/// An interface name from a NUL-padded set key.
+fn ifname(bytes: &[u8]) -> Result<String, DecodeError> {
+    let name = bytes.split(|b| *b == 0).next().unwrap_or_default();
+    String::from_utf8(name.to_vec()).map_err(|_| DecodeError::Malformed("interface name"))
+}
+
 fn addr(key: SetKey, bytes: &[u8]) -> Result<IpAddr, DecodeError> {
     match key {
         SetKey::Ipv4 => <[u8; 4]>::try_from(bytes).map(IpAddr::from),
         SetKey::Ipv6 => <[u8; 16]>::try_from(bytes).map(IpAddr::from),
+        SetKey::Ifname => {
+            return Err(DecodeError::Malformed(
+                "an interface name is not an address",
+            ))
+        }
     }
     .map_err(|_| DecodeError::Malformed("element key length does not match the set's key type"))
 }

@@ -14,7 +14,7 @@ use netlink_packet_netfilter::nftables::{
 
 use super::batch::{Batch, ObjectRef};
 use super::{expr, udata};
-use crate::model::{Chain, Family, Rule, Set, Table, Verdict};
+use crate::model::{Chain, Family, Rule, Set, SetKey, Table, Verdict};
 
 /// At most this many elements per NEWSETELEM/DELSETELEM message, so one
 /// message stays well below the kernel's per-message limits; a batch may
@@ -98,7 +98,10 @@ fn push_elements(
     set_id: Option<u32>,
     add: bool,
 ) {
-    let keys = if set.interval {
+    // An ifname set carries its names; `elements` only addresses.
+    let keys: Vec<(Vec<u8>, bool)> = if set.key == SetKey::Ifname {
+        set.ifnames.iter().map(|n| (ifname_key(n), false)).collect()
+    } else if set.interval {
         interval_keys(elements)
     } else {
         elements
@@ -185,6 +188,13 @@ fn interval_keys(prefixes: &[IpNet]) -> Vec<(Vec<u8>, bool)> {
     keys
 }
 
+/// An interface name as a set key: NUL-padded to `IFNAMSIZ` (16).
+pub(crate) fn ifname_key(name: &str) -> Vec<u8> {
+    let mut key = name.as_bytes().to_vec();
+    key.resize(16, 0);
+    key
+}
+
 fn zero_like(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V4(_) => IpAddr::V4(0.into()),
@@ -242,7 +252,7 @@ pub fn create_set(batch: &mut Batch, table: &Table, set: &Set, id: u32) {
         SetAttribute::KeyType(set.key.datatype()),
         SetAttribute::KeyLen(set.key.key_len() as u32),
         SetAttribute::Id(id),
-        SetAttribute::UserData(udata::set_key_byteorder_big_endian()),
+        SetAttribute::UserData(udata::set_key_byteorder(set.key.big_endian())),
     ];
     batch.push(
         table.family,

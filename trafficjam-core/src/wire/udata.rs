@@ -6,6 +6,8 @@
 const TABLE_COMMENT: u8 = 0;
 /// `NFTNL_UDATA_SET_KEYBYTEORDER`
 const SET_KEYBYTEORDER: u8 = 0;
+/// nft's `BYTEORDER_HOST_ENDIAN`: interface names are host data.
+const BYTEORDER_HOST_ENDIAN: u32 = 1;
 /// nft's `BYTEORDER_BIG_ENDIAN`: addresses are stored in network order.
 const BYTEORDER_BIG_ENDIAN: u32 = 2;
 
@@ -18,10 +20,15 @@ pub(crate) fn table_comment(comment: &str) -> Vec<u8> {
     tlv(TABLE_COMMENT, &value)
 }
 
-/// The user data nft attaches to a set of addresses.
-pub(crate) fn set_key_byteorder_big_endian() -> Vec<u8> {
+/// The user data nft attaches to a set: the byte order of its keys.
+pub(crate) fn set_key_byteorder(big_endian: bool) -> Vec<u8> {
+    let order = if big_endian {
+        BYTEORDER_BIG_ENDIAN
+    } else {
+        BYTEORDER_HOST_ENDIAN
+    };
     // nft stores the byte order as a host-endian u32.
-    tlv(SET_KEYBYTEORDER, &BYTEORDER_BIG_ENDIAN.to_ne_bytes())
+    tlv(SET_KEYBYTEORDER, &order.to_ne_bytes())
 }
 
 /// The table comment in user data, if there is one.
