@@ -7,6 +7,7 @@
 //! touched.
 
 pub mod docker;
+pub mod frame;
 pub mod listener;
 pub mod matrix;
 mod netns;
@@ -17,4 +18,4 @@ pub use listener::{Arrivals, Listener};
 pub use matrix::{assert_matrix, Flow, Outcome};
 pub use netns::{require_root, run, Netns};
 pub use probe::Proto;
-pub use topology::{addr, ip, Testbed};
+pub use topology::{addr, ip, Listeners, Testbed};
