@@ -246,7 +246,7 @@ impl Scene {
 /// container restarts: it gets a new namespace).
 struct Probes {
     ns: Vec<(&'static str, Netns)>,
-    _listeners: Vec<Listener>,
+    listeners: Vec<Listener>,
 }
 
 impl Probes {
@@ -261,10 +261,21 @@ impl Probes {
             .iter()
             .map(|(_, n)| Listener::start(n).expect("listener"))
             .collect();
-        Probes {
-            ns,
-            _listeners: listeners,
-        }
+        Probes { ns, listeners }
+    }
+
+    /// Sources of the UDP datagrams that reached the container `label`.
+    fn udp_arrivals(&self, label: &str) -> Vec<IpAddr> {
+        let i = self
+            .ns
+            .iter()
+            .position(|(l, _)| *l == label)
+            .expect("label");
+        self.listeners[i].arrivals().udp
+    }
+
+    fn reset(&self) {
+        self.listeners.iter().for_each(Listener::reset);
     }
 
     fn ns(&self, label: &str) -> &Netns {
@@ -297,6 +308,15 @@ fn docker_acceptance_matrix_reaction_and_clear() {
     println!("trafficjam image: table installed {took:?} after `docker run` returned");
     // Wait for the whitelist to be in (the first apply includes it).
     probes.check("trafficjam running", &s.flows(true, false));
+
+    // A backend forges the proxy's addresses (IP, then IP and MAC) at the
+    // other backend: trafficjam bound the proxy to its bridge port, so
+    // nothing arrives.
+    let forged = forge_from_b1(&probes, &s);
+    assert!(
+        forged.is_empty(),
+        "forged proxy frames reached backend2: {forged:?}"
+    );
 
     // A second proxy: how long until it reaches a backend?
     let proxy2 = Container::run(
@@ -418,6 +438,34 @@ fn docker_acceptance_matrix_reaction_and_clear() {
         "trafficjam left its table behind"
     );
     println!("trafficjam logs:\n{}{}", tj.logs(), tj_host.logs());
+}
+
+/// Forge UDP datagrams from the proxy's addresses at backend1, with
+/// backend1's MAC and with the proxy's; return the sources backend2 saw.
+fn forge_from_b1(p: &Probes, s: &Scene) -> Vec<IpAddr> {
+    use trafficjam_testbed::frame::{mac_of, send_frame, udp_frame};
+    let b1_mac = mac_of(p.ns("backend1"), "eth0").unwrap();
+    let proxy_mac = mac_of(p.ns("proxy"), "eth0").unwrap();
+    let b2_mac = mac_of(p.ns("backend2"), "eth0").unwrap();
+    p.reset();
+    for src_mac in [b1_mac, proxy_mac] {
+        for (src, dst) in [
+            (&s.addrs.proxy4, &s.addrs.b2_4),
+            (&s.addrs.proxy6, &s.addrs.b2_6),
+        ] {
+            let f = udp_frame(
+                src_mac,
+                b2_mac,
+                ip(src),
+                ip(dst),
+                trafficjam_testbed::listener::UDP_PORT,
+                b"spoof",
+            );
+            send_frame(p.ns("backend1"), "eth0", f).expect("send a forged frame");
+        }
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    p.udp_arrivals("backend2")
 }
 
 fn tcp_connect_port_gw(p: &Probes, s: &Scene) -> bool {

@@ -25,6 +25,7 @@
 
 mod compile;
 pub mod conntrack;
+pub mod links;
 pub mod model;
 mod observe;
 mod policy;

@@ -12,12 +12,14 @@ mod consistent;
 mod error;
 mod netns;
 mod reply;
+mod route;
 mod socket;
 mod table;
 
 pub use conntrack::cut_connections;
 pub use consistent::consistent;
 pub use error::{Failure, NetlinkError, TransactionError};
+pub use route::{BridgePort, RouteSocket};
 pub use socket::NetfilterSocket;
 pub use table::{generation, list_tables, read_for_update, read_table};
 

@@ -44,7 +44,13 @@ impl std::fmt::Debug for NetfilterSocket {
 impl NetfilterSocket {
     /// Open a socket in the current network namespace.
     pub fn open() -> Result<NetfilterSocket, NetlinkError> {
-        let mut socket = Socket::new(NETLINK_NETFILTER)
+        NetfilterSocket::open_protocol(NETLINK_NETFILTER)
+    }
+
+    /// A socket of another netlink protocol with the same request and
+    /// answer handling (see [`RouteSocket`](crate::RouteSocket)).
+    pub(crate) fn open_protocol(protocol: isize) -> Result<NetfilterSocket, NetlinkError> {
+        let mut socket = Socket::new(protocol)
             .map_err(|e| NetlinkError::io("creating the netfilter netlink socket", e))?;
         socket
             .bind_auto()

@@ -77,12 +77,23 @@ pub async fn docker_policies(
     let several = args.networks.len() > 1;
     let mut out = Vec::new();
     for network in &args.networks {
-        let discovery = client.discover(network, &filters).await?;
+        let mut discovery = client.discover(network, &filters).await?;
+        bind_ports(&mut discovery, args.target.netns.as_deref());
         let instance = instance_for(args.instance.as_deref(), network, several)?;
         let policy = discovery.policy(instance, args.allow_host_traffic)?;
         out.push(DockerPolicy { discovery, policy });
     }
     Ok(out)
+}
+
+/// Find the whitelisted containers' bridge ports, in the namespace where
+/// the rules go (the host's, normally). If they cannot be read, nothing is
+/// bound: isolation holds, only forged proxy addresses are not caught.
+pub fn bind_ports(discovery: &mut Discovery, netns: Option<&std::path::Path>) {
+    let ports = trafficjam_netlink::RouteSocket::open_in(netns)
+        .and_then(|mut s| s.bridge_ports(&discovery.bridge))
+        .unwrap_or_default();
+    discovery.find_ports(&ports);
 }
 
 /// A current-thread runtime for the Docker API calls.

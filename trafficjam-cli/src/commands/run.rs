@@ -430,7 +430,8 @@ async fn reconcile(
             }
         };
         state.waiting.remove(network);
-        let discovery = discovery.without(&state.revoked);
+        let mut discovery = discovery.without(&state.revoked);
+        super::bind_ports(&mut discovery, args.policy.target.netns.as_deref());
         let instance = match instance_for(args.policy.instance.as_deref(), network, several) {
             Ok(i) => i,
             Err(e) => {

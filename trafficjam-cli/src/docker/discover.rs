@@ -19,6 +19,10 @@ pub struct Whitelisted {
     pub id: String,
     /// Its IPv4 and IPv6 addresses on the network.
     pub addrs: Vec<IpAddr>,
+    /// Its MAC address on the network, as Docker set it.
+    pub mac: Option<[u8; 6]>,
+    /// The bridge port it is plugged into, once found.
+    pub port: Option<String>,
 }
 
 /// What Docker says about one managed network.
@@ -44,7 +48,30 @@ impl Discovery {
         allow_host_traffic: bool,
     ) -> Result<Policy, PolicyError> {
         let addrs = self.whitelist.iter().flat_map(|w| w.addrs.iter().copied());
-        Policy::new(instance, self.subnets.clone(), addrs, allow_host_traffic)
+        let policy = Policy::new(instance, self.subnets.clone(), addrs, allow_host_traffic)?;
+        policy.with_whitelist_ports(self.bound_ports().unwrap_or_default())
+    }
+
+    /// The bridge ports of the whitelisted containers, when every one of
+    /// them was found: binding only some would cut the others off, so a
+    /// partial answer binds none (and frames are not checked for spoofing).
+    pub fn bound_ports(&self) -> Option<Vec<String>> {
+        if self.whitelist.is_empty() {
+            return None;
+        }
+        self.whitelist.iter().map(|w| w.port.clone()).collect()
+    }
+
+    /// Find each whitelisted container's bridge port from its MAC address.
+    pub fn find_ports(&mut self, ports: &[trafficjam_netlink::BridgePort]) {
+        for w in &mut self.whitelist {
+            w.port = w.mac.and_then(|mac| {
+                ports
+                    .iter()
+                    .find(|p| p.peer_mac == Some(mac))
+                    .map(|p| p.name.clone())
+            });
+        }
     }
 
     /// The same discovery without the given containers.
@@ -59,7 +86,10 @@ impl Discovery {
     pub fn changes_since(&self, before: Option<&Discovery>) -> Vec<String> {
         let describe = |w: &Whitelisted| {
             let addrs: Vec<String> = w.addrs.iter().map(|a| a.to_string()).collect();
-            format!("{} ({})", w.name, addrs.join(", "))
+            match &w.port {
+                Some(p) => format!("{} ({}; port {p})", w.name, addrs.join(", ")),
+                None => format!("{} ({})", w.name, addrs.join(", ")),
+            }
         };
         let Some(before) = before else {
             let names: Vec<String> = self.whitelist.iter().map(describe).collect();
@@ -135,6 +165,16 @@ fn endpoint_addrs(ep: &EndpointResource) -> Vec<IpAddr> {
         .collect()
 }
 
+/// `02:42:ac:11:00:02` to bytes.
+fn parse_mac(s: &str) -> Option<[u8; 6]> {
+    let mut mac = [0u8; 6];
+    let mut parts = s.split(':');
+    for b in &mut mac {
+        *b = u8::from_str_radix(parts.next()?, 16).ok()?;
+    }
+    parts.next().is_none().then_some(mac)
+}
+
 /// Split `key=value` filters (Docker's `--filter` syntax) for the API.
 pub fn parse_filters(filters: &[String]) -> Result<Vec<(String, String)>, DockerError> {
     filters
@@ -179,11 +219,14 @@ impl DockerClient {
             .unwrap_or_else(|| format!("br-{}", id.get(..12).unwrap_or(&id)));
 
         // Addresses of every endpoint on the network, by container id.
-        let endpoints: HashMap<String, Vec<IpAddr>> = net
+        let endpoints: HashMap<String, (Vec<IpAddr>, Option<[u8; 6]>)> = net
             .containers
             .unwrap_or_default()
             .into_iter()
-            .map(|(cid, ep)| (cid, endpoint_addrs(&ep)))
+            .map(|(cid, ep)| {
+                let mac = ep.mac_address.as_deref().and_then(parse_mac);
+                (cid, (endpoint_addrs(&ep), mac))
+            })
             .collect();
 
         let mut whitelist: BTreeMap<String, Whitelisted> = BTreeMap::new();
@@ -219,10 +262,8 @@ impl DockerClient {
                 // A container with no address on the network (still
                 // starting, or disconnected since) simply has nothing to
                 // whitelist yet: the next event or poll picks it up.
-                let mut addrs: Vec<IpAddr> = endpoints
-                    .get(&cid)
-                    .cloned()
-                    .unwrap_or_default()
+                let (addrs, mac) = endpoints.get(&cid).cloned().unwrap_or_default();
+                let mut addrs: Vec<IpAddr> = addrs
                     .into_iter()
                     .filter(|a| subnets.iter().any(|s| s.contains(a)))
                     .collect();
@@ -233,6 +274,8 @@ impl DockerClient {
                         name,
                         id: cid,
                         addrs,
+                        mac,
+                        port: None,
                     },
                 );
             }
@@ -262,12 +305,39 @@ mod tests {
             whitelist: white
                 .iter()
                 .map(|(n, a)| Whitelisted {
+                    mac: None,
+                    port: None,
                     name: n.to_string(),
                     id: format!("id-{n}"),
                     addrs: a.iter().map(|x| x.parse().unwrap()).collect(),
                 })
                 .collect(),
         }
+    }
+
+    #[test]
+    fn ports_bind_only_when_every_proxy_has_one() {
+        let mut d = d(&[("a", &["172.23.0.2"]), ("b", &["172.23.0.3"])]);
+        d.whitelist[0].mac = Some([2, 0x42, 0xac, 0x17, 0, 2]);
+        d.whitelist[1].mac = Some([2, 0x42, 0xac, 0x17, 0, 3]);
+        let port = |name: &str, last| trafficjam_netlink::BridgePort {
+            name: name.into(),
+            peer_mac: Some([2, 0x42, 0xac, 0x17, 0, last]),
+        };
+        d.find_ports(&[port("veth-a", 2)]);
+        assert_eq!(d.bound_ports(), None, "a partial binding would cut b off");
+        d.find_ports(&[port("veth-a", 2), port("veth-b", 3)]);
+        assert_eq!(
+            d.bound_ports(),
+            Some(vec!["veth-a".into(), "veth-b".into()])
+        );
+        let p = d.policy(InstanceId::default(), false).unwrap();
+        assert_eq!(p.whitelist_ports(), ["veth-a", "veth-b"]);
+        assert_eq!(
+            parse_mac("02:42:ac:17:00:02"),
+            Some([2, 0x42, 0xac, 0x17, 0, 2])
+        );
+        assert_eq!(parse_mac("02:42"), None);
     }
 
     #[test]

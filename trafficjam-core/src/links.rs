@@ -1,0 +1,145 @@
+//! Network interfaces over rtnetlink, as much as trafficjam needs to find
+//! the bridge port of a container: which ports a bridge has, and the MAC
+//! address of each port's veth peer inside the container's namespace
+//! (asked with `IFLA_TARGET_NETNSID`, so no namespace is entered).
+//!
+//! Constants from `linux/rtnetlink.h` and `linux/if_link.h`. Parsing is
+//! bounds-checked and fuzzed.
+
+use crate::wire::nla::{string, Attrs};
+
+const RTM_NEWLINK: u16 = 16;
+const RTM_GETLINK: u16 = 18;
+const NLM_F_REQUEST: u16 = 1;
+const NLM_F_DUMP: u16 = 0x300;
+const IFLA_ADDRESS: u16 = 1;
+const IFLA_IFNAME: u16 = 3;
+const IFLA_LINK: u16 = 5;
+const IFLA_MASTER: u16 = 10;
+const IFLA_LINK_NETNSID: u16 = 37;
+const IFLA_TARGET_NETNSID: u16 = 46;
+/// nlmsghdr (16) + ifinfomsg (16).
+const HEADERS: usize = 32;
+
+/// One interface, as an rtnetlink answer describes it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Link {
+    /// Interface index.
+    pub index: u32,
+    /// Interface name.
+    pub name: String,
+    /// Hardware address, for Ethernet-like links.
+    pub mac: Option<[u8; 6]>,
+    /// Index of the bridge (or bond) it is a port of.
+    pub master: Option<u32>,
+    /// Index of its peer (a veth's other end), in `link_netnsid`'s
+    /// namespace when that is set.
+    pub link: Option<u32>,
+    /// The namespace id (in ours) where the peer lives.
+    pub link_netnsid: Option<i32>,
+}
+
+fn request(flags: u16, index: i32, attrs: &[u8]) -> Vec<u8> {
+    let len = HEADERS + attrs.len();
+    let mut m = Vec::with_capacity(len);
+    m.extend_from_slice(&(len as u32).to_ne_bytes());
+    m.extend_from_slice(&RTM_GETLINK.to_ne_bytes());
+    m.extend_from_slice(&(NLM_F_REQUEST | flags).to_ne_bytes());
+    m.extend_from_slice(&[0; 8]);
+    // ifinfomsg: family, pad, type, index, flags, change.
+    m.extend_from_slice(&[0, 0, 0, 0]);
+    m.extend_from_slice(&index.to_ne_bytes());
+    m.extend_from_slice(&[0; 8]);
+    m.extend_from_slice(attrs);
+    m
+}
+
+/// Dump every interface of the namespace.
+pub fn dump_request() -> Vec<u8> {
+    request(NLM_F_DUMP, 0, &[])
+}
+
+/// Ask for interface `index` of the namespace with id `netnsid` (as our
+/// namespace numbers it, e.g. a veth's `link_netnsid`).
+pub fn get_in_namespace_request(netnsid: i32, index: u32) -> Vec<u8> {
+    let mut attr = Vec::with_capacity(8);
+    attr.extend_from_slice(&8u16.to_ne_bytes());
+    attr.extend_from_slice(&IFLA_TARGET_NETNSID.to_ne_bytes());
+    attr.extend_from_slice(&netnsid.to_ne_bytes());
+    request(0, i32::try_from(index).unwrap_or(0), &attr)
+}
+
+/// The interface an `RTM_NEWLINK` answer describes; `None` otherwise or
+/// when malformed.
+pub fn parse_link(bytes: &[u8]) -> Option<Link> {
+    let len = u32::from_ne_bytes(bytes.get(..4)?.try_into().ok()?) as usize;
+    let ty = u16::from_ne_bytes(bytes.get(4..6)?.try_into().ok()?);
+    if ty != RTM_NEWLINK || len < HEADERS || len > bytes.len() {
+        return None;
+    }
+    let index = u32::from_ne_bytes(bytes.get(20..24)?.try_into().ok()?);
+    let mut link = Link {
+        index,
+        ..Link::default()
+    };
+    for a in Attrs::new(&bytes[HEADERS..len]) {
+        let (kind, v) = a.ok()?;
+        match kind {
+            IFLA_IFNAME => link.name = string(v, "ifname").ok()?,
+            IFLA_ADDRESS => link.mac = <[u8; 6]>::try_from(v).ok(),
+            IFLA_MASTER => link.master = Some(ne_u32(v)?),
+            IFLA_LINK => link.link = Some(ne_u32(v)?),
+            IFLA_LINK_NETNSID => link.link_netnsid = Some(ne_u32(v)? as i32),
+            _ => {}
+        }
+    }
+    Some(link)
+}
+
+/// rtnetlink attributes are host-endian (nf_tables' are big-endian).
+fn ne_u32(v: &[u8]) -> Option<u32> {
+    <[u8; 4]>::try_from(v).ok().map(u32::from_ne_bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn attr(kind: u16, v: &[u8]) -> Vec<u8> {
+        let mut a = ((4 + v.len()) as u16).to_ne_bytes().to_vec();
+        a.extend_from_slice(&kind.to_ne_bytes());
+        a.extend_from_slice(v);
+        while a.len() % 4 != 0 {
+            a.push(0);
+        }
+        a
+    }
+
+    #[test]
+    fn veth_port_parses() {
+        let attrs = [
+            attr(IFLA_IFNAME, b"vproxy\0"),
+            attr(IFLA_ADDRESS, &[2, 0x42, 0xac, 0x11, 0, 2]),
+            attr(IFLA_MASTER, &7u32.to_ne_bytes()),
+            attr(IFLA_LINK, &2u32.to_ne_bytes()),
+            attr(IFLA_LINK_NETNSID, &3u32.to_ne_bytes()),
+        ]
+        .concat();
+        let mut m = request(0, 9, &attrs);
+        m[4..6].copy_from_slice(&RTM_NEWLINK.to_ne_bytes());
+        let l = parse_link(&m).unwrap();
+        assert_eq!(
+            l,
+            Link {
+                index: 9,
+                name: "vproxy".into(),
+                mac: Some([2, 0x42, 0xac, 0x11, 0, 2]),
+                master: Some(7),
+                link: Some(2),
+                link_netnsid: Some(3),
+            }
+        );
+        assert_eq!(parse_link(&m[..20]), None);
+        assert_eq!(parse_link(&dump_request()), None);
+    }
+}
