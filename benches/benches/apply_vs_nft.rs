@@ -116,8 +116,6 @@ fn main() {
 
     let mut apply_args = vec![bin, "apply"];
     apply_args.extend(policy);
-    let mut tj = time_with_setup(RUNS, || run(&ns, &[bin, "clear"]), || run(&ns, &apply_args));
-
     let mut plan_args = vec!["plan"];
     plan_args.extend(policy);
     let out = Command::new(bin).args(&plan_args).output().expect("plan");
@@ -125,11 +123,20 @@ fn main() {
     let file = std::env::temp_dir().join(format!("tj-bench-{}.nft", std::process::id()));
     std::fs::write(&file, &out.stdout).expect("write ruleset");
     let file_s = file.to_str().expect("utf-8 path");
-    let mut nft = time_with_setup(
-        RUNS,
-        || run(&ns, &[bin, "clear"]),
-        || run(&ns, &["nft", "-f", file_s]),
-    );
+    // Interleaved, so that drift in the machine's load hits both alike.
+    let (mut tj, mut nft) = (Vec::new(), Vec::new());
+    for _ in 0..RUNS {
+        tj.extend(time_with_setup(
+            1,
+            || run(&ns, &[bin, "clear"]),
+            || run(&ns, &apply_args),
+        ));
+        nft.extend(time_with_setup(
+            1,
+            || run(&ns, &[bin, "clear"]),
+            || run(&ns, &["nft", "-f", file_s]),
+        ));
+    }
     let _ = std::fs::remove_file(&file);
     run(&ns, &[bin, "clear", "--all"]);
 

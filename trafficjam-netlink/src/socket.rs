@@ -55,8 +55,11 @@ impl NetfilterSocket {
         socket
             .bind_auto()
             .map_err(|e| NetlinkError::io("binding the netlink socket", e))?;
-        // Extended acks carry the kernel's explanation of an error.
+        // Extended acks carry the kernel's explanation of an error; capped
+        // acks echo only the header of a refused message, not a whole
+        // message of a thousand set elements.
         let _ = socket.set_ext_ack(true);
+        let _ = socket.set_cap_ack(true);
         // FORCE needs CAP_NET_ADMIN, which we need anyway; fall back to the
         // capped variant so a missing capability surfaces on first use with
         // the kernel's own EPERM.

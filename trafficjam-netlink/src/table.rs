@@ -35,9 +35,19 @@ pub fn read_for_update(
     tables: &[(Family, &str)],
 ) -> Result<(u32, Vec<Option<Table>>), NetlinkError> {
     let genid = generation(sock)?;
+    // One table list for every family, then the contents only of the
+    // tables that exist (none, on a first install).
+    let listed = list_tables(sock)?;
     let mut out = Vec::with_capacity(tables.len());
     for (family, name) in tables {
-        out.push(read_once(sock, *family, name)?);
+        let exists = listed
+            .iter()
+            .any(|t| t.family == *family && t.name == *name);
+        out.push(if exists {
+            read_once(sock, *family, name)?
+        } else {
+            None
+        });
     }
     Ok((genid, out))
 }
