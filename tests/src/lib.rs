@@ -6,6 +6,7 @@
 //! also when a test panics. The host's own interfaces and ruleset are never
 //! touched.
 
+pub mod cli;
 pub mod docker;
 pub mod frame;
 pub mod listener;

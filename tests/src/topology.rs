@@ -152,18 +152,7 @@ impl Testbed {
         default_route: bool,
     ) -> io::Result<()> {
         let h = &self.host;
-        h.ip(&[
-            "link",
-            "add",
-            host_end,
-            "type",
-            "veth",
-            "peer",
-            "name",
-            ifname,
-            "netns",
-            c.name(),
-        ])?;
+        self.veth(host_end, c, ifname)?;
         h.ip(&["link", "set", host_end, "master", bridge, "up"])?;
         c.ip(&["addr", "add", &format!("{v4}/24"), "dev", ifname])?;
         c.ip(&["addr", "add", &format!("{v6}/64"), "dev", ifname, "nodad"])?;
@@ -180,20 +169,26 @@ impl Testbed {
         Ok(())
     }
 
-    fn outside_setup(&self) -> io::Result<()> {
-        let (h, o, s) = (&self.host, &self.outside, &self.stub);
-        h.ip(&[
+    /// A veth pair: `host_end` in the host namespace, `peer_if` in `peer`.
+    fn veth(&self, host_end: &str, peer: &Netns, peer_if: &str) -> io::Result<()> {
+        self.host.ip(&[
             "link",
             "add",
-            "vout",
+            host_end,
             "type",
             "veth",
             "peer",
             "name",
-            "eth0",
+            peer_if,
             "netns",
-            o.name(),
+            peer.name(),
         ])?;
+        Ok(())
+    }
+
+    fn outside_setup(&self) -> io::Result<()> {
+        let (h, o, s) = (&self.host, &self.outside, &self.stub);
+        self.veth("vout", o, "eth0")?;
         h.ip(&["addr", "add", "198.51.100.1/24", "dev", "vout"])?;
         h.ip(&["addr", "add", "2001:db8:100::1/64", "dev", "vout", "nodad"])?;
         h.ip(&["link", "set", "vout", "up"])?;
@@ -203,18 +198,7 @@ impl Testbed {
         o.ip(&["route", "add", "10.77.0.0/16", "via", "198.51.100.1"])?;
         o.ip(&["-6", "route", "add", "fd77::/16", "via", "2001:db8:100::1"])?;
         // The host's extra address lives on a link of its own.
-        h.ip(&[
-            "link",
-            "add",
-            "vx",
-            "type",
-            "veth",
-            "peer",
-            "name",
-            "eth0",
-            "netns",
-            s.name(),
-        ])?;
+        self.veth("vx", s, "eth0")?;
         h.ip(&["addr", "add", "203.0.113.1/24", "dev", "vx"])?;
         h.ip(&["addr", "add", "2001:db8:203::1/64", "dev", "vx", "nodad"])?;
         h.ip(&["link", "set", "vx", "up"])?;

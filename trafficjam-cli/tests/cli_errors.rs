@@ -3,6 +3,7 @@
 
 use std::process::{Command, Output};
 
+use trafficjam_testbed::cli::refused;
 use trafficjam_testbed::{require_root, Netns};
 
 fn trafficjam(args: &[&str]) -> Output {
@@ -10,12 +11,6 @@ fn trafficjam(args: &[&str]) -> Output {
         .args(args)
         .output()
         .expect("run trafficjam")
-}
-
-fn refused(out: &Output, code: i32, needle: &str) {
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(code), "stderr: {err}");
-    assert!(err.contains(needle), "expected {needle:?} in: {err}");
 }
 
 fn tables(ns: &Netns) -> String {

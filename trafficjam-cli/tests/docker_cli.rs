@@ -2,10 +2,10 @@
 //! with a clear message and a non-zero exit; the daemon waits for a network
 //! that does not exist yet and keeps retrying while Docker is unreachable.
 
-use std::io::Read;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
+use trafficjam_testbed::cli::{has_inet_table as has_table, refused, Daemon};
 use trafficjam_testbed::docker::{images, unique, Container, Network, TableGuard, BUSYBOX_IMAGE};
 use trafficjam_testbed::require_root;
 
@@ -15,55 +15,6 @@ fn trafficjam(args: &[&str], env: &[(&str, &str)]) -> Output {
         .envs(env.iter().copied())
         .output()
         .expect("run trafficjam")
-}
-
-fn refused(out: &Output, code: i32, needle: &str) {
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(code), "stderr: {err}");
-    assert!(err.contains(needle), "expected {needle:?} in: {err}");
-}
-
-fn has_table(name: &str) -> bool {
-    Command::new("nft")
-        .args(["list", "table", "inet", name])
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false)
-}
-
-/// A daemon child process, stopped on drop; its stderr is collected.
-struct Daemon(Child);
-
-impl Daemon {
-    fn start(args: &[&str], env: &[(&str, &str)]) -> Daemon {
-        let child = Command::new(env!("CARGO_BIN_EXE_trafficjam"))
-            .arg("run")
-            .args(args)
-            .envs(env.iter().copied())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start the daemon");
-        Daemon(child)
-    }
-
-    /// SIGTERM, wait, and return what it logged.
-    fn stop(mut self) -> (Option<i32>, String) {
-        let pid = nix::unistd::Pid::from_raw(self.0.id() as i32);
-        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
-        let status = self.0.wait().ok().and_then(|s| s.code());
-        let mut log = String::new();
-        if let Some(mut e) = self.0.stderr.take() {
-            let _ = e.read_to_string(&mut log);
-        }
-        (status, log)
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 #[test]
@@ -199,7 +150,11 @@ fn daemon_waits_for_the_network_then_enforces_it() {
     let label = unique("proxy");
     let filter = format!("label=tj.test={label}");
     let _guard = TableGuard::inet(&format!("trafficjam-{name}"));
-    let daemon = Daemon::start(&["--network", &name, "--whitelist-filter", &filter], &[]);
+    let daemon = Daemon::spawn(
+        env!("CARGO_BIN_EXE_trafficjam"),
+        &["run", "--network", &name, "--whitelist-filter", &filter],
+        &[],
+    );
     std::thread::sleep(Duration::from_millis(500));
     // The network appears, with a proxy on it.
     let out = Command::new("docker")
@@ -236,8 +191,15 @@ fn daemon_waits_for_the_network_then_enforces_it() {
 #[test]
 fn daemon_keeps_retrying_while_docker_is_unreachable() {
     require_root();
-    let daemon = Daemon::start(
-        &["--network", "anything", "--whitelist-filter", "name=x"],
+    let daemon = Daemon::spawn(
+        env!("CARGO_BIN_EXE_trafficjam"),
+        &[
+            "run",
+            "--network",
+            "anything",
+            "--whitelist-filter",
+            "name=x",
+        ],
         &[("DOCKER_HOST", "unix:///nonexistent/docker.sock")],
     );
     std::thread::sleep(Duration::from_millis(2500));
@@ -343,8 +305,10 @@ fn docker_over_tcp_going_away_keeps_the_rules_and_reconnects() {
     let host = proxy.host();
     let (fa, fb) = (format!("label=tj.a={a}"), format!("label=tj.b={b}"));
     let _guard = TableGuard::inet(&format!("trafficjam-{}", net.name));
-    let daemon = Daemon::start(
+    let daemon = Daemon::spawn(
+        env!("CARGO_BIN_EXE_trafficjam"),
         &[
+            "run",
             "--network",
             &net.name,
             "--whitelist-filter",

@@ -11,6 +11,7 @@ use std::net::IpAddr;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use trafficjam_testbed::cli::has_inet_table as has_table;
 use trafficjam_testbed::docker::{
     docker, images, unique, Container, HostAddress, Network, TableGuard, BUSYBOX_IMAGE,
     TRAFFICJAM_IMAGE,
@@ -22,15 +23,6 @@ const TIMEOUT: Duration = Duration::from_millis(600);
 
 fn ip(s: &str) -> IpAddr {
     s.parse().unwrap_or_else(|e| panic!("{s:?}: {e}"))
-}
-
-/// Whether the host's ruleset has this table (read-only look).
-fn has_table(name: &str) -> bool {
-    Command::new("nft")
-        .args(["list", "table", "inet", name])
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false)
 }
 
 fn wait_until(what: &str, limit: Duration, mut f: impl FnMut() -> bool) -> Duration {

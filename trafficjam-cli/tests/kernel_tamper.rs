@@ -2,34 +2,11 @@
 //! deleting or altering its table gets it restored in one transaction,
 //! within milliseconds; changes to other tables are left alone.
 
-use std::io::Read;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use trafficjam_testbed::cli::Daemon;
 use trafficjam_testbed::probe::tcp_connect;
 use trafficjam_testbed::{addr, ip, Testbed};
-
-struct Daemon(Child);
-
-impl Daemon {
-    fn stop(mut self) -> String {
-        let pid = nix::unistd::Pid::from_raw(self.0.id() as i32);
-        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
-        let _ = self.0.wait();
-        let mut log = String::new();
-        if let Some(mut e) = self.0.stderr.take() {
-            let _ = e.read_to_string(&mut log);
-        }
-        log
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn nft(bed: &Testbed, args: &[&str]) -> String {
     let out = bed.nft(args).expect("run nft");
@@ -64,22 +41,7 @@ fn time_to_restore(bed: &Testbed) -> Duration {
 fn tampering_is_repaired_and_other_tables_are_left_alone() {
     let bed = Testbed::build().expect("build the test bed");
     let _listeners = bed.listen().expect("listeners");
-    let netns = bed.host.path();
-    let daemon = Daemon(
-        Command::new(env!("CARGO_BIN_EXE_trafficjam"))
-            .args(["run", "--netns"])
-            .arg(&netns)
-            .args(["--subnet", addr::MANAGED4, "--subnet", addr::MANAGED6])
-            .args([
-                "--whitelist-ip",
-                addr::PROXY4,
-                "--whitelist-ip",
-                addr::PROXY6,
-            ])
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start the daemon"),
-    );
+    let daemon = spawn(&bed);
     let start = Instant::now();
     while !intact(&bed) {
         assert!(
@@ -140,7 +102,7 @@ fn tampering_is_repaired_and_other_tables_are_left_alone() {
         before, after,
         "changes to another table made trafficjam rewrite its own"
     );
-    let log = daemon.stop();
+    let (_, log) = daemon.stop();
     println!("{log}");
     // `nft flush ruleset` removes both of the instance's tables (inet and
     // bridge): six restores for five tamperings.
@@ -157,27 +119,31 @@ fn tampering_is_repaired_and_other_tables_are_left_alone() {
 }
 
 fn spawn(bed: &Testbed) -> Daemon {
-    Daemon(
-        Command::new(env!("CARGO_BIN_EXE_trafficjam"))
-            .args(["run", "--netns"])
-            .arg(bed.host.path())
-            .args(["--subnet", addr::MANAGED4, "--subnet", addr::MANAGED6])
-            .args([
-                "--whitelist-ip",
-                addr::PROXY4,
-                "--whitelist-ip",
-                addr::PROXY6,
-            ])
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start the daemon"),
+    let netns = bed.host.path();
+    let netns = netns.to_str().expect("utf-8 path");
+    Daemon::spawn(
+        env!("CARGO_BIN_EXE_trafficjam"),
+        &[
+            "run",
+            "--netns",
+            netns,
+            "--subnet",
+            addr::MANAGED4,
+            "--subnet",
+            addr::MANAGED6,
+            "--whitelist-ip",
+            addr::PROXY4,
+            "--whitelist-ip",
+            addr::PROXY6,
+        ],
+        &[],
     )
 }
 
 #[test]
 fn killed_daemon_leaves_rules_and_a_restart_adopts_them() {
     let bed = Testbed::build().expect("build the test bed");
-    let mut first = spawn(&bed);
+    let first = spawn(&bed);
     let start = Instant::now();
     while !intact(&bed) {
         assert!(
@@ -195,8 +161,7 @@ fn killed_daemon_leaves_rules_and_a_restart_adopts_them() {
     };
     let before = handles();
     // A crash: no chance to clean up.
-    first.0.kill().unwrap();
-    first.0.wait().unwrap();
+    first.crash();
     assert!(intact(&bed), "the rules went away with the process");
     assert!(!tcp_connect(
         &bed.backend1,
@@ -206,7 +171,7 @@ fn killed_daemon_leaves_rules_and_a_restart_adopts_them() {
     // The restart adopts what is there: same objects, nothing duplicated.
     let second = spawn(&bed);
     std::thread::sleep(Duration::from_millis(500));
-    let log = second.stop();
+    let (_, log) = second.stop();
     assert!(
         log.contains("already enforced") || !log.contains("created"),
         "{log}"

@@ -3,9 +3,8 @@
 use trafficjam_core::wire::Change;
 use trafficjam_core::Policy;
 
-use super::{docker_policies, runtime, static_policy};
+use super::policies;
 use crate::cli::PolicyArgs;
-use crate::docker::DockerClient;
 use crate::error::CliError;
 use crate::firewall::Firewall;
 
@@ -13,22 +12,14 @@ use crate::firewall::Firewall;
 pub fn run(args: &PolicyArgs) -> Result<(), CliError> {
     // Everything is validated (and Docker asked) before the kernel is
     // touched.
-    let policies: Vec<Policy> = if args.networks.is_empty() {
-        vec![static_policy(args)?]
-    } else {
-        runtime().block_on(async {
-            let client = DockerClient::connect().await?;
-            let found = docker_policies(&client, args).await?;
-            for p in &found {
-                for line in p.discovery.changes_since(None) {
-                    println!("trafficjam: network {}: {line}", p.discovery.network);
-                }
-            }
-            Ok::<_, CliError>(found.into_iter().map(|p| p.policy).collect())
-        })?
-    };
+    let found = policies(args)?;
+    for d in found.iter().filter_map(|p| p.discovery.as_ref()) {
+        for line in d.changes_since(None) {
+            println!("trafficjam: network {}: {line}", d.network);
+        }
+    }
     let mut fw = Firewall::open(args.target.netns.as_deref())?;
-    for policy in &policies {
+    for policy in found.iter().map(|p| &p.policy) {
         for (table, change) in fw.apply(&policy.ruleset())? {
             println!(
                 "trafficjam: table {} {}: {}; {}",

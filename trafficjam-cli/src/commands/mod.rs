@@ -96,6 +96,36 @@ pub fn bind_ports(discovery: &mut Discovery, netns: Option<&std::path::Path>) {
     discovery.find_ports(&ports);
 }
 
+/// The policies `apply` and `plan` act on: from the command line, or one
+/// per `--network` from Docker (with what Docker reported).
+pub fn policies(args: &PolicyArgs) -> Result<Vec<SourcedPolicy>, CliError> {
+    if args.networks.is_empty() {
+        return Ok(vec![SourcedPolicy {
+            discovery: None,
+            policy: static_policy(args)?,
+        }]);
+    }
+    runtime().block_on(async {
+        let client = DockerClient::connect().await?;
+        let found = docker_policies(&client, args).await?;
+        Ok(found
+            .into_iter()
+            .map(|p| SourcedPolicy {
+                discovery: Some(p.discovery),
+                policy: p.policy,
+            })
+            .collect())
+    })
+}
+
+/// A policy, and the Docker discovery it came from (none in static mode).
+pub struct SourcedPolicy {
+    /// What Docker reported, in Docker mode.
+    pub discovery: Option<Discovery>,
+    /// The policy to enforce.
+    pub policy: Policy,
+}
+
 /// A current-thread runtime for the Docker API calls.
 pub fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()

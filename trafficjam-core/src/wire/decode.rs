@@ -311,7 +311,7 @@ pub(crate) fn table_attrs(attrs: &[u8]) -> Result<(Option<String>, Option<String
 }
 
 /// The bytes of a nested `NFTA_DATA_VALUE`.
-fn data_value(nested: &[u8]) -> Result<Vec<u8>, DecodeError> {
+pub(crate) fn data_value(nested: &[u8]) -> Result<Vec<u8>, DecodeError> {
     for a in Attrs::new(nested) {
         let (kind, value) = a?;
         if kind == list::DATA_VALUE {

@@ -18,6 +18,7 @@ use netlink_packet_netfilter::nftables::{
 };
 
 use super::attr::list;
+use super::decode::data_value;
 use super::nla::{string, Attrs};
 use super::DecodeError;
 use crate::model::{Expr, Register};
@@ -76,17 +77,6 @@ pub(crate) fn decode(elem: &[u8]) -> Result<Expr, DecodeError> {
         "counter" => counter::decode(data),
         _ => Ok(Expr::Unknown { name }),
     }
-}
-
-/// The bytes of a nested `NFTA_DATA_VALUE`.
-fn data_value(nested: &[u8]) -> Result<Vec<u8>, DecodeError> {
-    for attr in Attrs::new(nested) {
-        let (kind, value) = attr?;
-        if kind == list::DATA_VALUE {
-            return Ok(value.to_vec());
-        }
-    }
-    Err(DecodeError::Missing("data value"))
 }
 
 fn to_nl(reg: Register) -> NlRegister {
