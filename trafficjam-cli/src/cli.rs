@@ -58,18 +58,18 @@ pub struct Target {
 #[derive(Debug, Args)]
 #[command(group(ArgGroup::new("source").required(true).args(["subnets", "networks"])))]
 pub struct PolicyArgs {
-    /// Docker network to isolate (name or id); repeat for several (`run`
-    /// only; `apply` and `plan` accept several too). Env: NETWORK
-    /// (comma-separated).
-    #[arg(long = "network", value_name = "NAME", env = "NETWORK", value_delimiter = ',', conflicts_with_all = ["subnets", "whitelist"])]
+    /// Docker network to isolate (name or id); repeat for several (the
+    /// environment variable takes a comma-separated list).
+    #[arg(long = "network", value_name = "NAME", env = "NETWORK", hide_env_values = true, value_delimiter = ',', conflicts_with_all = ["subnets", "whitelist"])]
     pub networks: Vec<String>,
     /// Docker filter selecting the whitelisted containers (your proxy), as
     /// in `docker ps --filter`: ancestor=traefik:latest, label=KEY=VALUE,
-    /// name=traefik, id=…; repeat to OR several. Env: WHITELIST_FILTER.
+    /// name=traefik, id=…; repeat to OR several.
     #[arg(
         long = "whitelist-filter",
         value_name = "FILTER",
         env = "WHITELIST_FILTER",
+        hide_env_values = true,
         requires = "networks"
     )]
     pub whitelist_filters: Vec<String>,
@@ -91,11 +91,11 @@ pub struct PolicyArgs {
     /// Let containers open connections to the host (its addresses and
     /// published ports). Off by default: a compromised container should not
     /// reach the host.
-    #[arg(long, env = "ALLOW_HOST_TRAFFIC", value_parser = FalseyValueParser::new(), default_value_t = false, num_args = 0, default_missing_value = "true")]
+    #[arg(long, env = "ALLOW_HOST_TRAFFIC", hide_env_values = true, value_parser = FalseyValueParser::new(), default_value_t = false, num_args = 0, default_missing_value = "true")]
     pub allow_host_traffic: bool,
     /// Instance name: independent instances own independent rules. Default:
     /// `default` with --subnet; the network's name with --network.
-    #[arg(long, env = "INSTANCE_ID", value_name = "ID")]
+    #[arg(long, env = "INSTANCE_ID", hide_env_values = true, value_name = "ID")]
     pub instance: Option<String>,
     #[command(flatten)]
     pub target: Target,
@@ -109,10 +109,10 @@ pub struct RunArgs {
     /// Re-check Docker (or, in static mode, the kernel) every this many
     /// seconds, in case an event was missed. Docker events, not this
     /// interval, are how changes are noticed.
-    #[arg(long, env = "POLL_INTERVAL", default_value_t = 60, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, env = "POLL_INTERVAL", hide_env_values = true, default_value_t = 60, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
     pub poll_interval: u64,
-    /// Log every event and every kernel transaction. Env: DEBUG.
-    #[arg(short, long, env = "DEBUG", value_parser = FalseyValueParser::new(), default_value_t = false, num_args = 0, default_missing_value = "true")]
+    /// Log every event and every kernel transaction.
+    #[arg(short, long, env = "DEBUG", hide_env_values = true, value_parser = FalseyValueParser::new(), default_value_t = false, num_args = 0, default_missing_value = "true")]
     pub verbose: bool,
 }
 
@@ -122,7 +122,7 @@ pub struct ClearArgs {
     /// The instance whose rules are removed.
     #[arg(
         long,
-        env = "INSTANCE_ID",
+        env = "INSTANCE_ID", hide_env_values = true,
         default_value = "default",
         value_name = "ID",
         conflicts_with_all = ["all", "network"]

@@ -250,6 +250,10 @@ async fn run_docker(
                             revoke(args, fw, &mut state, log);
                         } else if let Some(id) = starting_container(&ev) {
                             state.revoked.remove(&id);
+                        } else if let Some(id) = destroyed_container(&ev) {
+                            // Gone for good: it can never start again, so
+                            // there is nothing left to remember.
+                            state.revoked.remove(&id);
                         }
                         if relevant(&action) && pending.is_none() {
                             pending = Some(Instant::now() + DEBOUNCE);
@@ -331,10 +335,18 @@ fn leaving_container(ev: &EventMessage) -> Option<String> {
     let action = ev.action.as_deref()?;
     let actor = ev.actor.as_ref()?;
     match (ev.typ?, action.split(':').next()?) {
-        (EventMessageTypeEnum::CONTAINER, "die" | "kill" | "stop" | "destroy") => actor.id.clone(),
+        (EventMessageTypeEnum::CONTAINER, "die" | "kill" | "stop") => actor.id.clone(),
         (EventMessageTypeEnum::NETWORK, "disconnect") => {
             actor.attributes.as_ref()?.get("container").cloned()
         }
+        _ => None,
+    }
+}
+
+/// The container an event says was removed.
+fn destroyed_container(ev: &EventMessage) -> Option<String> {
+    match (ev.typ?, ev.action.as_deref()?) {
+        (EventMessageTypeEnum::CONTAINER, "destroy") => ev.actor.as_ref()?.id.clone(),
         _ => None,
     }
 }
