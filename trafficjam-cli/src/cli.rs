@@ -93,6 +93,11 @@ pub struct PolicyArgs {
     /// reach the host.
     #[arg(long, env = "ALLOW_HOST_TRAFFIC", hide_env_values = true, value_parser = FalseyValueParser::new(), default_value_t = false, num_args = 0, default_missing_value = "true")]
     pub allow_host_traffic: bool,
+    /// Report dropped new connections (at most PER_SECOND a second, default
+    /// 10): the rules send them to NFLOG and `run` prints one line per
+    /// attempt, e.g. `blocked web1 (172.23.0.3) → db (172.23.0.4) tcp/5432`.
+    #[arg(long, value_name = "PER_SECOND", num_args = 0..=1, default_missing_value = "10", value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub log_blocked: Option<u32>,
     /// Instance name: independent instances own independent rules. Default:
     /// `default` with --subnet; the network's name with --network.
     #[arg(long, env = "INSTANCE_ID", hide_env_values = true, value_name = "ID")]
@@ -111,6 +116,10 @@ pub struct RunArgs {
     /// interval, are how changes are noticed.
     #[arg(long, env = "POLL_INTERVAL", hide_env_values = true, default_value_t = 60, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
     pub poll_interval: u64,
+    /// Name an address in the blocked-connection log (static mode; with
+    /// Docker the container names are used), e.g. `--name 10.0.0.5=db`.
+    #[arg(long = "name", value_name = "IP=NAME", value_parser = parse_name)]
+    pub names: Vec<(IpAddr, String)>,
     /// Log every event and every kernel transaction.
     #[arg(short, long, env = "DEBUG", hide_env_values = true, value_parser = FalseyValueParser::new(), default_value_t = false, num_args = 0, default_missing_value = "true")]
     pub verbose: bool,
@@ -147,4 +156,16 @@ pub struct StatusArgs {
     pub json: bool,
     #[command(flatten)]
     pub target: Target,
+}
+
+/// `IP=NAME` for `--name`.
+fn parse_name(s: &str) -> Result<(IpAddr, String), String> {
+    let (ip, name) = s
+        .split_once('=')
+        .ok_or_else(|| format!("{s:?} is not IP=NAME"))?;
+    let ip = ip.parse().map_err(|e| format!("{ip:?}: {e}"))?;
+    if name.is_empty() {
+        return Err(format!("{s:?} has an empty name"));
+    }
+    Ok((ip, name.to_string()))
 }

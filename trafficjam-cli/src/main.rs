@@ -1,5 +1,6 @@
 //! The `trafficjam` binary.
 
+mod blocked;
 mod cli;
 mod commands;
 mod docker;

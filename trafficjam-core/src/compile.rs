@@ -110,9 +110,14 @@ impl Ip {
 impl Policy {
     /// The ruleset that enforces this policy.
     pub fn ruleset(&self) -> Ruleset {
-        Ruleset {
-            tables: vec![self.inet_table(), self.bridge_table()],
+        let mut tables = vec![self.inet_table(), self.bridge_table()];
+        if let Some(rate) = self.log_blocked() {
+            let (group, prefix) = (self.instance().log_group(), self.instance().log_prefix());
+            for chain in tables.iter_mut().flat_map(|t| t.chains.iter_mut()) {
+                chain.rules = with_logging(&chain.rules, rate, group, &prefix);
+            }
         }
+        Ruleset { tables }
     }
 
     /// The address sets, the same in every table (sets belong to a table).
@@ -170,6 +175,34 @@ impl Policy {
             chains,
         }
     }
+}
+
+/// Before every dropping rule, the same matches with a rate limit and a
+/// `log` to NFLOG: every blocked attempt is reported, a flood is not.
+fn with_logging(rules: &[Rule], rate: u32, group: u16, prefix: &str) -> Vec<Rule> {
+    let mut out = Vec::with_capacity(rules.len() * 2);
+    for r in rules {
+        if r.exprs.last() == Some(&Expr::Verdict(Verdict::Drop)) {
+            let mut exprs: Vec<Expr> = r
+                .exprs
+                .iter()
+                .filter(|e| !matches!(e, Expr::Counter { .. } | Expr::Verdict(_)))
+                .cloned()
+                .collect();
+            exprs.push(Expr::Limit {
+                rate: u64::from(rate),
+                unit: 1,
+                burst: rate,
+            });
+            exprs.push(Expr::Log {
+                group,
+                prefix: prefix.to_string(),
+            });
+            out.push(Rule { exprs });
+        }
+        out.push(r.clone());
+    }
+    out
 }
 
 fn base_chain(name: &str, hook: Hook, rules: Vec<Rule>) -> Chain {

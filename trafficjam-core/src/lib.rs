@@ -27,6 +27,7 @@ mod compile;
 pub mod conntrack;
 pub mod links;
 pub mod model;
+pub mod nflog;
 mod observe;
 mod policy;
 pub mod text;

@@ -42,6 +42,8 @@ pub struct Enforced {
     pub allow_host_traffic: bool,
     /// Bridge ports the whitelisted addresses are bound to (anti-spoofing).
     pub whitelist_ports: Vec<String>,
+    /// Packets per second of the blocked-connection log, when it is on.
+    pub log_blocked_per_second: Option<u32>,
     /// Enforcement points, as `family hook` (e.g. `inet forward`).
     pub layers: Vec<String>,
     /// Drop counters per chain.
@@ -88,6 +90,15 @@ impl Enforced {
             .map(|n| n.addr())
             .collect();
         let allow_host_traffic = main.family == Family::Inet && main.chain(names::INPUT).is_none();
+        let log_rate = group
+            .iter()
+            .flat_map(|t| t.chains.iter())
+            .flat_map(|c| c.rules.iter())
+            .flat_map(|r| r.exprs.iter())
+            .find_map(|e| match e {
+                Expr::Limit { rate, .. } => u32::try_from(*rate).ok(),
+                _ => None,
+            });
         let whitelist_ports: Vec<String> = group
             .iter()
             .filter_map(|t| t.set(names::WHITELIST_PORTS))
@@ -129,6 +140,10 @@ impl Enforced {
             allow_host_traffic,
         )
         .and_then(|p| p.with_whitelist_ports(whitelist_ports.clone()))
+        .map(|p| match log_rate {
+            Some(r) => p.with_log_blocked(r),
+            None => p,
+        })
         .ok()
         .map(|p| p.ruleset().tables)
         .is_some_and(|want| {
@@ -148,6 +163,7 @@ impl Enforced {
             whitelist,
             allow_host_traffic,
             whitelist_ports,
+            log_blocked_per_second: log_rate,
             layers,
             drops,
             intact,

@@ -67,6 +67,22 @@ impl InstanceId {
         &self.0
     }
 
+    /// The NFLOG group this instance's blocked-connection log uses: derived
+    /// from the id (FNV-1a) so that instances do not share one, in
+    /// 1024..=65023.
+    pub fn log_group(&self) -> u16 {
+        let mut h: u32 = 0x811c_9dc5;
+        for b in self.0.bytes() {
+            h = (h ^ u32::from(b)).wrapping_mul(0x0100_0193);
+        }
+        1024 + (h % 64_000) as u16
+    }
+
+    /// The prefix every logged packet of this instance carries.
+    pub fn log_prefix(&self) -> String {
+        format!("{}{}: ", crate::TABLE_PREFIX, self.0)
+    }
+
     /// The name of the nftables table this instance owns.
     pub fn table_name(&self) -> String {
         format!("{}{}", crate::TABLE_PREFIX, self.0)
@@ -111,6 +127,7 @@ pub struct Policy {
     whitelist: Vec<IpAddr>,
     allow_host_traffic: bool,
     whitelist_ports: Vec<String>,
+    log_per_second: Option<u32>,
 }
 
 impl Policy {
@@ -154,7 +171,21 @@ impl Policy {
             whitelist,
             allow_host_traffic,
             whitelist_ports: Vec::new(),
+            log_per_second: None,
         })
+    }
+
+    /// Log dropped new connections to the instance's NFLOG group
+    /// ([`InstanceId::log_group`]), at most `per_second` packets a second
+    /// (with the same number as burst), so a flood cannot flood the log.
+    pub fn with_log_blocked(mut self, per_second: u32) -> Policy {
+        self.log_per_second = Some(per_second.max(1));
+        self
+    }
+
+    /// The blocked-connection log's rate, when it is on.
+    pub fn log_blocked(&self) -> Option<u32> {
+        self.log_per_second
     }
 
     /// Bind the whitelisted addresses to these bridge ports (the host side

@@ -247,6 +247,22 @@ fn recognise(e: &[Expr]) -> (Option<String>, usize) {
         [Expr::Counter { packets, bytes }, ..] => {
             (Some(format!("counter packets {packets} bytes {bytes}")), 1)
         }
+        [Expr::Limit { rate, unit, burst }, ..] => {
+            let per = match unit {
+                1 => "second",
+                60 => "minute",
+                3600 => "hour",
+                _ => "day",
+            };
+            (
+                Some(format!("limit rate {rate}/{per} burst {burst} packets")),
+                1,
+            )
+        }
+        [Expr::Log { group, prefix }, ..] => (
+            Some(format!("log prefix {} group {group}", quote(prefix))),
+            1,
+        ),
         [Expr::Verdict(v), ..] => (Some(v.to_string()), 1),
         _ => (Some(raw(&e[..1])), 1),
     }

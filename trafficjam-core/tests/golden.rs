@@ -332,3 +332,24 @@ fn ifname_sets_and_anti_spoofing() {
         encode::add_rule(b, &t, &c, 0, &r)
     });
 }
+
+#[test]
+fn limit_and_log_to_nflog() {
+    let mut t = empty_table(None);
+    t.sets = vec![Set::new("s4", SetKey::Ipv4, true, [])];
+    let mut r = rule("forward", 4, &[("subnets4", "s4")]);
+    r.exprs
+        .retain(|e| !matches!(e, Expr::Counter { .. } | Expr::Verdict(_)));
+    r.exprs.push(Expr::Limit {
+        rate: 10,
+        unit: 1,
+        burst: 5,
+    });
+    r.exprs.push(Expr::Log {
+        group: 3417,
+        prefix: "tj default: ".into(),
+    });
+    check("rule_log_blocked", |b| {
+        encode::add_rule(b, &t, &chain("forward"), 0, &r)
+    });
+}

@@ -16,13 +16,33 @@ use crate::error::CliError;
 /// The validated policy of static-mode (`--subnet`) arguments.
 pub fn static_policy(args: &PolicyArgs) -> Result<Policy, CliError> {
     let instance = InstanceId::new(args.instance.as_deref().unwrap_or("default"))?;
-    Ok(Policy::new(
+    let policy = Policy::new(
         instance,
         args.subnets.iter().copied(),
         args.whitelist.iter().copied(),
         args.allow_host_traffic,
     )?
-    .with_whitelist_ports(args.whitelist_ports.iter().cloned())?)
+    .with_whitelist_ports(args.whitelist_ports.iter().cloned())?;
+    Ok(with_log(policy, args))
+}
+
+/// The policy with the blocked-connection log the options ask for.
+pub fn with_log(policy: Policy, args: &PolicyArgs) -> Policy {
+    match args.log_blocked {
+        Some(rate) => policy.with_log_blocked(rate),
+        None => policy,
+    }
+}
+
+/// The policy enforcing a Docker network's discovery.
+pub fn docker_policy(
+    args: &PolicyArgs,
+    discovery: &Discovery,
+    network: &str,
+) -> Result<Policy, CliError> {
+    let instance = instance_for(args.instance.as_deref(), network, args.networks.len() > 1)?;
+    let policy = discovery.policy(instance, args.allow_host_traffic)?;
+    Ok(with_log(policy, args))
 }
 
 /// The instance owning a Docker network's rules: `--instance` when one
@@ -74,13 +94,11 @@ pub async fn docker_policies(
     args: &PolicyArgs,
 ) -> Result<Vec<DockerPolicy>, CliError> {
     let filters = parse_filters(&args.whitelist_filters)?;
-    let several = args.networks.len() > 1;
     let mut out = Vec::new();
     for network in &args.networks {
         let mut discovery = client.discover(network, &filters).await?;
         bind_ports(&mut discovery, args.target.netns.as_deref());
-        let instance = instance_for(args.instance.as_deref(), network, several)?;
-        let policy = discovery.policy(instance, args.allow_host_traffic)?;
+        let policy = docker_policy(args, &discovery, network)?;
         out.push(DockerPolicy { discovery, policy });
     }
     Ok(out)

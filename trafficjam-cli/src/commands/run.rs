@@ -6,7 +6,8 @@
 //! ones stay (fail closed) while it reconnects with backoff. SIGTERM and
 //! SIGINT stop it with the rules in place; SIGUSR1 removes them first.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::net::IpAddr;
 use std::time::Duration;
 
 use bollard::models::{EventMessage, EventMessageTypeEnum};
@@ -16,7 +17,8 @@ use tokio::signal::unix::{signal, Signal, SignalKind};
 use tokio::time::{sleep, Instant};
 
 use super::apply::{describe, summary};
-use super::{instance_for, runtime, static_policy};
+use super::{docker_policy, instance_for, runtime, static_policy};
+use crate::blocked;
 use crate::cli::RunArgs;
 use crate::docker::{discover::parse_filters, Discovery, DockerClient, DockerError};
 use crate::error::CliError;
@@ -24,6 +26,7 @@ use crate::firewall::Firewall;
 use crate::log::Log;
 use crate::watch::{watch, Touched};
 use tokio::sync::mpsc::UnboundedReceiver;
+use trafficjam_core::nflog::Blocked;
 use trafficjam_core::wire::Change;
 use trafficjam_core::{InstanceId, Policy};
 
@@ -40,10 +43,17 @@ pub fn run(args: &RunArgs) -> Result<(), CliError> {
         let mut signals = Signals::new()?;
         let mut fw = Firewall::open(args.policy.target.netns.as_deref())?;
         let poll = Duration::from_secs(args.poll_interval);
+        let mut blocked = match args.policy.log_blocked {
+            Some(_) => {
+                let groups: Vec<u16> = instances(args)?.iter().map(|i| i.log_group()).collect();
+                Some(blocked::listen(args.policy.target.netns.clone(), &groups)?)
+            }
+            None => None,
+        };
         let stop = if args.policy.networks.is_empty() {
-            run_static(args, &mut fw, &mut signals, poll, log).await?
+            run_static(args, &mut fw, &mut signals, &mut blocked, poll, log).await?
         } else {
-            run_docker(args, &mut fw, &mut signals, poll, log).await?
+            run_docker(args, &mut fw, &mut signals, &mut blocked, poll, log).await?
         };
         finish(stop, &mut fw, &instances(args)?, log)
     })
@@ -145,9 +155,11 @@ async fn run_static(
     args: &RunArgs,
     fw: &mut Firewall,
     signals: &mut Signals,
+    blocked: &mut Option<UnboundedReceiver<Blocked>>,
     poll: Duration,
     log: Log,
 ) -> Result<Stop, CliError> {
+    let names: BTreeMap<IpAddr, String> = args.names.iter().cloned().collect();
     let policy = static_policy(&args.policy)?;
     let mut touched = watch_ours(args, log)?;
     enforce(fw, &policy, "", log)?;
@@ -155,6 +167,7 @@ async fn run_static(
     loop {
         tokio::select! {
             stop = signals.next() => return Ok(stop),
+            Some(b) = next_blocked(blocked) => log.info(&blocked::line(&b, &names)),
             Some(seen) = touched.recv() => {
                 while touched.try_recv().is_ok() {}
                 reassert(fw, std::slice::from_ref(&policy), seen, log);
@@ -183,6 +196,7 @@ async fn run_docker(
     args: &RunArgs,
     fw: &mut Firewall,
     signals: &mut Signals,
+    blocked: &mut Option<UnboundedReceiver<Blocked>>,
     poll: Duration,
     log: Log,
 ) -> Result<Stop, CliError> {
@@ -233,6 +247,13 @@ async fn run_docker(
             let deadline = pending.unwrap_or(next_poll).min(next_poll);
             tokio::select! {
                 stop = signals.next() => return Ok(stop),
+                Some(b) = next_blocked(blocked) => {
+                    let mut names: BTreeMap<IpAddr, String> = args.names.iter().cloned().collect();
+                    for d in state.applied.values() {
+                        names.extend(d.names.iter().map(|(ip, n)| (*ip, n.clone())));
+                    }
+                    log.info(&blocked::line(&b, &names));
+                }
                 Some(seen) = touched.recv() => {
                     while touched.try_recv().is_ok() {}
                     let policies = applied_policies(args, &state);
@@ -288,6 +309,14 @@ async fn run_docker(
     }
 }
 
+/// The next blocked connection, or never when the log is off.
+async fn next_blocked(rx: &mut Option<UnboundedReceiver<Blocked>>) -> Option<Blocked> {
+    match rx {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
 /// Watch the kernel for changes to the tables this daemon owns.
 fn watch_ours(args: &RunArgs, log: Log) -> Result<UnboundedReceiver<Touched>, CliError> {
     let ours = instances(args)?.iter().map(|i| i.table_name()).collect();
@@ -296,14 +325,10 @@ fn watch_ours(args: &RunArgs, log: Log) -> Result<UnboundedReceiver<Touched>, Cl
 
 /// The policies last enforced for every network.
 fn applied_policies(args: &RunArgs, state: &State) -> Vec<Policy> {
-    let several = args.policy.networks.len() > 1;
     state
         .applied
         .iter()
-        .filter_map(|(network, d)| {
-            let instance = instance_for(args.policy.instance.as_deref(), network, several).ok()?;
-            d.policy(instance, args.policy.allow_host_traffic).ok()
-        })
+        .filter_map(|(network, d)| docker_policy(&args.policy, d, network).ok())
         .collect()
 }
 
@@ -366,16 +391,12 @@ fn starting_container(ev: &EventMessage) -> Option<String> {
 /// Re-enforce every network without the revoked containers, from what was
 /// last discovered: no Docker round trip, one small transaction.
 fn revoke(args: &RunArgs, fw: &mut Firewall, state: &mut State, log: Log) {
-    let several = args.policy.networks.len() > 1;
     for (network, applied) in state.applied.clone() {
         let kept = applied.without(&state.revoked);
         if kept.whitelist == applied.whitelist {
             continue;
         }
-        let Ok(instance) = instance_for(args.policy.instance.as_deref(), &network, several) else {
-            continue;
-        };
-        let Ok(policy) = kept.policy(instance, args.policy.allow_host_traffic) else {
+        let Ok(policy) = docker_policy(&args.policy, &kept, &network) else {
             continue;
         };
         let context = format!("network {}: ", applied.network);
@@ -421,7 +442,6 @@ async fn reconcile(
     log: Log,
 ) -> Result<(), DockerError> {
     let filters = parse_filters(&args.policy.whitelist_filters)?;
-    let several = args.policy.networks.len() > 1;
     for network in &args.policy.networks {
         let discovery = match client.discover(network, &filters).await {
             Ok(d) => d,
@@ -444,14 +464,7 @@ async fn reconcile(
         state.waiting.remove(network);
         let mut discovery = discovery.without(&state.revoked);
         super::bind_ports(&mut discovery, args.policy.target.netns.as_deref());
-        let instance = match instance_for(args.policy.instance.as_deref(), network, several) {
-            Ok(i) => i,
-            Err(e) => {
-                log.warn(&format!("network {network}: {e}"));
-                continue;
-            }
-        };
-        let policy = match discovery.policy(instance, args.policy.allow_host_traffic) {
+        let policy = match docker_policy(&args.policy, &discovery, network) {
             Ok(p) => p,
             Err(e) => {
                 log.warn(&format!("network {network}: {e}; keeping its last rules"));

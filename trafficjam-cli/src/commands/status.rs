@@ -52,6 +52,9 @@ pub fn run(args: &StatusArgs) -> Result<(), CliError> {
             }
         );
         println!("  enforcing at:  {}", e.layers.join(", "));
+        if let Some(rate) = e.log_blocked_per_second {
+            println!("  blocked log:   on, at most {rate} lines a second (run `trafficjam run --log-blocked` to read it)");
+        }
         for d in &e.drops {
             println!(
                 "  dropped in {}: {} packets, {} bytes",

@@ -38,6 +38,8 @@ pub struct Discovery {
     pub bridge: String,
     /// Running containers on it matching a whitelist filter.
     pub whitelist: Vec<Whitelisted>,
+    /// Every container on the network by address, for log lines.
+    pub names: std::collections::BTreeMap<IpAddr, String>,
 }
 
 impl Discovery {
@@ -219,9 +221,18 @@ impl DockerClient {
             .unwrap_or_else(|| format!("br-{}", id.get(..12).unwrap_or(&id)));
 
         // Addresses of every endpoint on the network, by container id.
-        let endpoints: HashMap<String, (Vec<IpAddr>, Option<[u8; 6]>)> = net
-            .containers
-            .unwrap_or_default()
+        let containers = net.containers.unwrap_or_default();
+        let names = containers
+            .values()
+            .flat_map(|ep| {
+                let name = ep.name.clone().unwrap_or_default();
+                endpoint_addrs(ep)
+                    .into_iter()
+                    .map(move |a| (a, name.clone()))
+            })
+            .filter(|(_, n)| !n.is_empty())
+            .collect();
+        let endpoints: HashMap<String, (Vec<IpAddr>, Option<[u8; 6]>)> = containers
             .into_iter()
             .map(|(cid, ep)| {
                 let mac = ep.mac_address.as_deref().and_then(parse_mac);
@@ -288,6 +299,7 @@ impl DockerClient {
             subnets,
             bridge,
             whitelist,
+            names,
         })
     }
 }
@@ -302,6 +314,7 @@ mod tests {
             id: "abc".into(),
             subnets: vec!["172.23.0.0/16".parse().unwrap()],
             bridge: "br-abc".into(),
+            names: Default::default(),
             whitelist: white
                 .iter()
                 .map(|(n, a)| Whitelisted {

@@ -289,6 +289,23 @@ pub enum Expr {
         /// Bytes counted.
         bytes: u64,
     },
+    /// `limit`: match while under `rate` packets per `unit` seconds, with
+    /// `burst` packets of slack (a packet-count limit, not inverted).
+    Limit {
+        /// Packets per unit.
+        rate: u64,
+        /// The unit, in seconds.
+        unit: u64,
+        /// Burst, in packets.
+        burst: u32,
+    },
+    /// `log`: send the packet to the NFLOG group with this prefix.
+    Log {
+        /// The NFLOG (nfnetlink_log) group.
+        group: u16,
+        /// The prefix carried with every logged packet.
+        prefix: String,
+    },
     /// An expression trafficjam does not model, kept by name so that a
     /// foreign change to a rule is visible as a difference.
     Unknown {
@@ -309,6 +326,8 @@ impl Expr {
             Expr::Lookup { .. } => "lookup",
             Expr::Verdict(_) => "immediate",
             Expr::Counter { .. } => "counter",
+            Expr::Limit { .. } => "limit",
+            Expr::Log { .. } => "log",
             Expr::Unknown { name } => name,
         }
     }

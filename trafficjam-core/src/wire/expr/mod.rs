@@ -9,6 +9,8 @@ mod cmp;
 mod counter;
 mod ct;
 mod immediate;
+mod limit;
+mod log;
 mod lookup;
 mod meta;
 mod payload;
@@ -43,6 +45,8 @@ pub(crate) fn encode(
         Expr::Lookup { set, sreg, invert } => lookup::encode(set, *sreg, *invert, set_id(set)),
         Expr::Verdict(v) => immediate::encode(v),
         Expr::Counter { packets, bytes } => counter::encode(*packets, *bytes),
+        Expr::Limit { rate, unit, burst } => limit::encode(*rate, *unit, *burst),
+        Expr::Log { group, prefix } => log::encode(*group, prefix),
         Expr::Unknown { name } => Expressions::Other {
             expression_type: name.clone(),
             attributes: vec![],
@@ -75,6 +79,8 @@ pub(crate) fn decode(elem: &[u8]) -> Result<Expr, DecodeError> {
         "immediate" => immediate::decode(data),
         "ct" => ct::decode(data),
         "counter" => counter::decode(data),
+        "limit" => limit::decode(data),
+        "log" => log::decode(data),
         _ => Ok(Expr::Unknown { name }),
     }
 }
