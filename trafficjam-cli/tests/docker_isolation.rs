@@ -148,6 +148,11 @@ impl Scene {
 
     /// The trafficjam image, run as the README says.
     fn trafficjam(&self, allow_host: bool) -> Container {
+        self.trafficjam_with(allow_host, &[])
+    }
+
+    /// The image with arguments for `trafficjam` (the default is `run`).
+    fn trafficjam_with(&self, allow_host: bool, cmd: &[&str]) -> Container {
         let mut env = vec![
             "-e".to_string(),
             format!("NETWORK={}", self.public.name),
@@ -168,7 +173,7 @@ impl Scene {
             "/var/run/docker.sock:/var/run/docker.sock",
         ];
         args.extend(env.iter().map(String::as_str));
-        Container::run("tj", &args, TRAFFICJAM_IMAGE, &[]).expect("start trafficjam")
+        Container::run("tj", &args, TRAFFICJAM_IMAGE, cmd).expect("start trafficjam")
     }
 
     fn flows(&self, enforced: bool, allow_host: bool) -> Vec<Flow> {
@@ -291,8 +296,8 @@ fn docker_acceptance_matrix_reaction_and_clear() {
         &s.flows(false, false),
     );
 
-    // trafficjam as users run it.
-    let tj = s.trafficjam(false);
+    // trafficjam as users run it (with the blocked-connection log on).
+    let tj = s.trafficjam_with(false, &["run", "--log-blocked"]);
     let instance = s.instance();
     let took = wait_until("trafficjam's table", Duration::from_secs(20), || {
         has_table(&instance)
@@ -300,6 +305,19 @@ fn docker_acceptance_matrix_reaction_and_clear() {
     println!("trafficjam image: table installed {took:?} after `docker run` returned");
     // Wait for the whitelist to be in (the first apply includes it).
     probes.check("trafficjam running", &s.flows(true, false));
+
+    // The blocked attempts of the matrix were reported with container names.
+    let b1_name = &s.b1.name;
+    let b2_name = &s.b2.name;
+    let wanted = format!(
+        "blocked {b1_name} ({}) → {b2_name} ({}) tcp/8080",
+        s.addrs.b1_4, s.addrs.b2_4
+    );
+    wait_until(
+        "the blocked-connection log line",
+        Duration::from_secs(5),
+        || tj.logs().contains(&wanted),
+    );
 
     // A backend forges the proxy's addresses (IP, then IP and MAC) at the
     // other backend: trafficjam bound the proxy to its bridge port, so
