@@ -227,6 +227,37 @@ impl Testbed {
         Ok(())
     }
 
+    /// Run the `trafficjam` binary at `bin` with `ARGS --netns <host>`;
+    /// panic with its stderr unless it succeeds; return its stdout.
+    pub fn trafficjam(&self, bin: &str, args: &[&str]) -> String {
+        let out = std::process::Command::new(bin)
+            .args(args)
+            .arg("--netns")
+            .arg(self.host.path())
+            .output()
+            .expect("run trafficjam");
+        assert!(
+            out.status.success(),
+            "trafficjam {args:?} failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Wait until the host namespace has table `inet NAME`.
+    pub fn wait_for_table(&self, name: &str, limit: std::time::Duration) {
+        let start = std::time::Instant::now();
+        while !self
+            .nft(&["list", "table", "inet", name])
+            .map(|o| o.status.success())
+            .unwrap_or(false)
+        {
+            assert!(start.elapsed() < limit, "table inet {name} never appeared");
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+    }
+
     /// `nft ARGS` inside the host namespace.
     pub fn nft(&self, args: &[&str]) -> io::Result<std::process::Output> {
         self.host.exec("nft", args)

@@ -4,20 +4,12 @@
 //! exactly what this test documents: a backend can still send UDP to the
 //! whitelisted proxy, but cannot open a TCP connection to it or ping it.
 
-use std::process::Command;
 use std::time::Duration;
 
 use trafficjam_testbed::{addr, assert_matrix, ip, matrix, Flow, Proto, Testbed};
 
 fn trafficjam(bed: &Testbed, args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_trafficjam"))
-        .args(args)
-        .arg("--netns")
-        .arg(bed.host.path())
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{out:?}");
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    bed.trafficjam(env!("CARGO_BIN_EXE_trafficjam"), args)
 }
 
 /// (from, to, IPv4 target, IPv6 target, protocols, allowed)

@@ -11,16 +11,12 @@ use trafficjam_testbed::{addr, assert_matrix, ip, matrix, topology::policy_flows
 
 const TIMEOUT: Duration = Duration::from_millis(600);
 
-fn trafficjam(bed: &Testbed, args: &[&str]) -> Output {
-    let netns = bed.host.path();
-    Command::new(env!("CARGO_BIN_EXE_trafficjam"))
-        .args(args)
-        .arg("--netns")
-        .arg(&netns)
-        .output()
-        .expect("run trafficjam")
+/// Run the binary against the bed's host namespace; it must succeed.
+fn trafficjam(bed: &Testbed, args: &[&str]) -> String {
+    bed.trafficjam(env!("CARGO_BIN_EXE_trafficjam"), args)
 }
 
+/// Stdout of a command that must have succeeded.
 fn ok(out: Output) -> String {
     assert!(
         out.status.success(),
@@ -51,7 +47,7 @@ fn policy_args(allow_host: bool) -> Vec<&'static str> {
 fn apply(bed: &Testbed, allow_host: bool) -> String {
     let mut args = vec!["apply"];
     args.extend(policy_args(allow_host));
-    ok(trafficjam(bed, &args))
+    trafficjam(bed, &args)
 }
 
 fn ruleset(bed: &Testbed) -> String {
@@ -123,7 +119,7 @@ fn policy_matrix_idempotence_allow_host_and_clear() {
     assert_eq!(handles(&bed), handles_before, "objects were re-created");
 
     // 4. status reads the policy back from the kernel, with drop counters.
-    let status = ok(trafficjam(&bed, &["status", "--json"]));
+    let status = trafficjam(&bed, &["status", "--json"]);
     let v: serde_json::Value = serde_json::from_str(&status).expect("status JSON");
     let inst = &v["instances"][0];
     assert_eq!(inst["instance"], "default");
@@ -154,7 +150,7 @@ fn policy_matrix_idempotence_allow_host_and_clear() {
 
     // 6. clear leaves no trace, and every flow works again: the positive
     //    control of every "blocked" above.
-    let out = ok(trafficjam(&bed, &["clear"]));
+    let out = trafficjam(&bed, &["clear"]);
     assert!(
         out.contains("removed table inet trafficjam-default"),
         "{out}"
@@ -163,31 +159,31 @@ fn policy_matrix_idempotence_allow_host_and_clear() {
     assert!(!text.contains("trafficjam"), "clear left: {text}");
     let outcomes = matrix::run(&policy_flows(false, false), |l| bed.ns(l), TIMEOUT);
     assert_matrix("after clear: everything reachable", &outcomes);
-    let out = ok(trafficjam(&bed, &["clear"]));
+    let out = trafficjam(&bed, &["clear"]);
     assert!(out.contains("nothing to clear"), "{out}");
 }
 
 #[test]
 fn instances_are_independent() {
     let bed = Testbed::build().expect("build the test bed");
-    ok(trafficjam(
+    trafficjam(
         &bed,
         &["apply", "--instance", "a", "--subnet", addr::MANAGED4],
-    ));
-    ok(trafficjam(
+    );
+    trafficjam(
         &bed,
         &["apply", "--instance", "b", "--subnet", "10.77.2.0/24"],
-    ));
+    );
     // A table of someone else's, named like ours but without our comment.
     let foreign = bed
         .nft(&["add", "table", "inet", "trafficjam-foreign"])
         .unwrap();
     assert!(foreign.status.success());
-    ok(trafficjam(&bed, &["clear", "--instance", "a"]));
+    trafficjam(&bed, &["clear", "--instance", "a"]);
     let text = ruleset(&bed);
     assert!(!text.contains("trafficjam-a "), "{text}");
     assert!(text.contains("table inet trafficjam-b"), "{text}");
-    ok(trafficjam(&bed, &["clear", "--all"]));
+    trafficjam(&bed, &["clear", "--all"]);
     let text = ruleset(&bed);
     assert!(!text.contains("trafficjam-b"), "{text}");
     assert!(
@@ -241,7 +237,7 @@ fn whitelist_churn_never_opens_or_breaks_a_flow() {
         }
         v
     };
-    ok(trafficjam(&bed, &base(false)));
+    trafficjam(&bed, &base(false));
 
     let stop = AtomicBool::new(false);
     let (allowed_ok, allowed_failed) = (AtomicU64::new(0), AtomicU64::new(0));
@@ -271,7 +267,7 @@ fn whitelist_churn_never_opens_or_breaks_a_flow() {
             });
         }
         for i in 0..FLIPS {
-            let out = ok(trafficjam(&bed, &base(i % 2 == 0)));
+            let out = trafficjam(&bed, &base(i % 2 == 0));
             assert!(out.contains("updated in place"), "flip {i}: {out}");
             std::thread::sleep(Duration::from_millis(15));
         }

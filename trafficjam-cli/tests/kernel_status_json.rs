@@ -1,18 +1,9 @@
 //! `status --json` is stable: its exact output for a known policy.
 
-use std::process::Command;
-
 use trafficjam_testbed::{addr, Testbed};
 
 fn trafficjam(bed: &Testbed, args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_trafficjam"))
-        .args(args)
-        .arg("--netns")
-        .arg(bed.host.path())
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{out:?}");
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    bed.trafficjam(env!("CARGO_BIN_EXE_trafficjam"), args)
 }
 
 #[test]
