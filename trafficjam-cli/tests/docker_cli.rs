@@ -112,6 +112,7 @@ fn apply_and_plan_read_the_network_from_docker() {
     )
     .unwrap();
     let (v4, v6) = proxy.addrs(&net.name).unwrap();
+    let v6 = v6.expect("the proxy's IPv6 address");
     let filter = format!("label=tj.test={label}");
     // The old tool's environment variables work as defaults.
     let env = [
@@ -125,7 +126,7 @@ fn apply_and_plan_read_the_network_from_docker() {
         text.contains("172.29.78.0/24") && text.contains("fd29:78::/64"),
         "{text}"
     );
-    assert!(text.contains(&v4) && text.contains(&v6.unwrap()), "{text}");
+    assert!(text.contains(&v4) && text.contains(&v6), "{text}");
     let table = format!("trafficjam-{}", net.name);
     let _guard = TableGuard::inet(&table);
     assert!(!has_table(&table), "plan touched the kernel");
@@ -137,6 +138,19 @@ fn apply_and_plan_read_the_network_from_docker() {
         "apply should say who is whitelisted: {text}"
     );
     assert!(has_table(&table));
+    // status names the whitelisted container, asking Docker.
+    let out = trafficjam(&["status"], &[]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains(&format!("{} ({v4})", proxy.name)), "{text}");
+    let out = trafficjam(&["status", "--json"], &[]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let inst = v["instances"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["instance"] == net.name.as_str())
+        .expect("the instance");
+    assert_eq!(inst["names"][&v4], proxy.name.as_str(), "{v}");
     let out = trafficjam(&["clear", "--network", &net.name], &[]);
     assert!(out.status.success(), "{out:?}");
     assert!(!has_table(&table));

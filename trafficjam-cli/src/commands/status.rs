@@ -1,15 +1,33 @@
 //! `trafficjam status`: what the kernel enforces now, read back from it.
 
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
 use trafficjam_core::{text, Enforced};
+
+use super::runtime;
+use crate::docker::DockerClient;
 
 use crate::cli::StatusArgs;
 use crate::error::CliError;
 use crate::firewall::Firewall;
 
+/// One instance in `status --json`: what the kernel enforces, and the
+/// container names Docker gives the addresses (when it can be asked).
+#[derive(serde::Serialize)]
+struct Instance {
+    #[serde(flatten)]
+    enforced: Enforced,
+    /// Container names by address, when the instance manages a Docker
+    /// network that exists; omitted otherwise.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    names: BTreeMap<IpAddr, String>,
+}
+
 /// The JSON document `status --json` prints.
 #[derive(serde::Serialize)]
 struct Status {
-    instances: Vec<Enforced>,
+    instances: Vec<Instance>,
     /// Whether bridged traffic passes the IP hooks; `null` if unknown.
     br_netfilter: Option<bool>,
 }
@@ -23,7 +41,14 @@ pub fn run(args: &StatusArgs) -> Result<(), CliError> {
             tables.push(table);
         }
     }
-    let instances = Enforced::from_tables(&tables);
+    let instances: Vec<Instance> = Enforced::from_tables(&tables)
+        .into_iter()
+        .map(|enforced| Instance {
+            names: BTreeMap::new(),
+            enforced,
+        })
+        .collect();
+    let instances = with_docker_names(instances);
     let br_netfilter = br_netfilter(args.target.netns.as_deref());
     if args.json {
         let status = Status {
@@ -36,10 +61,18 @@ pub fn run(args: &StatusArgs) -> Result<(), CliError> {
     if instances.is_empty() {
         println!("trafficjam: no policy is enforced (no trafficjam table in the kernel)");
     }
-    for e in &instances {
+    for Instance { enforced: e, names } in &instances {
         println!("instance {} ({})", e.instance, e.table);
         println!("  subnets:       {}", join(&e.subnets));
-        println!("  whitelisted:   {}", join(&e.whitelist));
+        let whitelisted: Vec<String> = e
+            .whitelist
+            .iter()
+            .map(|ip| match names.get(ip) {
+                Some(n) => format!("{n} ({ip})"),
+                None => ip.to_string(),
+            })
+            .collect();
+        println!("  whitelisted:   {}", join(&whitelisted));
         if !e.whitelist_ports.is_empty() {
             println!("  bound to port: {}", e.whitelist_ports.join(", "));
         }
@@ -83,6 +116,32 @@ pub fn run(args: &StatusArgs) -> Result<(), CliError> {
         }
     }
     Ok(())
+}
+
+/// Ask Docker, if it answers within a second, for the names behind the
+/// addresses of instances named after a Docker network. Best effort: the
+/// status comes from the kernel, names are a convenience.
+fn with_docker_names(mut instances: Vec<Instance>) -> Vec<Instance> {
+    if instances.is_empty() {
+        return instances;
+    }
+    runtime().block_on(async {
+        let wait = std::time::Duration::from_secs(1);
+        let Ok(Ok(client)) = tokio::time::timeout(wait, DockerClient::connect()).await else {
+            return;
+        };
+        for i in &mut instances {
+            let discovered =
+                tokio::time::timeout(wait, client.discover(&i.enforced.instance, &[])).await;
+            if let Ok(Ok(d)) = discovered {
+                // Only if the network really is the one the instance manages.
+                if d.subnets == i.enforced.subnets {
+                    i.names = d.names;
+                }
+            }
+        }
+    });
+    instances
 }
 
 /// Whether bridged IPv4 and IPv6 traffic passes the IP hooks in the
