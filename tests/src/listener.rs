@@ -1,13 +1,17 @@
 //! TCP and UDP listeners inside a namespace that record what arrived.
 
 use std::io;
-use std::net::{IpAddr, SocketAddr, TcpListener, UdpSocket};
-use std::os::fd::AsFd;
+use std::net::{IpAddr, Ipv6Addr, SocketAddr, SocketAddrV6, TcpListener, UdpSocket};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::socket::{
+    bind, listen, setsockopt, socket, sockopt, AddressFamily, Backlog, SockFlag, SockType,
+    SockaddrIn6,
+};
 
 use crate::Netns;
 
@@ -26,6 +30,22 @@ pub struct Arrivals {
     pub tcp: Vec<IpAddr>,
     /// Source addresses of UDP datagrams.
     pub udp: Vec<IpAddr>,
+}
+
+impl Arrivals {
+    /// How many TCP connections and UDP datagrams came from `source`.
+    pub fn count_from(&self, source: IpAddr) -> usize {
+        self.tcp
+            .iter()
+            .chain(&self.udp)
+            .filter(|a| **a == source)
+            .count()
+    }
+
+    /// Whether nothing arrived at all.
+    pub fn is_empty(&self) -> bool {
+        self.tcp.is_empty() && self.udp.is_empty()
+    }
 }
 
 /// A plain accept-and-close TCP listener and a UDP echo server on
@@ -53,10 +73,9 @@ impl Listener {
     pub fn start(ns: &Netns) -> io::Result<Listener> {
         let (tcp, udp, echo) =
             ns.run(|| -> io::Result<(TcpListener, UdpSocket, TcpListener)> {
-                // A large backlog so a burst of handshakes is never dropped.
-                let tcp = bind_tcp(TCP_PORT)?;
-                let udp = UdpSocket::bind(("::", UDP_PORT))?;
-                let echo = bind_tcp(ECHO_PORT)?;
+                let tcp = TcpListener::from(bind_dual_stack(SockType::Stream, TCP_PORT)?);
+                let udp = UdpSocket::from(bind_dual_stack(SockType::Datagram, UDP_PORT)?);
+                let echo = TcpListener::from(bind_dual_stack(SockType::Stream, ECHO_PORT)?);
                 Ok((tcp, udp, echo))
             })??;
         let stop = Arc::new(AtomicBool::new(false));
@@ -142,28 +161,19 @@ impl Listener {
     }
 }
 
-fn bind_tcp(port: u16) -> io::Result<TcpListener> {
-    use nix::sys::socket::{
-        bind, listen, setsockopt, socket, sockopt, AddressFamily, Backlog, SockFlag, SockType,
-        SockaddrIn6,
-    };
-    let fd = socket(
-        AddressFamily::Inet6,
-        SockType::Stream,
-        SockFlag::SOCK_CLOEXEC,
-        None,
-    )?;
+/// A socket on `[::]:port` that also takes IPv4 (IPv4-mapped addresses),
+/// whatever `net.ipv6.bindv6only` says; stream sockets listen with a large
+/// backlog so a burst of parallel handshakes is never dropped.
+fn bind_dual_stack(ty: SockType, port: u16) -> io::Result<OwnedFd> {
+    let fd = socket(AddressFamily::Inet6, ty, SockFlag::SOCK_CLOEXEC, None)?;
     setsockopt(&fd, sockopt::ReuseAddr, &true)?;
     setsockopt(&fd, sockopt::Ipv6V6Only, &false)?;
-    let addr = SockaddrIn6::from(std::net::SocketAddrV6::new(
-        std::net::Ipv6Addr::UNSPECIFIED,
-        port,
-        0,
-        0,
-    ));
-    bind(std::os::fd::AsRawFd::as_raw_fd(&fd), &addr)?;
-    listen(&fd, Backlog::new(1024).map_err(io::Error::from)?)?;
-    Ok(TcpListener::from(fd))
+    let addr = SockaddrIn6::from(SocketAddrV6::new(Ipv6Addr::UNSPECIFIED, port, 0, 0));
+    bind(fd.as_raw_fd(), &addr)?;
+    if ty == SockType::Stream {
+        listen(&fd, Backlog::new(1024).map_err(io::Error::from)?)?;
+    }
+    Ok(fd)
 }
 
 impl Drop for Listener {

@@ -37,9 +37,15 @@ impl Netns {
         // first neighbour solicitation by a second or more, which would make
         // a cold-cache test flaky for reasons that have nothing to do with
         // the firewall.
+        //
+        // No router solicitations either: an interface coming up would
+        // otherwise send one from its link-local address, and the host (a
+        // router) would learn that neighbour before the test's first packet.
         for key in [
             "net.ipv6.conf.all.accept_dad",
             "net.ipv6.conf.default.accept_dad",
+            "net.ipv6.conf.all.router_solicitations",
+            "net.ipv6.conf.default.router_solicitations",
         ] {
             ns.sysctl(key, "0")?;
         }

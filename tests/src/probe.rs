@@ -1,6 +1,7 @@
 //! Traffic probes run from inside a namespace.
 
 use std::net::{IpAddr, SocketAddr, TcpStream, UdpSocket};
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use crate::listener::{TCP_PORT, UDP_PORT};
@@ -20,13 +21,14 @@ pub enum Proto {
 }
 
 impl std::fmt::Display for Proto {
+    /// `tcp`, `udp`, `icmp` or `tcp/PORT`, honouring width and alignment.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Proto::Tcp => "tcp",
-            Proto::Udp => "udp",
-            Proto::Icmp => "icmp",
-            Proto::TcpPort(p) => return write!(f, "tcp/{p}"),
-        })
+        match self {
+            Proto::Tcp => f.pad("tcp"),
+            Proto::Udp => f.pad("udp"),
+            Proto::Icmp => f.pad("icmp"),
+            Proto::TcpPort(p) => f.pad(&format!("tcp/{p}")),
+        }
     }
 }
 
@@ -61,12 +63,29 @@ pub fn udp_roundtrip(ns: &Netns, to: IpAddr, timeout: Duration) -> bool {
     .unwrap_or(false)
 }
 
-/// Does `ping` from `ns` get an echo reply from `to` within a second?
-pub fn ping(ns: &Netns, to: IpAddr) -> bool {
+/// Does `ping` from `ns` get an echo reply from `to` (ICMP or ICMPv6,
+/// chosen by the address) within `timeout`? Panics if `ping` is missing:
+/// `ip netns exec` would otherwise report that as "unreachable".
+pub fn ping(ns: &Netns, to: IpAddr, timeout: Duration) -> bool {
+    require_ping();
+    let wait = format!("{:.3}", timeout.as_secs_f64().max(0.001));
     let out = ns
-        .exec("ping", &["-c1", "-W1", "-n", &to.to_string()])
-        .expect("cannot run ping: apt-get install iputils-ping");
+        .exec("ping", &["-c1", "-n", "-q", "-W", &wait, &to.to_string()])
+        .expect("run ping inside the namespace");
     out.status.success()
+}
+
+/// Panic with an installation hint unless `ping` is on `PATH`.
+pub(crate) fn require_ping() {
+    static PRESENT: OnceLock<bool> = OnceLock::new();
+    let present = *PRESENT.get_or_init(|| {
+        std::env::var_os("PATH")
+            .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join("ping").is_file()))
+    });
+    assert!(
+        present,
+        "ping is not installed: apt-get install iputils-ping"
+    );
 }
 
 /// Run one probe.
@@ -74,7 +93,7 @@ pub fn probe(ns: &Netns, to: IpAddr, proto: Proto, timeout: Duration) -> bool {
     match proto {
         Proto::Tcp => tcp_connect(ns, to, timeout),
         Proto::Udp => udp_roundtrip(ns, to, timeout),
-        Proto::Icmp => ping(ns, to),
+        Proto::Icmp => ping(ns, to, timeout),
         Proto::TcpPort(port) => tcp_connect_port(ns, to, port, timeout),
     }
 }

@@ -206,6 +206,19 @@ impl Testbed {
         Ok(())
     }
 
+    /// `/run/netns/<host>`: what `trafficjam --netns` takes.
+    pub fn host_netns_path(&self) -> std::path::PathBuf {
+        self.host.path()
+    }
+
+    /// The names of every namespace of the bed (to check none outlives it).
+    pub fn names(&self) -> Vec<String> {
+        self.all()
+            .iter()
+            .map(|(_, ns)| ns.name().to_string())
+            .collect()
+    }
+
     /// Every namespace of the bed, with a short label.
     pub fn all(&self) -> [(&'static str, &Netns); 7] {
         [
@@ -233,7 +246,7 @@ impl Testbed {
         let out = std::process::Command::new(bin)
             .args(args)
             .arg("--netns")
-            .arg(self.host.path())
+            .arg(self.host_netns_path())
             .output()
             .expect("run trafficjam");
         assert!(
