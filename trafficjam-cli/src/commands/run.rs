@@ -360,7 +360,9 @@ fn leaving_container(ev: &EventMessage) -> Option<String> {
     let action = ev.action.as_deref()?;
     let actor = ev.actor.as_ref()?;
     match (ev.typ?, action.split(':').next()?) {
-        (EventMessageTypeEnum::CONTAINER, "die" | "kill" | "stop") => actor.id.clone(),
+        // Not `kill`: a signal (e.g. SIGHUP to reload nginx) does not stop
+        // the container; `die` follows when it really exits.
+        (EventMessageTypeEnum::CONTAINER, "die" | "stop") => actor.id.clone(),
         (EventMessageTypeEnum::NETWORK, "disconnect") => {
             actor.attributes.as_ref()?.get("container").cloned()
         }
