@@ -17,7 +17,7 @@ fi
 step() { printf '\n=== %s\n' "$*"; }
 
 step "install system packages"
-packages=(nftables iproute2 iputils-ping util-linux kmod busybox-static tar)
+packages=(nftables iproute2 iputils-ping util-linux kmod busybox-static tar containernetworking-plugins iptables)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

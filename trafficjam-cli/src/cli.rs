@@ -42,6 +42,25 @@ pub enum Command {
     Clear(ClearArgs),
     /// Show what the kernel enforces now (read back from the kernel).
     Status(StatusArgs),
+    /// Inspect this host, then prove enforcement live: build throwaway
+    /// network namespaces (a proxy and two backends on a bridge), test
+    /// every connection without and with the policy, print the matrix.
+    /// Exits 0 only if everything holds.
+    #[command(
+        long_about = "Inspect this host, then prove enforcement live on this kernel.\n\n\
+The host part reports CAP_NET_ADMIN, whether nf_tables answers (and which trafficjam \
+tables it holds), br_netfilter, Docker (version, firewall backend) and, with --network, \
+the network's subnets and whitelisted containers.\n\n\
+The live part builds a lab in anonymous network namespaces: a bridge with 192.0.2.0/24 and \
+2001:db8:7a::/64, a proxy and two backends on veths. It makes every TCP and UDP \
+connection over IPv4 and IPv6 without rules (the lab must work), applies the trafficjam \
+policy with the proxy whitelisted, and tries again: only proxy → backend may connect. \
+The namespaces are held by file descriptors only, so when check ends - or is \
+interrupted or killed - the kernel removes them with every interface and rule in them; \
+nothing on the host is changed.\n\n\
+Exit status: 0 if every check passed, 1 otherwise, 2 on bad options."
+    )]
+    Check(CheckArgs),
 }
 
 /// Where to act.
@@ -146,6 +165,29 @@ pub struct ClearArgs {
     pub all: bool,
     #[command(flatten)]
     pub target: Target,
+}
+
+/// Options of `check`.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Also report this Docker network: its subnets and who is
+    /// whitelisted (fails if it does not exist); repeat for several.
+    #[arg(
+        long = "network",
+        value_name = "NAME",
+        env = "NETWORK",
+        hide_env_values = true,
+        value_delimiter = ','
+    )]
+    pub networks: Vec<String>,
+    /// Docker filter selecting the whitelisted containers, as for `run`.
+    #[arg(
+        long = "whitelist-filter",
+        value_name = "FILTER",
+        env = "WHITELIST_FILTER",
+        hide_env_values = true
+    )]
+    pub whitelist_filters: Vec<String>,
 }
 
 /// Options of `status`.

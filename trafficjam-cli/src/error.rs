@@ -24,6 +24,9 @@ pub enum CliError {
     /// Docker could not tell what to enforce.
     #[error(transparent)]
     Docker(#[from] crate::docker::DockerError),
+    /// `check` found a requirement that does not hold.
+    #[error("check failed: {0} (see above)")]
+    CheckFailed(String),
     /// Writing JSON failed.
     #[error("could not write JSON: {0}")]
     Json(#[from] serde_json::Error),

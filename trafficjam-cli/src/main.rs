@@ -22,6 +22,7 @@ fn main() {
     let cli = Cli::parse();
     let result = match &cli.command {
         Command::Apply(args) => commands::apply::run(args),
+        Command::Check(args) => commands::check::run(args),
         Command::Plan(args) => commands::plan::run(args),
         Command::Run(args) => commands::run::run(args),
         Command::Clear(args) => commands::clear::run(args),

@@ -130,6 +130,27 @@ fn apply_and_plan_read_the_network_from_docker() {
     let table = format!("trafficjam-{}", net.name);
     let _guard = TableGuard::inet(&table);
     assert!(!has_table(&table), "plan touched the kernel");
+    // check reports the same network from the same variables, and passes.
+    let out = trafficjam(&["check"], &env);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{out:?}");
+    let line = text
+        .lines()
+        .find(|l| l.contains(&format!("✓ network {}", net.name)))
+        .unwrap_or_else(|| panic!("no network line in:\n{text}"));
+    assert!(line.contains("172.29.78.0/24, fd29:78::/64"), "{line}");
+    assert!(
+        line.contains(&format!("whitelisted: {} ({v4}, {v6})", proxy.name)),
+        "{line}"
+    );
+    assert!(text.contains("✓ Docker"), "{text}");
+    let out = trafficjam(&["check", "--network", "tj-no-such-network"], &[]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(text.contains("✗ network tj-no-such-network"), "{text}");
+    assert!(text.contains("does not exist"), "{text}");
+    // The live part still ran and passed: only the network failed.
+    assert!(text.contains("✓ 36 of 36 probes"), "{text}");
     let out = trafficjam(&["apply"], &env);
     assert!(out.status.success(), "{out:?}");
     let text = String::from_utf8_lossy(&out.stdout);

@@ -28,6 +28,9 @@ pub enum NetlinkError {
         #[source]
         source: io::Error,
     },
+    /// A new network namespace could not be created.
+    #[error("cannot create a network namespace: {0} (this needs CAP_SYS_ADMIN as well as CAP_NET_ADMIN: run as root on the host, or in a container started with --privileged)")]
+    NamespaceCreate(#[source] io::Error),
     /// The kernel or the system refused for lack of privilege.
     #[error("{context}: operation not permitted; {NEED_CAP}")]
     PermissionDenied {

@@ -10,6 +10,7 @@
 mod conntrack;
 mod consistent;
 mod error;
+pub mod lab;
 mod netns;
 mod reply;
 mod route;

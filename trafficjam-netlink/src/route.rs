@@ -26,7 +26,7 @@ pub struct BridgePort {
 
 /// An rtnetlink socket.
 #[derive(Debug)]
-pub struct RouteSocket(NetfilterSocket);
+pub struct RouteSocket(pub(crate) NetfilterSocket);
 
 impl RouteSocket {
     /// Open one in the network namespace at `netns`, or the current one.

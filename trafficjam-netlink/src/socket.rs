@@ -152,6 +152,15 @@ impl NetfilterSocket {
     /// replaced) and return every data message of the answer, until the
     /// end of the dump or the acknowledgement.
     pub fn request(&mut self, request: &[u8]) -> Result<Vec<Vec<u8>>, NetlinkError> {
+        self.request_as(request, &describe_request(request))
+    }
+
+    /// [`request`](Self::request), with `what` naming it in errors.
+    pub(crate) fn request_as(
+        &mut self,
+        request: &[u8],
+        what: &str,
+    ) -> Result<Vec<Vec<u8>>, NetlinkError> {
         const NLM_F_DUMP: u16 = 0x300;
         const NLM_F_ACK: u16 = 0x4;
         if request.len() < 16 {
@@ -168,7 +177,6 @@ impl NetfilterSocket {
             // Ask for an ACK so a request with no data answer still ends.
             msg[6..8].copy_from_slice(&(flags | NLM_F_ACK).to_ne_bytes());
         }
-        let what = describe_request(&msg);
         self.socket
             .send(&msg, 0)
             .map_err(|e| NetlinkError::io(&format!("sending {what}"), e))?;
@@ -200,7 +208,7 @@ impl NetfilterSocket {
                         message,
                     } if s == seq => {
                         if errno != 0 {
-                            return Err(NetlinkError::kernel(&what, errno, message));
+                            return Err(NetlinkError::kernel(what, errno, message));
                         }
                         return finish(out, interrupted);
                     }
@@ -294,7 +302,9 @@ fn finish(out: Vec<Vec<u8>>, interrupted: bool) -> Result<Vec<Vec<u8>>, NetlinkE
 
 /// "the dump of nf_tables message 1" — for error messages.
 fn describe_request(msg: &[u8]) -> String {
-    let ty = u16::from_ne_bytes([msg[4], msg[5]]);
+    let ty = msg
+        .get(4..6)
+        .map_or(0, |b| u16::from_ne_bytes([b[0], b[1]]));
     let kind = match ty & 0xff {
         1 => "the table list",
         4 => "the chain list",

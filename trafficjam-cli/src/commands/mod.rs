@@ -2,6 +2,7 @@
 //! policies, from the command line or from Docker.
 
 pub mod apply;
+pub mod check;
 pub mod clear;
 pub mod plan;
 pub mod run;

@@ -146,7 +146,7 @@ fn with_docker_names(mut instances: Vec<Instance>) -> Vec<Instance> {
 
 /// Whether bridged IPv4 and IPv6 traffic passes the IP hooks in the
 /// namespace (both `bridge-nf-call-iptables` and `-ip6tables` are 1).
-fn br_netfilter(netns: Option<&std::path::Path>) -> Option<bool> {
+pub(crate) fn br_netfilter(netns: Option<&std::path::Path>) -> Option<bool> {
     let read = || -> Option<bool> {
         let on = |key: &str| {
             std::fs::read_to_string(format!("/proc/sys/net/bridge/{key}"))
