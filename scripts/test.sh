@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh machine, as root:
 #   sudo scripts/test.sh
-# Installs what the tests need (nftables, iproute2, ping, setpriv, the musl
-# target), then runs formatting and lint checks, every test (pure, kernel
+# Installs what the tests need (nftables, iproute2, ping, setpriv, the CNI
+# reference plugins and iptables for the CNI tests, the musl target), then
+# runs formatting and lint checks, every test (pure, kernel
 # in network namespaces), bounded fuzzing of every kernel-bytes decoder, and
 # `cargo package` of the library crate. Kernel tests fail (never skip) when a
 # requirement is missing.
@@ -34,12 +35,14 @@ rustup component add rustfmt clippy >/dev/null 2>&1 || true
 rustup target add x86_64-unknown-linux-musl
 
 step "static release binary (the Docker tests build the FROM-scratch image from it)"
-cargo build --release --target x86_64-unknown-linux-musl -p trafficjam-cli
+cargo build --release --target x86_64-unknown-linux-musl -p trafficjam-cli -p trafficjam-cni
 # glibc's ldd says "statically linked" (or "not a dynamic executable").
-if ! ldd target/x86_64-unknown-linux-musl/release/trafficjam 2>&1 | grep -Eq "statically linked|not a dynamic executable"; then
-    echo "scripts/test.sh: the release binary is dynamically linked" >&2
-    exit 1
-fi
+for bin in trafficjam trafficjam-cni; do
+    if ! ldd "target/x86_64-unknown-linux-musl/release/$bin" 2>&1 | grep -Eq "statically linked|not a dynamic executable"; then
+        echo "scripts/test.sh: the release binary $bin is dynamically linked" >&2
+        exit 1
+    fi
+done
 
 step "cargo fmt --check"
 cargo fmt --all -- --check

@@ -7,6 +7,7 @@
 //! touched.
 
 pub mod cli;
+pub mod cni;
 pub mod docker;
 pub mod frame;
 pub mod listener;

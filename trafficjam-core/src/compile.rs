@@ -205,7 +205,7 @@ fn with_logging(rules: &[Rule], rate: u32, group: u16, prefix: &str) -> Vec<Rule
     out
 }
 
-fn base_chain(name: &str, hook: Hook, rules: Vec<Rule>) -> Chain {
+pub(crate) fn base_chain(name: &str, hook: Hook, rules: Vec<Rule>) -> Chain {
     Chain {
         name: name.to_string(),
         base: Some(BaseChain {
@@ -432,21 +432,25 @@ fn rule<const N: usize>(matches: [Vec<Expr>; N], counter: bool, verdict: Verdict
 }
 
 /// `ct state established,related accept`
-fn established() -> Rule {
-    // NF_CT_STATE_BIT(IP_CT_ESTABLISHED) | NF_CT_STATE_BIT(IP_CT_RELATED):
-    // the state is a host-endian u32, as the kernel stores it.
-    let mask = (2u32 | 4u32).to_ne_bytes().to_vec();
+pub(crate) fn established() -> Rule {
+    // NF_CT_STATE_BIT(IP_CT_ESTABLISHED) | NF_CT_STATE_BIT(IP_CT_RELATED).
+    ct_any(CtKey::State, 2 | 4, Verdict::Accept)
+}
+
+/// `ct KEY & MASK != 0 VERDICT`: any of the bits set. Conntrack keys are
+/// host-endian u32s, as the kernel stores them.
+pub(crate) fn ct_any(key: CtKey, mask: u32, verdict: Verdict) -> Rule {
     Rule {
         exprs: vec![
             Expr::Ct {
-                key: CtKey::State,
+                key,
                 dreg: Register::R1,
             },
             Expr::Bitwise(Bitwise {
                 sreg: Register::R1,
                 dreg: Register::R1,
                 len: 4,
-                mask,
+                mask: mask.to_ne_bytes().to_vec(),
                 xor: vec![0; 4],
             }),
             Expr::Cmp {
@@ -454,7 +458,7 @@ fn established() -> Rule {
                 op: CmpOp::Neq,
                 data: vec![0; 4],
             },
-            Expr::Verdict(Verdict::Accept),
+            Expr::Verdict(verdict),
         ],
     }
 }
@@ -463,7 +467,7 @@ fn established() -> Rule {
 /// advertisement, and redirect. These are never tracked by conntrack, so
 /// without this rule IPv6 between a container and its neighbours or its
 /// gateway stops resolving addresses.
-fn neighbour_discovery() -> Rule {
+pub(crate) fn neighbour_discovery() -> Rule {
     const ICMPV6: u8 = 58;
     const ND_FIRST: u8 = 133;
     const ND_LAST: u8 = 137;

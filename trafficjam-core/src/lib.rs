@@ -25,6 +25,7 @@
 
 mod compile;
 pub mod conntrack;
+pub mod isolation;
 pub mod links;
 pub mod model;
 pub mod nflog;

@@ -57,7 +57,12 @@ impl Enforced {
     /// per instance, whatever the number of its tables (families). Tables
     /// not named like trafficjam's are ignored.
     pub fn from_tables(tables: &[Table]) -> Vec<Enforced> {
-        let mut names: Vec<&str> = tables.iter().map(|t| t.name.as_str()).collect();
+        // The shared tables of bridge isolation are not a Policy's.
+        let mut names: Vec<&str> = tables
+            .iter()
+            .map(|t| t.name.as_str())
+            .filter(|n| *n != crate::isolation::ISOLATION_TABLE)
+            .collect();
         names.sort();
         names.dedup();
         names
@@ -175,4 +180,30 @@ impl Enforced {
 /// with the trafficjam prefix *and* carrying trafficjam's comment.
 pub fn is_trafficjam_table(name: &str, comment: Option<&str>) -> bool {
     InstanceId::from_table_name(name).is_some() && comment == Some(crate::TABLE_COMMENT)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::isolation::{Bridge, BridgeIsolation, IngressPolicy};
+
+    #[test]
+    fn bridge_isolation_tables_are_not_read_as_a_policy() {
+        let bridge = Bridge {
+            name: "cni1".into(),
+            ingress: IngressPolicy::ProxyOnly,
+            allow_host_traffic: false,
+            subnets: vec!["10.88.1.0/24".parse().unwrap()],
+            whitelist: vec!["10.88.1.2".parse().unwrap()],
+            ports: vec![],
+            whitelist_ports: vec![],
+        };
+        let tables = BridgeIsolation::new([bridge]).unwrap().ruleset().tables;
+        let found = Enforced::from_tables(&tables);
+        // Only the proxy-only bridge's own policy, and it reads back intact.
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].instance, "cni-cni1");
+        assert!(found[0].intact);
+        assert_eq!(found[0].whitelist, ["10.88.1.2".parse::<IpAddr>().unwrap()]);
+    }
 }

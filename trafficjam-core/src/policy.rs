@@ -62,6 +62,21 @@ impl InstanceId {
         Ok(InstanceId(id.to_string()))
     }
 
+    /// `name` with every character an id cannot hold replaced by `_`
+    /// (the result may still need a leading letter or digit, and may be
+    /// too long).
+    pub fn sanitize(name: &str) -> String {
+        name.chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect()
+    }
+
     /// The id as a string.
     pub fn as_str(&self) -> &str {
         &self.0

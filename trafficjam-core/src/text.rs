@@ -237,12 +237,58 @@ fn recognise(e: &[Expr]) -> (Option<String>, usize) {
             let mask = u32::from_ne_bytes([b.mask[0], b.mask[1], b.mask[2], b.mask[3]]);
             (Some(format!("ct state {}", ct_states(mask))), 3)
         }
-        [Expr::Meta {
-            key: MetaKey::IifName,
+        [Expr::Ct {
+            key: CtKey::Status, ..
+        }, Expr::Bitwise(b), Expr::Cmp {
+            op: CmpOp::Neq,
+            data,
             ..
-        }, Expr::Lookup { set, invert, .. }, ..] => {
-            let op = if *invert { "!= " } else { "" };
-            (Some(format!("meta iifname {op}@{set}")), 2)
+        }, ..]
+            if b.mask == (1u32 << 5).to_ne_bytes() && data.iter().all(|x| *x == 0) =>
+        {
+            (Some("ct status dnat".to_string()), 3)
+        }
+        [Expr::Meta {
+            key: key @ (MetaKey::IifName | MetaKey::OifName),
+            ..
+        }, next, ..] => {
+            let key = if *key == MetaKey::IifName {
+                "iifname"
+            } else {
+                "oifname"
+            };
+            match next {
+                Expr::Lookup { set, invert, .. } => {
+                    let op = if *invert { "!= " } else { "" };
+                    (Some(format!("meta {key} {op}@{set}")), 2)
+                }
+                Expr::Cmp { op, data, .. } if data.len() == 16 => {
+                    let name: Vec<u8> = data.iter().copied().take_while(|c| *c != 0).collect();
+                    let name = String::from_utf8_lossy(&name);
+                    (
+                        Some(format!("meta {key} {}{}", cmp_op(*op), quote(&name))),
+                        2,
+                    )
+                }
+                _ => (Some(raw(&e[..1])), 1),
+            }
+        }
+        [Expr::Meta {
+            key: MetaKey::Protocol,
+            ..
+        }, Expr::Cmp {
+            op: CmpOp::Eq,
+            data,
+            ..
+        }, ..]
+            if data.len() == 2 =>
+        {
+            let proto = match [data[0], data[1]] {
+                [0x08, 0x00] => "ip".to_string(),
+                [0x86, 0xdd] => "ip6".to_string(),
+                [a, b] => format!("0x{a:02x}{b:02x}"),
+            };
+            (Some(format!("meta protocol {proto}")), 2)
         }
         [Expr::Counter { packets, bytes }, ..] => {
             (Some(format!("counter packets {packets} bytes {bytes}")), 1)

@@ -353,3 +353,72 @@ fn limit_and_log_to_nflog() {
         encode::add_rule(b, &t, &chain("forward"), 0, &r)
     });
 }
+
+/// The shared tables of bridge isolation (trafficjam-cni) for bridge
+/// `cni1`, isolated, with one container port.
+fn isolation_tables() -> Vec<Table> {
+    use trafficjam_core::isolation::{Bridge, BridgeIsolation, IngressPolicy};
+    BridgeIsolation::new([Bridge {
+        name: "cni1".into(),
+        ingress: IngressPolicy::Isolated,
+        allow_host_traffic: false,
+        subnets: nets(&["10.88.1.0/24"]),
+        whitelist: vec![],
+        ports: vec!["veth1".into()],
+        whitelist_ports: vec![],
+    }])
+    .unwrap()
+    .ruleset()
+    .tables
+}
+
+/// `rule` of a compiled chain with every set lookup renamed to `to`.
+fn renamed(mut r: Rule, to: &str) -> Rule {
+    for e in &mut r.exprs {
+        if let Expr::Lookup { set, .. } = e {
+            *set = to.to_string();
+        }
+    }
+    r
+}
+
+#[test]
+fn bridge_isolation_rules() {
+    let tables = isolation_tables();
+    let inet = &tables[0];
+    let fwd = inet.chain("forward").unwrap();
+    let input = inet.chain("input").unwrap();
+    let mut c = fwd.clone();
+    c.rules.clear();
+    let mut ci = input.clone();
+    ci.rules.clear();
+    let t = empty_table(None);
+    let mut tb = empty_table(None);
+    tb.sets = vec![Set::of_ifnames("b", [])];
+    // forward: 0 ct state, 1 ct status dnat, 2 cross-bridge, 3 same bridge.
+    check("rule_ct_status_dnat", |b| {
+        encode::add_rule(b, &t, &c, 0, &fwd.rules[1])
+    });
+    check("rule_cross_bridge_drop", |b| {
+        encode::add_rule(b, &tb, &c, 0, &renamed(fwd.rules[2].clone(), "b"))
+    });
+    check("rule_same_bridge_drop", |b| {
+        encode::add_rule(b, &t, &c, 0, &fwd.rules[3])
+    });
+    // input: 0 ct state, 1 ND, 2 from a no-host bridge.
+    check("rule_iifname_set_drop", |b| {
+        encode::add_rule(b, &tb, &ci, 0, &renamed(input.rules[2].clone(), "b"))
+    });
+    // bridge: 0 IPv4, 1 IPv6 between isolated ports.
+    let bridge = &tables[1];
+    assert_eq!(bridge.family, Family::Bridge);
+    let mut cb = bridge.chains[0].clone();
+    let r = renamed(cb.rules[1].clone(), "p");
+    cb.rules.clear();
+    let mut tp = empty_table(None);
+    tp.family = Family::Bridge;
+    tp.sets = vec![Set::of_ifnames("p", [])];
+    check("bridge_rule_isolated_ports_drop", |b| {
+        encode::add_rule(b, &tp, &cb, 0, &r)
+    });
+}

@@ -63,6 +63,27 @@ pub fn list_tables(sock: &mut NetfilterSocket) -> Result<Vec<TableSummary>, Netl
     Ok(out)
 }
 
+/// The answer of [`list_tables`], to read only tables that exist.
+pub(crate) struct TableList(pub Vec<TableSummary>);
+
+/// Read a table if the list says it exists.
+pub(crate) fn read_existing(
+    sock: &mut NetfilterSocket,
+    listed: &TableList,
+    family: Family,
+    name: &str,
+) -> Result<Option<Table>, NetlinkError> {
+    if listed
+        .0
+        .iter()
+        .any(|t| t.family == family && t.name == name)
+    {
+        read_once(sock, family, name)
+    } else {
+        Ok(None)
+    }
+}
+
 fn malformed(e: trafficjam_core::wire::DecodeError) -> NetlinkError {
     NetlinkError::Malformed(e.to_string())
 }

@@ -64,16 +64,7 @@ pub fn instance_for(
 }
 
 fn sanitize(name: &str) -> String {
-    let s: String = name
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
+    let s = InstanceId::sanitize(name);
     if s.starts_with(|c: char| c.is_ascii_alphanumeric()) {
         s
     } else {

@@ -3,6 +3,8 @@
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
+use trafficjam_core::isolation::{self, ISOLATION_TABLE};
+use trafficjam_core::model::{Expr, Family};
 use trafficjam_core::{text, Enforced};
 
 use super::runtime;
@@ -30,6 +32,9 @@ struct Status {
     instances: Vec<Instance>,
     /// Whether bridged traffic passes the IP hooks; `null` if unknown.
     br_netfilter: Option<bool>,
+    /// Bridges isolated by trafficjam-cni; omitted when there are none.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    cni_bridges: Vec<String>,
 }
 
 /// Print every trafficjam instance found in the kernel.
@@ -49,16 +54,40 @@ pub fn run(args: &StatusArgs) -> Result<(), CliError> {
         })
         .collect();
     let instances = with_docker_names(instances);
+    let cni = tables
+        .iter()
+        .find(|t| t.family == Family::Inet && t.name == ISOLATION_TABLE);
+    let cni_bridges = cni
+        .and_then(|t| t.set(isolation::names::BRIDGES))
+        .map(|s| s.ifnames.clone())
+        .unwrap_or_default();
     let br_netfilter = br_netfilter(args.target.netns.as_deref());
     if args.json {
         let status = Status {
             instances,
             br_netfilter,
+            cni_bridges,
         };
         println!("{}", serde_json::to_string_pretty(&status)?);
         return Ok(());
     }
-    if instances.is_empty() {
+    if let Some(t) = cni {
+        let dropped: u64 = t
+            .chains
+            .iter()
+            .flat_map(|c| c.rules.iter())
+            .flat_map(|r| r.exprs.iter())
+            .map(|e| match e {
+                Expr::Counter { packets, .. } => *packets,
+                _ => 0,
+            })
+            .sum();
+        println!(
+            "bridge isolation (trafficjam-cni): bridges {}; {dropped} packets dropped",
+            join(&cni_bridges)
+        );
+    }
+    if instances.is_empty() && cni.is_none() {
         println!("trafficjam: no policy is enforced (no trafficjam table in the kernel)");
     }
     for Instance { enforced: e, names } in &instances {

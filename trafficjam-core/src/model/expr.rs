@@ -163,6 +163,8 @@ impl MetaKey {
 pub enum CtKey {
     /// `NFT_CT_STATE`: a bitmask of `NF_CT_STATE_*` bits.
     State,
+    /// `NFT_CT_STATUS`: the connection's `IPS_*` status bits (e.g. DNAT).
+    Status,
     /// Any other key, by number.
     Other(u32),
 }
@@ -172,6 +174,7 @@ impl CtKey {
     pub fn number(self) -> u32 {
         match self {
             CtKey::State => 0,
+            CtKey::Status => 2,
             CtKey::Other(n) => n,
         }
     }
@@ -180,6 +183,7 @@ impl CtKey {
     pub fn from_number(n: u32) -> CtKey {
         match n {
             0 => CtKey::State,
+            2 => CtKey::Status,
             n => CtKey::Other(n),
         }
     }

@@ -1,0 +1,495 @@
+//! Isolation between container bridges, for runtimes that configure their
+//! networks through CNI (containerd, nerdctl, Podman): the rules behind
+//! `trafficjam-cni`'s three `ingressPolicy` values.
+//!
+//! Every mode isolates the managed bridges from each other (Docker's
+//! "isolation stages"): a container on one managed bridge cannot open a
+//! connection to a container on another. On top of that:
+//!
+//! | mode | inside one bridge |
+//! |---|---|
+//! | [`IngressPolicy::SameBridge`] | everything allowed |
+//! | [`IngressPolicy::Isolated`] | no container-to-container traffic |
+//! | [`IngressPolicy::ProxyOnly`] | the trafficjam [`Policy`]: only whitelisted containers open connections |
+//!
+//! Connections DNAT-ed by the host (ports published by `portmap`) stay
+//! allowed across bridges: a published port is public anyway, so reaching
+//! it through the host's address is not lateral movement. Without
+//! `allow_host_traffic` containers cannot open connections to the host.
+//!
+//! The whole state of all managed bridges compiles to one [`Ruleset`]: the
+//! shared tables `inet`/`bridge` [`ISOLATION_TABLE`] and, per proxy-only
+//! bridge, the tables of its [`Policy`]. A change is one transaction that
+//! makes the kernel hold exactly that ruleset.
+
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+
+use crate::compile::{base_chain, ct_any, established, neighbour_discovery};
+use crate::model::{
+    CmpOp, CtKey, Expr, Family, Hook, MetaKey, Register, Rule, Set, Table, Verdict,
+};
+use crate::{InstanceId, Policy, PolicyError, Ruleset, TABLE_COMMENT, TABLE_PREFIX};
+
+/// The shared tables of bridge isolation (one per family).
+pub const ISOLATION_TABLE: &str = "trafficjam-cni";
+
+/// Names inside the shared tables.
+pub mod names {
+    /// Every managed bridge (`ifname` set).
+    pub const BRIDGES: &str = "bridges";
+    /// Bridges whose containers may not open connections to the host.
+    pub const NO_HOST: &str = "nohost";
+    /// Host-side ports of the containers on isolated bridges.
+    pub const ISOLATED_PORTS: &str = "isolated_ports";
+}
+
+/// What is allowed between containers of the same bridge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "kebab-case"))]
+pub enum IngressPolicy {
+    /// Everything (only other bridges are kept out).
+    SameBridge,
+    /// Nothing.
+    Isolated,
+    /// Only connections opened by whitelisted containers.
+    ProxyOnly,
+}
+
+impl IngressPolicy {
+    /// The configuration spelling: `same-bridge`, `isolated`, `proxy-only`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IngressPolicy::SameBridge => "same-bridge",
+            IngressPolicy::Isolated => "isolated",
+            IngressPolicy::ProxyOnly => "proxy-only",
+        }
+    }
+
+    /// Parse the configuration spelling.
+    pub fn parse(s: &str) -> Option<IngressPolicy> {
+        [
+            IngressPolicy::SameBridge,
+            IngressPolicy::Isolated,
+            IngressPolicy::ProxyOnly,
+        ]
+        .into_iter()
+        .find(|p| p.as_str() == s)
+    }
+}
+
+/// One managed bridge and what is known of its containers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bridge {
+    /// The bridge's interface name.
+    pub name: String,
+    /// What is allowed inside it.
+    pub ingress: IngressPolicy,
+    /// Whether its containers may open connections to the host.
+    pub allow_host_traffic: bool,
+    /// The subnets its containers' addresses are in.
+    pub subnets: Vec<IpNet>,
+    /// Addresses of whitelisted containers (used by `ProxyOnly`).
+    pub whitelist: Vec<IpAddr>,
+    /// Host-side ports of its containers (used by `Isolated`).
+    pub ports: Vec<String>,
+    /// Host-side ports of its whitelisted containers; when given, the
+    /// whitelisted addresses are bound to them (anti-spoofing).
+    pub whitelist_ports: Vec<String>,
+}
+
+/// Why a [`BridgeIsolation`] was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IsolationError {
+    /// A bridge name is not a valid interface name.
+    #[error("invalid bridge name {0:?}: {1}")]
+    InvalidBridge(String, &'static str),
+    /// The same bridge is listed twice.
+    #[error("bridge {0} is listed twice")]
+    Duplicate(String),
+    /// Two bridge names give the same table name.
+    #[error("bridges {0} and {1} would share the table of instance {2}; rename one")]
+    SameInstance(String, String, String),
+    /// The policy of a proxy-only bridge is invalid.
+    #[error("bridge {0}: {1}")]
+    Policy(String, PolicyError),
+}
+
+/// The isolation of every managed bridge.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct BridgeIsolation {
+    bridges: Vec<Bridge>,
+}
+
+impl BridgeIsolation {
+    /// Validate the bridges (sorted by name, so the rules do not depend on
+    /// the order they were given in).
+    pub fn new(
+        bridges: impl IntoIterator<Item = Bridge>,
+    ) -> Result<BridgeIsolation, IsolationError> {
+        let mut bridges: Vec<Bridge> = bridges.into_iter().collect();
+        bridges.sort_by(|a, b| a.name.cmp(&b.name));
+        let mut instances = std::collections::BTreeMap::new();
+        for (i, b) in bridges.iter().enumerate() {
+            check_ifname(&b.name)
+                .map_err(|why| IsolationError::InvalidBridge(b.name.clone(), why))?;
+            if i > 0 && bridges[i - 1].name == b.name {
+                return Err(IsolationError::Duplicate(b.name.clone()));
+            }
+            let id = instance_of(&b.name);
+            if let Some(other) = instances.insert(id.clone(), b.name.clone()) {
+                return Err(IsolationError::SameInstance(
+                    other,
+                    b.name.clone(),
+                    id.to_string(),
+                ));
+            }
+        }
+        let out = BridgeIsolation { bridges };
+        // Surface invalid proxy-only policies now, not at apply time.
+        for b in &out.bridges {
+            out.proxy_policy(b)?;
+        }
+        Ok(out)
+    }
+
+    /// The managed bridges, sorted by name.
+    pub fn bridges(&self) -> &[Bridge] {
+        &self.bridges
+    }
+
+    /// True for every table a [`BridgeIsolation`] ruleset may contain:
+    /// tables it finds in the kernel that are not in the current ruleset
+    /// are left over from bridges no longer managed, and go.
+    pub fn owns(name: &str) -> bool {
+        name == ISOLATION_TABLE
+            || name
+                .strip_prefix(ISOLATION_TABLE)
+                .is_some_and(|rest| rest.starts_with('-'))
+    }
+
+    /// Every table that enforces the isolation; empty when no bridge is
+    /// managed (then nothing should be left in the kernel).
+    pub fn ruleset(&self) -> Ruleset {
+        if self.bridges.is_empty() {
+            return Ruleset { tables: Vec::new() };
+        }
+        let mut tables = vec![self.inet_table()];
+        if let Some(t) = self.bridge_table() {
+            tables.push(t);
+        }
+        for b in &self.bridges {
+            if let Ok(Some(policy)) = self.proxy_policy(b) {
+                tables.extend(policy.ruleset().tables);
+            }
+        }
+        Ruleset { tables }
+    }
+
+    fn proxy_policy(&self, b: &Bridge) -> Result<Option<Policy>, IsolationError> {
+        if b.ingress != IngressPolicy::ProxyOnly {
+            return Ok(None);
+        }
+        let err = |e| IsolationError::Policy(b.name.clone(), e);
+        let policy = Policy::new(
+            instance_of(&b.name),
+            b.subnets.iter().copied(),
+            b.whitelist.iter().copied(),
+            b.allow_host_traffic,
+        )
+        .map_err(err)?
+        .with_whitelist_ports(b.whitelist_ports.iter().cloned())
+        .map_err(err)?;
+        Ok(Some(policy))
+    }
+
+    fn names_where(&self, keep: impl Fn(&Bridge) -> bool) -> Vec<String> {
+        self.bridges
+            .iter()
+            .filter(|b| keep(b))
+            .map(|b| b.name.clone())
+            .collect()
+    }
+
+    fn inet_table(&self) -> Table {
+        let mut forward = vec![established(), dnat()];
+        for b in &self.bridges {
+            // Leaving this bridge for another managed one.
+            let mut exprs = ifname_is(MetaKey::IifName, CmpOp::Eq, &b.name);
+            exprs.extend(ifname_is(MetaKey::OifName, CmpOp::Neq, &b.name));
+            exprs.extend(ifname_in(MetaKey::OifName, names::BRIDGES));
+            forward.push(counted_drop(exprs));
+        }
+        for b in self
+            .bridges
+            .iter()
+            .filter(|b| b.ingress == IngressPolicy::Isolated)
+        {
+            // Bridged inside an isolated bridge and passed to the IP layer
+            // by br_netfilter (the bridge table catches it otherwise).
+            let mut exprs = ifname_is(MetaKey::IifName, CmpOp::Eq, &b.name);
+            exprs.extend(ifname_is(MetaKey::OifName, CmpOp::Eq, &b.name));
+            forward.push(counted_drop(exprs));
+        }
+        let input = vec![
+            established(),
+            neighbour_discovery(),
+            counted_drop(ifname_in(MetaKey::IifName, names::NO_HOST)),
+        ];
+        Table {
+            family: Family::Inet,
+            name: ISOLATION_TABLE.to_string(),
+            comment: Some(TABLE_COMMENT.to_string()),
+            sets: vec![
+                Set::of_ifnames(names::BRIDGES, self.names_where(|_| true)),
+                Set::of_ifnames(names::NO_HOST, self.names_where(|b| !b.allow_host_traffic)),
+            ],
+            chains: vec![
+                base_chain(crate::names::FORWARD, Hook::Forward, forward),
+                base_chain(crate::names::INPUT, Hook::Input, input),
+            ],
+        }
+    }
+
+    /// Frames bridged between two containers of an isolated bridge, when
+    /// br_netfilter does not pass them to the IP layer: IPv4 and IPv6 from
+    /// one container port to another are dropped (stateless, and exact:
+    /// isolated containers have no connection to each other to keep).
+    fn bridge_table(&self) -> Option<Table> {
+        let isolated = || {
+            self.bridges
+                .iter()
+                .filter(|b| b.ingress == IngressPolicy::Isolated)
+        };
+        isolated().next()?;
+        let ports: Vec<String> = isolated().flat_map(|b| b.ports.iter().cloned()).collect();
+        let rules = [0x0800u16, 0x86dd]
+            .into_iter()
+            .map(|ethertype| {
+                let mut exprs = ifname_in(MetaKey::IifName, names::ISOLATED_PORTS);
+                exprs.extend(ifname_in(MetaKey::OifName, names::ISOLATED_PORTS));
+                exprs.push(Expr::Meta {
+                    key: MetaKey::Protocol,
+                    dreg: Register::R1,
+                });
+                exprs.push(Expr::Cmp {
+                    sreg: Register::R1,
+                    op: CmpOp::Eq,
+                    data: ethertype.to_be_bytes().to_vec(),
+                });
+                counted_drop(exprs)
+            })
+            .collect();
+        Some(Table {
+            family: Family::Bridge,
+            name: ISOLATION_TABLE.to_string(),
+            comment: Some(TABLE_COMMENT.to_string()),
+            sets: vec![Set::of_ifnames(names::ISOLATED_PORTS, ports)],
+            chains: vec![base_chain(
+                crate::names::BRIDGE_FORWARD,
+                Hook::Forward,
+                rules,
+            )],
+        })
+    }
+}
+
+/// The instance owning a proxy-only bridge's tables: `cni-<bridge>`, with
+/// characters an instance id cannot hold replaced by `_`.
+pub fn instance_of(bridge: &str) -> InstanceId {
+    let safe = InstanceId::sanitize(bridge);
+    // "cni-" + at most 15 characters: always a valid id.
+    InstanceId::new(&format!("cni-{safe}")).unwrap_or_default()
+}
+
+/// The table name of a proxy-only bridge's tables.
+pub fn table_of(bridge: &str) -> String {
+    format!("{TABLE_PREFIX}{}", instance_of(bridge))
+}
+
+fn check_ifname(name: &str) -> Result<(), &'static str> {
+    if name.is_empty() {
+        return Err("empty");
+    }
+    if name.len() > 15 {
+        return Err("longer than 15 bytes (IFNAMSIZ)");
+    }
+    if name
+        .bytes()
+        .any(|c| c == 0 || c == b'/' || c.is_ascii_whitespace())
+    {
+        return Err("contains NUL, '/' or whitespace");
+    }
+    Ok(())
+}
+
+/// `iifname "x"` / `oifname != "x"`: the name NUL-padded to IFNAMSIZ, as
+/// nft compares it (an exact match, not a prefix).
+fn ifname_is(key: MetaKey, op: CmpOp, name: &str) -> Vec<Expr> {
+    let mut data = name.as_bytes().to_vec();
+    data.resize(16, 0);
+    vec![
+        Expr::Meta {
+            key,
+            dreg: Register::R1,
+        },
+        Expr::Cmp {
+            sreg: Register::R1,
+            op,
+            data,
+        },
+    ]
+}
+
+/// `iifname @set` / `oifname @set`.
+fn ifname_in(key: MetaKey, set: &str) -> Vec<Expr> {
+    vec![
+        Expr::Meta {
+            key,
+            dreg: Register::R1,
+        },
+        Expr::Lookup {
+            set: set.to_string(),
+            sreg: Register::R1,
+            invert: false,
+        },
+    ]
+}
+
+fn counted_drop(mut exprs: Vec<Expr>) -> Rule {
+    exprs.push(Expr::Counter {
+        packets: 0,
+        bytes: 0,
+    });
+    exprs.push(Expr::Verdict(Verdict::Drop));
+    Rule { exprs }
+}
+
+/// `ct status dnat accept`: connections to a published port, DNAT-ed by
+/// the host, whichever bridge the container behind it is on.
+fn dnat() -> Rule {
+    // IPS_DST_NAT: bit 5 of enum ip_conntrack_status.
+    ct_any(CtKey::Status, 1 << 5, Verdict::Accept)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bridge(name: &str, ingress: IngressPolicy) -> Bridge {
+        Bridge {
+            name: name.into(),
+            ingress,
+            allow_host_traffic: false,
+            subnets: vec!["10.88.1.0/24".parse().unwrap()],
+            whitelist: vec![],
+            ports: vec![format!("veth-{name}")],
+            whitelist_ports: vec![],
+        }
+    }
+
+    fn text(iso: &BridgeIsolation) -> String {
+        iso.ruleset()
+            .tables
+            .iter()
+            .map(crate::text::table)
+            .collect()
+    }
+
+    #[test]
+    fn no_bridge_no_table() {
+        assert!(BridgeIsolation::default().ruleset().tables.is_empty());
+    }
+
+    #[test]
+    fn every_mode_keeps_bridges_apart_and_published_ports_open() {
+        let iso = BridgeIsolation::new([
+            bridge("cni2", IngressPolicy::SameBridge),
+            bridge("cni1", IngressPolicy::SameBridge),
+        ])
+        .unwrap();
+        let t = text(&iso);
+        assert!(t.contains("ct status dnat accept"), "{t}");
+        for b in ["cni1", "cni2"] {
+            let rule =
+                format!("meta iifname \"{b}\" meta oifname != \"{b}\" meta oifname @bridges");
+            assert!(t.contains(&rule), "{t}");
+        }
+        assert!(t.contains("elements = { \"cni1\", \"cni2\" }"), "{t}");
+        // same-bridge only: no bridge-family table, no same-bridge drop.
+        assert_eq!(iso.ruleset().tables.len(), 1);
+        assert!(!t.contains("meta oifname \"cni1\""), "{t}");
+    }
+
+    #[test]
+    fn isolated_drops_inside_the_bridge_at_both_layers() {
+        let iso = BridgeIsolation::new([bridge("cni1", IngressPolicy::Isolated)]).unwrap();
+        let tables = iso.ruleset().tables;
+        assert_eq!(tables.len(), 2);
+        assert_eq!(tables[1].family, Family::Bridge);
+        assert_eq!(tables[1].sets[0].ifnames, ["veth-cni1"]);
+        let t = text(&iso);
+        assert!(
+            t.contains("meta iifname \"cni1\" meta oifname \"cni1\""),
+            "{t}"
+        );
+        assert!(
+            t.contains(
+                "meta iifname @isolated_ports meta oifname @isolated_ports meta protocol ip6"
+            ),
+            "{t}"
+        );
+    }
+
+    #[test]
+    fn proxy_only_adds_the_trafficjam_policy_of_the_bridge() {
+        let mut b = bridge("cni1", IngressPolicy::ProxyOnly);
+        b.whitelist = vec!["10.88.1.2".parse().unwrap()];
+        b.whitelist_ports = vec!["veth-proxy".into()];
+        let iso = BridgeIsolation::new([b.clone()]).unwrap();
+        let names: Vec<String> = iso
+            .ruleset()
+            .tables
+            .iter()
+            .map(|t| format!("{} {}", t.family, t.name))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "inet trafficjam-cni",
+                "inet trafficjam-cni-cni1",
+                "bridge trafficjam-cni-cni1"
+            ]
+        );
+        assert!(names
+            .iter()
+            .all(|n| BridgeIsolation::owns(n.split(' ').nth(1).unwrap())));
+        // A whitelisted address outside the bridge's subnets is refused.
+        b.whitelist = vec!["10.99.0.2".parse().unwrap()];
+        assert!(matches!(
+            BridgeIsolation::new([b]),
+            Err(IsolationError::Policy(..))
+        ));
+    }
+
+    #[test]
+    fn bad_names_and_collisions_are_refused() {
+        let e =
+            BridgeIsolation::new([bridge("a-very-long-bridge-name", IngressPolicy::SameBridge)]);
+        assert!(matches!(e, Err(IsolationError::InvalidBridge(..))));
+        let e = BridgeIsolation::new([
+            bridge("br.0", IngressPolicy::SameBridge),
+            bridge("br_0", IngressPolicy::SameBridge),
+        ]);
+        assert!(matches!(e, Err(IsolationError::SameInstance(..))));
+        let e = BridgeIsolation::new([
+            bridge("br0", IngressPolicy::SameBridge),
+            bridge("br0", IngressPolicy::Isolated),
+        ]);
+        assert!(matches!(e, Err(IsolationError::Duplicate(..))));
+        assert!(!BridgeIsolation::owns("trafficjam-cnix"));
+        assert!(!BridgeIsolation::owns("trafficjam-default"));
+    }
+}
