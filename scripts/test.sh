@@ -18,7 +18,7 @@ fi
 step() { printf '\n=== %s\n' "$*"; }
 
 step "install system packages"
-packages=(nftables iproute2 iputils-ping util-linux kmod busybox-static tar containernetworking-plugins iptables)
+packages=(nftables iproute2 iputils-ping util-linux kmod busybox-static tar containernetworking-plugins iptables podman)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -71,6 +71,15 @@ fn build_images() -> io::Result<()> {
             "/bin/busybox is missing: apt-get install busybox-static (scripts/test.sh does)",
         ));
     }
+    // The busybox image only ever holds Debian's busybox: reuse it rather
+    // than import a copy per run (each would leave the last one dangling).
+    if docker(&["image", "inspect", "-f", "{{.Id}}", BUSYBOX_IMAGE]).is_err() {
+        import_busybox(busybox)?;
+    }
+    build_trafficjam_image()
+}
+
+fn import_busybox(busybox: &Path) -> io::Result<()> {
     let dir = std::env::temp_dir().join(unique("tj-busybox"));
     std::fs::create_dir_all(dir.join("bin"))?;
     std::fs::copy(busybox, dir.join("bin/busybox"))?;
@@ -106,7 +115,12 @@ fn build_images() -> io::Result<()> {
             "docker import of the busybox image failed",
         ));
     }
-    // trafficjam: the Dockerfile, around the static release binary.
+    Ok(())
+}
+
+/// trafficjam: the Dockerfile, around the static release binary. The image
+/// it replaces (built by an earlier run) is removed, not left dangling.
+fn build_trafficjam_image() -> io::Result<()> {
     let binary = repo_root().join("target/x86_64-unknown-linux-musl/release/trafficjam");
     if !binary.exists() {
         return Err(io::Error::other(format!(
@@ -115,6 +129,7 @@ fn build_images() -> io::Result<()> {
         )));
     }
     let root = repo_root();
+    let before = docker(&["image", "inspect", "-f", "{{.Id}}", TRAFFICJAM_IMAGE]).ok();
     docker(&[
         "build",
         "-q",
@@ -122,6 +137,10 @@ fn build_images() -> io::Result<()> {
         TRAFFICJAM_IMAGE,
         root.to_str().unwrap_or("."),
     ])?;
+    let after = docker(&["image", "inspect", "-f", "{{.Id}}", TRAFFICJAM_IMAGE]).ok();
+    if let Some(old) = before.filter(|b| Some(b) != after.as_ref()) {
+        let _ = docker(&["image", "rm", old.trim()]);
+    }
     Ok(())
 }
 

@@ -20,4 +20,4 @@ pub use listener::{Arrivals, Listener};
 pub use matrix::{assert_matrix, Flow, Outcome};
 pub use netns::{require_root, run, Netns};
 pub use probe::Proto;
-pub use topology::{addr, ip, Listeners, Testbed};
+pub use topology::{addr, ip, Listeners, Testbed, POLICY_ARGS};

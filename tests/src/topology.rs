@@ -20,6 +20,19 @@ use std::net::IpAddr;
 
 use crate::Netns;
 
+/// The command-line options of the bed's policy: both managed subnets,
+/// the proxy whitelisted in both families.
+pub const POLICY_ARGS: [&str; 8] = [
+    "--subnet",
+    addr::MANAGED4,
+    "--subnet",
+    addr::MANAGED6,
+    "--whitelist-ip",
+    addr::PROXY4,
+    "--whitelist-ip",
+    addr::PROXY6,
+];
+
 /// Addresses of the managed network.
 pub mod addr {
     /// Managed subnets.

@@ -139,6 +139,12 @@ pub struct RunArgs {
     /// Docker the container names are used), e.g. `--name 10.0.0.5=db`.
     #[arg(long = "name", value_name = "IP=NAME", value_parser = parse_name)]
     pub names: Vec<(IpAddr, String)>,
+    /// Serve Prometheus metrics on ADDR (default 127.0.0.1:9771, loopback
+    /// only): transactions and their latency, restores after tampering,
+    /// Docker (re)connects, blocked-log lines, and the kernel's drop
+    /// counters per instance and chain. Off unless given.
+    #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "127.0.0.1:9771")]
+    pub metrics: Option<std::net::SocketAddr>,
     /// Log every event and every kernel transaction.
     #[arg(short, long, env = "DEBUG", hide_env_values = true, value_parser = FalseyValueParser::new(), default_value_t = false, num_args = 0, default_missing_value = "true")]
     pub verbose: bool,

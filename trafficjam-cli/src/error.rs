@@ -27,6 +27,9 @@ pub enum CliError {
     /// `check` found a requirement that does not hold.
     #[error("check failed: {0} (see above)")]
     CheckFailed(String),
+    /// The metrics endpoint could not listen.
+    #[error("cannot serve metrics on {0}: {1} (choose another address with --metrics ADDR)")]
+    Metrics(std::net::SocketAddr, #[source] std::io::Error),
     /// Writing JSON failed.
     #[error("could not write JSON: {0}")]
     Json(#[from] serde_json::Error),

@@ -7,6 +7,7 @@ mod docker;
 mod error;
 mod firewall;
 mod log;
+mod metrics;
 mod watch;
 
 use clap::Parser;

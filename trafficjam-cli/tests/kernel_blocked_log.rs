@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use trafficjam_testbed::cli::Daemon;
 use trafficjam_testbed::listener::UDP_PORT;
 use trafficjam_testbed::probe::tcp_connect;
-use trafficjam_testbed::{addr, ip, Testbed};
+use trafficjam_testbed::{addr, ip, Testbed, POLICY_ARGS};
 
 const RATE: u32 = 5;
 
@@ -23,38 +23,14 @@ fn blocked_attempts_are_reported_by_name_and_rate_limited() {
     let daemon = Daemon::spawn(
         env!("CARGO_BIN_EXE_trafficjam"),
         &[
-            "run",
-            "--netns",
-            netns.to_str().unwrap(),
-            "--subnet",
-            addr::MANAGED4,
-            "--subnet",
-            addr::MANAGED6,
-            "--whitelist-ip",
-            addr::PROXY4,
-            "--whitelist-ip",
-            addr::PROXY6,
-            "--log-blocked",
-            &rate,
-            "--name",
-            &b1,
-            "--name",
-            &b2,
-        ],
+            &["run", "--netns", netns.to_str().unwrap()][..],
+            &POLICY_ARGS,
+            &["--log-blocked", &rate, "--name", &b1, "--name", &b2],
+        ]
+        .concat(),
         &[],
     );
-    let start = Instant::now();
-    while !bed
-        .nft(&["list", "table", "inet", "trafficjam-default"])
-        .map(|o| o.status.success())
-        .unwrap_or(false)
-    {
-        assert!(
-            start.elapsed() < Duration::from_secs(5),
-            "daemon never applied"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    bed.wait_for_table("trafficjam-default", Duration::from_secs(5));
     std::thread::sleep(Duration::from_millis(100));
 
     // One attempt: one line, with names.

@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use trafficjam_testbed::{addr, assert_matrix, ip, matrix, Flow, Proto, Testbed};
+use trafficjam_testbed::{addr, assert_matrix, ip, matrix, Flow, Proto, Testbed, POLICY_ARGS};
 
 fn trafficjam(bed: &Testbed, args: &[&str]) -> String {
     bed.trafficjam(env!("CARGO_BIN_EXE_trafficjam"), args)
@@ -78,20 +78,7 @@ fn bridge_layer_keeps_backends_apart_without_br_netfilter() {
         bed.host.sysctl(key, "0").unwrap();
     }
     let _listeners = bed.listen().expect("listeners");
-    trafficjam(
-        &bed,
-        &[
-            "apply",
-            "--subnet",
-            addr::MANAGED4,
-            "--subnet",
-            addr::MANAGED6,
-            "--whitelist-ip",
-            addr::PROXY4,
-            "--whitelist-ip",
-            addr::PROXY6,
-        ],
-    );
+    trafficjam(&bed, &[&["apply"][..], &POLICY_ARGS].concat());
     let timeout = Duration::from_millis(600);
     let outcomes = matrix::run(&flows(true), |l| bed.ns(l), timeout);
     if std::env::var_os("TJ_DEBUG").is_some() {

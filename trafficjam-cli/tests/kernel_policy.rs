@@ -7,7 +7,9 @@
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use trafficjam_testbed::{addr, assert_matrix, ip, matrix, topology::policy_flows, Testbed};
+use trafficjam_testbed::{
+    addr, assert_matrix, ip, matrix, topology::policy_flows, Testbed, POLICY_ARGS,
+};
 
 const TIMEOUT: Duration = Duration::from_millis(600);
 
@@ -28,16 +30,7 @@ fn ok(out: Output) -> String {
 }
 
 fn policy_args(allow_host: bool) -> Vec<&'static str> {
-    let mut v = vec![
-        "--subnet",
-        addr::MANAGED4,
-        "--subnet",
-        addr::MANAGED6,
-        "--whitelist-ip",
-        addr::PROXY4,
-        "--whitelist-ip",
-        addr::PROXY6,
-    ];
+    let mut v = POLICY_ARGS.to_vec();
     if allow_host {
         v.push("--allow-host-traffic");
     }

@@ -10,20 +10,14 @@ use std::time::Duration;
 
 use trafficjam_testbed::frame::{mac_of, send_frame, udp_frame};
 use trafficjam_testbed::listener::UDP_PORT;
-use trafficjam_testbed::{addr, ip, Listeners, Testbed};
+use trafficjam_testbed::{addr, ip, Listeners, Testbed, POLICY_ARGS};
 
 fn apply(bed: &Testbed, extra: &[&str]) {
     let out = Command::new(env!("CARGO_BIN_EXE_trafficjam"))
         .arg("apply")
         .arg("--netns")
         .arg(bed.host.path())
-        .args(["--subnet", addr::MANAGED4, "--subnet", addr::MANAGED6])
-        .args([
-            "--whitelist-ip",
-            addr::PROXY4,
-            "--whitelist-ip",
-            addr::PROXY6,
-        ])
+        .args(POLICY_ARGS)
         .args(extra)
         .output()
         .unwrap();

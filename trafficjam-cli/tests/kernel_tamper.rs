@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use trafficjam_testbed::cli::Daemon;
 use trafficjam_testbed::probe::tcp_connect;
-use trafficjam_testbed::{addr, ip, Testbed};
+use trafficjam_testbed::{addr, ip, Testbed, POLICY_ARGS};
 
 fn nft(bed: &Testbed, args: &[&str]) -> String {
     let out = bed.nft(args).expect("run nft");
@@ -123,19 +123,7 @@ fn spawn(bed: &Testbed) -> Daemon {
     let netns = netns.to_str().expect("utf-8 path");
     Daemon::spawn(
         env!("CARGO_BIN_EXE_trafficjam"),
-        &[
-            "run",
-            "--netns",
-            netns,
-            "--subnet",
-            addr::MANAGED4,
-            "--subnet",
-            addr::MANAGED6,
-            "--whitelist-ip",
-            addr::PROXY4,
-            "--whitelist-ip",
-            addr::PROXY6,
-        ],
+        &[&["run", "--netns", netns][..], &POLICY_ARGS].concat(),
         &[],
     )
 }

@@ -188,7 +188,8 @@ impl Bed {
             .collect()
     }
 
-    /// From `from` to b1's port published on the host's public addresses.
+    /// From `from` to b1's port published on the host's public addresses
+    /// (b2: from b1's own bridge, through the host: a hairpin).
     fn to_published(&self, from: &'static str, allowed: bool) -> Vec<Flow> {
         [PUBLIC4, PUBLIC6]
             .into_iter()
@@ -224,12 +225,14 @@ impl Bed {
 /// inside tjcn2, across the bridges both ways, to the host, and to a port
 /// published on the host from the other bridge.
 /// `host`: whether containers reach the host (trafficjam: allowHostTraffic
-/// is false in these networks).
+/// is false in these networks); `published`: b1's published port from the
+/// other bridge; `hairpin`: from b1's own bridge, through the host.
 fn matrix(
     bed: &Bed,
     inside_proxy: bool,
     inside_other: bool,
     published: bool,
+    hairpin: bool,
     host: bool,
 ) -> Vec<Flow> {
     let mut f = Vec::new();
@@ -244,6 +247,7 @@ fn matrix(
     f.extend(bed.to_host("a2", host));
     f.extend(bed.to_host("b2", host));
     f.extend(bed.to_published("a2", published));
+    f.extend(bed.to_published("b2", hairpin));
     f
 }
 
@@ -266,7 +270,7 @@ fn assert_clean_after_del(bed: &Bed) {
 #[test]
 fn same_bridge_isolates_bridges_and_keeps_published_ports() {
     let bed = Bed::new("tjsb", Isolation::Trafficjam("same-bridge"));
-    let out = bed.run(&matrix(&bed, true, true, true, false));
+    let out = bed.run(&matrix(&bed, true, true, true, true, false));
     matrix::assert_matrix("trafficjam-cni same-bridge", &out);
     assert_clean_after_del(&bed);
 }
@@ -274,7 +278,7 @@ fn same_bridge_isolates_bridges_and_keeps_published_ports() {
 #[test]
 fn isolated_allows_no_container_to_container_traffic() {
     let bed = Bed::new("tjis", Isolation::Trafficjam("isolated"));
-    let out = bed.run(&matrix(&bed, false, false, true, false));
+    let out = bed.run(&matrix(&bed, false, false, true, false, false));
     matrix::assert_matrix("trafficjam-cni isolated", &out);
     assert_clean_after_del(&bed);
 }
@@ -290,7 +294,7 @@ fn isolated_holds_without_br_netfilter() {
     ] {
         bed.rt.host.sysctl(key, "0").unwrap();
     }
-    let out = bed.run(&matrix(&bed, false, false, true, false));
+    let out = bed.run(&matrix(&bed, false, false, true, false, false));
     matrix::assert_matrix("trafficjam-cni isolated, br_netfilter off", &out);
     // The drops were counted by the bridge layer.
     let t = bed
@@ -310,7 +314,7 @@ fn isolated_holds_without_br_netfilter() {
 #[test]
 fn proxy_only_lets_only_the_whitelisted_container_connect() {
     let bed = Bed::new("tjpo", Isolation::Trafficjam("proxy-only"));
-    let out = bed.run(&matrix(&bed, true, false, true, false));
+    let out = bed.run(&matrix(&bed, true, false, true, false, false));
     matrix::assert_matrix("trafficjam-cni proxy-only", &out);
     assert_clean_after_del(&bed);
 }
@@ -322,13 +326,13 @@ fn proxy_only_lets_only_the_whitelisted_container_connect() {
 #[test]
 fn firewall_plugin_same_bridge_side_by_side() {
     let ours = Bed::new("tjsx", Isolation::Trafficjam("same-bridge"));
-    let ours_out = ours.run(&matrix(&ours, true, true, true, false));
+    let ours_out = ours.run(&matrix(&ours, true, true, true, true, false));
     drop(ours);
     let bed = Bed::new("tjfw", Isolation::Firewall);
     // Expected of the firewall plugin: same as ours, except that the port
     // published from the other bridge is blocked (the anchor's open issue)
     // and the host is reachable (it has no host policy).
-    let out = bed.run(&matrix(&bed, true, true, false, true));
+    let out = bed.run(&matrix(&bed, true, true, false, true, true));
     println!("{}", render("trafficjam-cni same-bridge", &ours_out));
     println!(
         "{}",

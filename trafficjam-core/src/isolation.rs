@@ -14,7 +14,10 @@
 //!
 //! Connections DNAT-ed by the host (ports published by `portmap`) stay
 //! allowed across bridges: a published port is public anyway, so reaching
-//! it through the host's address is not lateral movement. Without
+//! it through the host's address is not lateral movement. Inside an
+//! isolated bridge they are not (that would be container to container on
+//! the bridge); inside a proxy-only bridge the [`Policy`] decides, as for
+//! Docker: backends do not reach each other's published ports. Without
 //! `allow_host_traffic` containers cannot open connections to the host.
 //!
 //! The whole state of all managed bridges compiles to one [`Ruleset`]: the
@@ -214,23 +217,26 @@ impl BridgeIsolation {
     }
 
     fn inet_table(&self) -> Table {
-        let mut forward = vec![established(), dnat()];
-        for b in &self.bridges {
-            // Leaving this bridge for another managed one.
-            let mut exprs = ifname_is(MetaKey::IifName, CmpOp::Eq, &b.name);
-            exprs.extend(ifname_is(MetaKey::OifName, CmpOp::Neq, &b.name));
-            exprs.extend(ifname_in(MetaKey::OifName, names::BRIDGES));
-            forward.push(counted_drop(exprs));
-        }
+        let mut forward = vec![established()];
         for b in self
             .bridges
             .iter()
             .filter(|b| b.ingress == IngressPolicy::Isolated)
         {
-            // Bridged inside an isolated bridge and passed to the IP layer
-            // by br_netfilter (the bridge table catches it otherwise).
+            // Inside an isolated bridge: bridged and passed to the IP layer
+            // by br_netfilter, or hairpinned through a port a neighbour
+            // publishes (before the DNAT exception: that is container to
+            // container on the bridge too, whichever way it is routed).
             let mut exprs = ifname_is(MetaKey::IifName, CmpOp::Eq, &b.name);
             exprs.extend(ifname_is(MetaKey::OifName, CmpOp::Eq, &b.name));
+            forward.push(counted_drop(exprs));
+        }
+        forward.push(dnat());
+        for b in &self.bridges {
+            // Leaving this bridge for another managed one.
+            let mut exprs = ifname_is(MetaKey::IifName, CmpOp::Eq, &b.name);
+            exprs.extend(ifname_is(MetaKey::OifName, CmpOp::Neq, &b.name));
+            exprs.extend(ifname_in(MetaKey::OifName, names::BRIDGES));
             forward.push(counted_drop(exprs));
         }
         let input = vec![

@@ -395,15 +395,15 @@ fn bridge_isolation_rules() {
     let t = empty_table(None);
     let mut tb = empty_table(None);
     tb.sets = vec![Set::of_ifnames("b", [])];
-    // forward: 0 ct state, 1 ct status dnat, 2 cross-bridge, 3 same bridge.
-    check("rule_ct_status_dnat", |b| {
+    // forward: 0 ct state, 1 same bridge, 2 ct status dnat, 3 cross-bridge.
+    check("rule_same_bridge_drop", |b| {
         encode::add_rule(b, &t, &c, 0, &fwd.rules[1])
     });
-    check("rule_cross_bridge_drop", |b| {
-        encode::add_rule(b, &tb, &c, 0, &renamed(fwd.rules[2].clone(), "b"))
+    check("rule_ct_status_dnat", |b| {
+        encode::add_rule(b, &t, &c, 0, &fwd.rules[2])
     });
-    check("rule_same_bridge_drop", |b| {
-        encode::add_rule(b, &t, &c, 0, &fwd.rules[3])
+    check("rule_cross_bridge_drop", |b| {
+        encode::add_rule(b, &tb, &c, 0, &renamed(fwd.rules[3].clone(), "b"))
     });
     // input: 0 ct state, 1 ND, 2 from a no-host bridge.
     check("rule_iifname_set_drop", |b| {

@@ -59,8 +59,22 @@ pub fn instance_for(
         (Some(i), true) => format!("{i}-{}", sanitize(network)),
         (None, _) => sanitize(network),
     };
-    let id: String = id.chars().take(InstanceId::MAX_LEN).collect();
-    Ok(InstanceId::new(&id)?)
+    Ok(InstanceId::new(&shorten(&id))?)
+}
+
+/// An id that fits [`InstanceId::MAX_LEN`]: a longer one keeps its start
+/// and ends in a hash of the whole, so two long network names that share a
+/// prefix still get tables of their own.
+fn shorten(id: &str) -> String {
+    if id.len() <= InstanceId::MAX_LEN {
+        return id.to_string();
+    }
+    // FNV-1a: stable across versions and platforms, unlike std's hasher.
+    let hash = id.bytes().fold(0x811c_9dc5u32, |h, b| {
+        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+    });
+    let keep: String = id.chars().take(InstanceId::MAX_LEN - 9).collect();
+    format!("{keep}-{hash:08x}")
 }
 
 fn sanitize(name: &str) -> String {
@@ -171,5 +185,14 @@ mod tests {
         );
         let long = "a".repeat(64);
         assert_eq!(instance_for(None, &long, false).unwrap().as_str().len(), 32);
+        // Two long names sharing their first 32 characters stay apart.
+        let (a, b) = (format!("{long}-frontend"), format!("{long}-backend"));
+        let (ia, ib) = (
+            instance_for(None, &a, false).unwrap(),
+            instance_for(None, &b, false).unwrap(),
+        );
+        assert_ne!(ia, ib);
+        assert!(ia.as_str().starts_with(&"a".repeat(23)), "{ia}");
+        assert_eq!(instance_for(None, &a, false).unwrap(), ia, "stable");
     }
 }

@@ -24,6 +24,7 @@ use crate::docker::{discover::parse_filters, Discovery, DockerClient, DockerErro
 use crate::error::CliError;
 use crate::firewall::Firewall;
 use crate::log::Log;
+use crate::metrics::{self, METRICS};
 use crate::watch::{watch, Touched};
 use tokio::sync::mpsc::UnboundedReceiver;
 use trafficjam_core::nflog::Blocked;
@@ -42,6 +43,10 @@ pub fn run(args: &RunArgs) -> Result<(), CliError> {
     runtime().block_on(async {
         let mut signals = Signals::new()?;
         let mut fw = Firewall::open(args.policy.target.netns.as_deref())?;
+        if let Some(addr) = args.metrics {
+            metrics::serve(addr, args.policy.target.netns.clone()).await?;
+            log.info(&format!("serving metrics on http://{addr}/metrics"));
+        }
         let poll = Duration::from_secs(args.poll_interval);
         let mut blocked = match args.policy.log_blocked {
             Some(_) => {
@@ -131,7 +136,10 @@ fn finish(stop: Stop, fw: &mut Firewall, owned: &[InstanceId], log: Log) -> Resu
 /// Apply one policy and log what changed.
 fn enforce(fw: &mut Firewall, policy: &Policy, context: &str, log: Log) -> Result<bool, CliError> {
     let mut changed = false;
-    for (table, change) in fw.apply(&policy.ruleset())? {
+    let started = std::time::Instant::now();
+    let applied = fw.apply(&policy.ruleset());
+    METRICS.applied(started.elapsed(), applied.is_ok());
+    for (table, change) in applied? {
         let line = format!(
             "{context}table {} {}: {}; {}",
             table.family,
@@ -167,7 +175,10 @@ async fn run_static(
     loop {
         tokio::select! {
             stop = signals.next() => return Ok(stop),
-            Some(b) = next_blocked(blocked) => log.info(&blocked::line(&b, &names)),
+            Some(b) = next_blocked(blocked) => {
+                METRICS.blocked_line();
+                log.info(&blocked::line(&b, &names));
+            }
             Some(seen) = touched.recv() => {
                 while touched.try_recv().is_ok() {}
                 reassert(fw, std::slice::from_ref(&policy), seen, log);
@@ -222,6 +233,7 @@ async fn run_docker(
                 continue;
             }
         };
+        METRICS.docker_connected();
         log.info(&format!("connected to Docker at {}", client.host()));
         // Subscribe before the first reconcile so no change in between is
         // missed.
@@ -252,6 +264,7 @@ async fn run_docker(
                     for d in state.applied.values() {
                         names.extend(d.names.iter().map(|(ip, n)| (*ip, n.clone())));
                     }
+                    METRICS.blocked_line();
                     log.info(&blocked::line(&b, &names));
                 }
                 Some(seen) = touched.recv() => {
@@ -336,10 +349,14 @@ fn applied_policies(args: &RunArgs, state: &State) -> Vec<Policy> {
 /// (one transaction per policy; nothing is sent if the change was ours).
 fn reassert(fw: &mut Firewall, policies: &[Policy], seen: Touched, log: Log) {
     for policy in policies {
-        match fw.apply(&policy.ruleset()) {
+        let started = std::time::Instant::now();
+        let applied = fw.apply(&policy.ruleset());
+        METRICS.applied(started.elapsed(), applied.is_ok());
+        match applied {
             Ok(changes) => {
                 for (table, change) in changes {
                     if change != Change::Unchanged {
+                        METRICS.restored();
                         log.info(&format!(
                             "table {} {} was changed from outside; restored ({}) {:.1} ms after the change was seen",
                             table.family,

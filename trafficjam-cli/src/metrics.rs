@@ -1,0 +1,253 @@
+//! The daemon's opt-in Prometheus endpoint (`run --metrics [ADDR]`,
+//! loopback by default): counters kept by the daemon, and the drop
+//! counters read from the kernel at every scrape, so they are exactly what
+//! `trafficjam status` shows.
+
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+use trafficjam_core::Enforced;
+
+use crate::error::CliError;
+use crate::firewall::Firewall;
+
+/// Counters of the running daemon.
+#[derive(Default)]
+pub struct Metrics {
+    applies: AtomicU64,
+    apply_errors: AtomicU64,
+    apply_micros: AtomicU64,
+    restores: AtomicU64,
+    docker_connects: AtomicU64,
+    blocked_lines: AtomicU64,
+}
+
+/// The daemon's counters (one daemon per process).
+pub static METRICS: Metrics = Metrics {
+    applies: AtomicU64::new(0),
+    apply_errors: AtomicU64::new(0),
+    apply_micros: AtomicU64::new(0),
+    restores: AtomicU64::new(0),
+    docker_connects: AtomicU64::new(0),
+    blocked_lines: AtomicU64::new(0),
+};
+
+impl Metrics {
+    /// A transaction attempt (whether or not it changed anything) and how
+    /// long reading, planning and sending took.
+    pub fn applied(&self, took: Duration, ok: bool) {
+        let counter = if ok {
+            &self.applies
+        } else {
+            &self.apply_errors
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        let micros = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
+        self.apply_micros.fetch_add(micros, Ordering::Relaxed);
+    }
+
+    /// Tables restored after someone else changed them.
+    pub fn restored(&self) {
+        self.restores.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A (re)connection to Docker.
+    pub fn docker_connected(&self) {
+        self.docker_connects.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A blocked-connection log line.
+    pub fn blocked_line(&self) {
+        self.blocked_lines.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The exposition text, with the kernel's drop counters.
+    fn render(&self, kernel: &Result<Vec<Enforced>, String>) -> String {
+        let mut out = String::new();
+        let mut counter = |name: &str, help: &str, value: u64| {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}"
+            );
+        };
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let (ok, failed) = (get(&self.applies), get(&self.apply_errors));
+        counter(
+            "trafficjam_applies_total",
+            "Transactions computed and, if anything changed, sent.",
+            ok,
+        );
+        counter(
+            "trafficjam_apply_errors_total",
+            "Transactions the kernel refused or that could not be sent.",
+            failed,
+        );
+        counter(
+            "trafficjam_restores_total",
+            "Tables restored after being changed from outside.",
+            get(&self.restores),
+        );
+        counter(
+            "trafficjam_docker_connects_total",
+            "Connections to Docker (the first, then every reconnect).",
+            get(&self.docker_connects),
+        );
+        counter(
+            "trafficjam_blocked_log_lines_total",
+            "Blocked-connection lines logged.",
+            get(&self.blocked_lines),
+        );
+        let _ = writeln!(
+            out,
+            "# HELP trafficjam_apply_seconds Time to read, plan and send a transaction.\n\
+             # TYPE trafficjam_apply_seconds summary\n\
+             trafficjam_apply_seconds_sum {}\ntrafficjam_apply_seconds_count {}",
+            get(&self.apply_micros) as f64 / 1e6,
+            ok + failed
+        );
+        let _ = writeln!(
+            out,
+            "# HELP trafficjam_dropped_packets_total Packets dropped by trafficjam's rules, per instance and chain.\n\
+             # TYPE trafficjam_dropped_packets_total counter"
+        );
+        match kernel {
+            Ok(instances) => {
+                for e in instances {
+                    for d in &e.drops {
+                        let _ = writeln!(
+                            out,
+                            "trafficjam_dropped_packets_total{{instance=\"{}\",chain=\"{}\"}} {}",
+                            e.instance, d.chain, d.packets
+                        );
+                    }
+                }
+                let _ = writeln!(
+                    out,
+                    "# TYPE trafficjam_kernel_read_ok gauge\ntrafficjam_kernel_read_ok 1"
+                );
+            }
+            Err(_) => {
+                let _ = writeln!(
+                    out,
+                    "# TYPE trafficjam_kernel_read_ok gauge\ntrafficjam_kernel_read_ok 0"
+                );
+            }
+        }
+        out
+    }
+}
+
+/// Read what the kernel enforces (every trafficjam instance).
+fn read_kernel(netns: Option<PathBuf>) -> Result<Vec<Enforced>, String> {
+    let mut fw = Firewall::open(netns.as_deref()).map_err(|e| e.to_string())?;
+    let mut tables = Vec::new();
+    for (family, name) in fw.list_own_tables().map_err(|e| e.to_string())? {
+        if let Some(t) = fw.read_table(family, &name).map_err(|e| e.to_string())? {
+            tables.push(t);
+        }
+    }
+    Ok(Enforced::from_tables(&tables))
+}
+
+/// The request line (`GET /metrics HTTP/1.1`), read until its end even
+/// when it arrives in pieces; `None` on timeout, EOF or an oversized line.
+async fn request_line(conn: &mut tokio::net::TcpStream) -> Option<String> {
+    let mut buf = Vec::with_capacity(256);
+    let mut chunk = [0u8; 512];
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while !buf.contains(&b'\n') {
+        let n = tokio::time::timeout_at(deadline, conn.read(&mut chunk))
+            .await
+            .ok()?
+            .ok()?;
+        if n == 0 || buf.len() > 4096 {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    let line = buf.split(|b| *b == b'\n').next()?;
+    Some(String::from_utf8_lossy(line).into_owned())
+}
+
+/// Listen on `addr` (fails at once if it cannot) and answer scrapes of
+/// `/metrics` until the daemon ends.
+pub async fn serve(addr: SocketAddr, netns: Option<PathBuf>) -> Result<(), CliError> {
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|e| CliError::Metrics(addr, e))?;
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut conn, _)) = listener.accept().await else {
+                continue;
+            };
+            let netns = netns.clone();
+            tokio::spawn(async move {
+                let Some(request) = request_line(&mut conn).await else {
+                    return;
+                };
+                let response = if request.starts_with("GET /metrics ") {
+                    let kernel = tokio::task::spawn_blocking(move || read_kernel(netns))
+                        .await
+                        .unwrap_or_else(|e| Err(e.to_string()));
+                    let body = METRICS.render(&kernel);
+                    format!(
+                        "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                        body.len()
+                    )
+                } else {
+                    "HTTP/1.1 404 Not Found\r\nContent-Length: 23\r\nConnection: close\r\n\r\nonly /metrics is here.\n".to_string()
+                };
+                let _ = conn.write_all(response.as_bytes()).await;
+                let _ = conn.shutdown().await;
+            });
+        }
+    });
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exposition_has_every_family_and_the_kernel_drops() {
+        let m = Metrics::default();
+        m.applied(Duration::from_millis(2), true);
+        m.applied(Duration::from_millis(1), false);
+        m.restored();
+        let e = Enforced::from_tables(
+            &trafficjam_core::Policy::new(
+                trafficjam_core::InstanceId::new("web").unwrap(),
+                ["10.1.0.0/24".parse().unwrap()],
+                [],
+                false,
+            )
+            .unwrap()
+            .ruleset()
+            .tables,
+        );
+        let text = m.render(&Ok(e));
+        for line in [
+            "trafficjam_applies_total 1",
+            "trafficjam_apply_errors_total 1",
+            "trafficjam_restores_total 1",
+            "trafficjam_apply_seconds_count 2",
+            "trafficjam_apply_seconds_sum 0.003",
+            "trafficjam_dropped_packets_total{instance=\"web\",chain=\"inet forward\"} 0",
+            "trafficjam_kernel_read_ok 1",
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "{line:?} missing in:\n{text}"
+            );
+        }
+        assert!(m
+            .render(&Err("x".into()))
+            .contains("trafficjam_kernel_read_ok 0"));
+    }
+}
