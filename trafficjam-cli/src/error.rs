@@ -27,6 +27,9 @@ pub enum CliError {
     /// `check` found a requirement that does not hold.
     #[error("check failed: {0} (see above)")]
     CheckFailed(String),
+    /// The instance id is one trafficjam-cni uses for its tables.
+    #[error("instance id {0:?} is reserved for trafficjam-cni's tables (cni, cni-*); choose another with --instance (nothing was changed)")]
+    ReservedInstance(String),
     /// The metrics endpoint could not listen.
     #[error("cannot serve metrics on {0}: {1} (choose another address with --metrics ADDR)")]
     Metrics(std::net::SocketAddr, #[source] std::io::Error),
@@ -40,7 +43,7 @@ impl CliError {
     /// everything that went wrong at run time.
     pub fn exit_code(&self) -> i32 {
         match self {
-            CliError::Policy(_) | CliError::NoNamespace(_) => 2,
+            CliError::Policy(_) | CliError::NoNamespace(_) | CliError::ReservedInstance(_) => 2,
             CliError::Docker(e) if e.is_bad_input() => 2,
             _ => 1,
         }

@@ -433,3 +433,47 @@ fn without_cap_net_admin_the_error_says_so() {
         "{doc}"
     );
 }
+
+/// Spec versions 0.3.1 and 0.4.0 as well as 1.0.0: the result of the
+/// chain is the bridge plugin's, passed through in the network's version;
+/// CHECK exists from 0.4.0 on; DEL cleans up in every version.
+#[test]
+fn older_spec_versions_pass_the_result_through() {
+    require_root();
+    for version in ["0.3.1", "0.4.0"] {
+        let rt = Runtime::new("tjver", Path::new(PLUGIN)).unwrap();
+        let mut net = network(&rt, "same-bridge");
+        net["cniVersion"] = json!(version);
+        let ns = Netns::new("tjverc").unwrap();
+        let result = rt
+            .add(&net, "tjver-c1", &ns, "", &json!({}))
+            .unwrap_or_else(|e| panic!("{version}: {e}"));
+        assert_eq!(result["cniVersion"], json!(version), "{result}");
+        let names: Vec<&str> = result["interfaces"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|i| i["name"].as_str())
+            .collect();
+        assert!(
+            names.contains(&"tjlife0") && names.contains(&"eth0"),
+            "{result}"
+        );
+        assert_eq!(result_addrs(&result).len(), 2, "{result}");
+        if version == "0.3.1" {
+            // 0.3.x results carry the address family: passed through as is.
+            assert!(result["ips"][0].get("version").is_some(), "{result}");
+        } else {
+            rt.check(&net, "tjver-c1", &ns, "", &json!({}))
+                .unwrap_or_else(|e| panic!("{version} CHECK: {e}"));
+        }
+        let tables = rt.host.exec("nft", &["list", "tables"]).unwrap();
+        assert!(String::from_utf8_lossy(&tables.stdout).contains("inet trafficjam-cni"));
+        rt.del(&net, "tjver-c1", &ns, "", &json!({})).unwrap();
+        let tables = rt.host.exec("nft", &["list", "tables"]).unwrap();
+        assert!(
+            !String::from_utf8_lossy(&tables.stdout).contains("trafficjam"),
+            "{version}"
+        );
+    }
+}

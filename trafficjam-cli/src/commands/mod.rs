@@ -8,6 +8,7 @@ pub mod plan;
 pub mod run;
 pub mod status;
 
+use trafficjam_core::isolation::BridgeIsolation;
 use trafficjam_core::{InstanceId, Policy};
 
 use crate::cli::PolicyArgs;
@@ -16,7 +17,7 @@ use crate::error::CliError;
 
 /// The validated policy of static-mode (`--subnet`) arguments.
 pub fn static_policy(args: &PolicyArgs) -> Result<Policy, CliError> {
-    let instance = InstanceId::new(args.instance.as_deref().unwrap_or("default"))?;
+    let instance = own_instance(args.instance.as_deref().unwrap_or("default"))?;
     let policy = Policy::new(
         instance,
         args.subnets.iter().copied(),
@@ -59,7 +60,17 @@ pub fn instance_for(
         (Some(i), true) => format!("{i}-{}", sanitize(network)),
         (None, _) => sanitize(network),
     };
-    Ok(InstanceId::new(&shorten(&id))?)
+    own_instance(&shorten(&id))
+}
+
+/// A valid instance id that is not one trafficjam-cni names its tables
+/// with (`cni`, `cni-*`): it would remove them as left over, or they it.
+fn own_instance(id: &str) -> Result<InstanceId, CliError> {
+    let instance = InstanceId::new(id)?;
+    if BridgeIsolation::owns(&instance.table_name()) {
+        return Err(CliError::ReservedInstance(instance.to_string()));
+    }
+    Ok(instance)
 }
 
 /// An id that fits [`InstanceId::MAX_LEN`]: a longer one keeps its start
@@ -194,5 +205,13 @@ mod tests {
         assert_ne!(ia, ib);
         assert!(ia.as_str().starts_with(&"a".repeat(23)), "{ia}");
         assert_eq!(instance_for(None, &a, false).unwrap(), ia, "stable");
+        // trafficjam-cni's names are refused, with a way out.
+        for taken in ["cni", "cni-web"] {
+            let e = instance_for(None, taken, false).unwrap_err();
+            assert_eq!(e.exit_code(), 2);
+            assert!(e.to_string().contains("--instance"), "{e}");
+        }
+        assert!(instance_for(Some("web"), "cni-web", false).is_ok());
+        assert!(instance_for(None, "cnix", false).is_ok());
     }
 }
