@@ -4,7 +4,7 @@ same-bridge mode, each run alone with the same prevResult, N containers on
 one bridge, inside a throwaway network namespace (run via bench_cni.sh).
 
 Prints the median and 95th percentile per command, in milliseconds."""
-import json, os, statistics, subprocess, sys, tempfile, time
+import json, os, shutil, statistics, subprocess, sys, tempfile, time
 
 N = int(sys.argv[2]) if len(sys.argv) > 2 else 50
 ours = sys.argv[1]
@@ -32,10 +32,13 @@ def call(plugin, cmd, i):
         sys.exit(f"{plugin} {cmd} {i} failed: {r.stdout.decode()} {r.stderr.decode()}")
     return ms
 
-for plugin in ["ours", "firewall"]:
-    for cmd in ["ADD", "DEL"]:
-        times = [call(plugin, cmd, i) for i in range(N)]
-        times.sort()
-        p95 = times[int(len(times) * 0.95) - 1]
-        name = "trafficjam-cni" if plugin == "ours" else "firewall (iptables)"
-        print(f"{name:22} {cmd:4} n={N}  median {statistics.median(times):6.2f} ms  p95 {p95:6.2f} ms")
+try:
+    for plugin in ["ours", "firewall"]:
+        for cmd in ["ADD", "DEL"]:
+            times = [call(plugin, cmd, i) for i in range(N)]
+            times.sort()
+            p95 = times[int(len(times) * 0.95) - 1]
+            name = "trafficjam-cni" if plugin == "ours" else "firewall (iptables)"
+            print(f"{name:22} {cmd:4} n={N}  median {statistics.median(times):6.2f} ms  p95 {p95:6.2f} ms")
+finally:
+    shutil.rmtree(data, ignore_errors=True)
