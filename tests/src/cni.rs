@@ -230,21 +230,15 @@ impl Runtime {
             prev = out.or(prev);
         }
         let result = prev.unwrap_or(json!({}));
-        self.cache.lock().unwrap().insert(
-            (
-                container.to_string(),
-                list["name"].as_str().unwrap_or("").to_string(),
-            ),
-            result.clone(),
-        );
+        self.cache
+            .lock()
+            .unwrap()
+            .insert(cache_key(list, container), result.clone());
         Ok(result)
     }
 
     fn cached(&self, list: &Value, container: &str) -> Option<Value> {
-        let key = (
-            container.to_string(),
-            list["name"].as_str().unwrap_or("").to_string(),
-        );
+        let key = cache_key(list, container);
         self.cache.lock().unwrap().get(&key).cloned()
     }
 
@@ -263,11 +257,10 @@ impl Runtime {
             cni_args,
         };
         self.with_cached("DEL", list, &at, runtime, true)?;
-        let key = (
-            container.to_string(),
-            list["name"].as_str().unwrap_or("").to_string(),
-        );
-        self.cache.lock().unwrap().remove(&key);
+        self.cache
+            .lock()
+            .unwrap()
+            .remove(&cache_key(list, container));
         Ok(())
     }
 
@@ -309,6 +302,14 @@ impl Runtime {
         }
         Ok(())
     }
+}
+
+/// Results are cached per container and network, as runtimes do.
+fn cache_key(list: &Value, container: &str) -> (String, String) {
+    (
+        container.to_string(),
+        list["name"].as_str().unwrap_or("").to_string(),
+    )
 }
 
 impl Drop for Runtime {

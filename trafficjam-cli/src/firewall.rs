@@ -33,6 +33,11 @@ impl Firewall {
         Ok(self.0.list_own_tables()?)
     }
 
+    /// Every trafficjam table the kernel has, read whole.
+    pub fn read_own_tables(&mut self) -> Result<Vec<Table>, CliError> {
+        Ok(self.0.read_own_tables()?)
+    }
+
     /// Make the kernel enforce `ruleset` in one transaction (see
     /// [`trafficjam_netlink::Firewall::apply`]).
     pub fn apply(&mut self, ruleset: &Ruleset) -> Result<Vec<(Table, Change)>, CliError> {

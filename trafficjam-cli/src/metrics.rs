@@ -17,7 +17,6 @@ use crate::error::CliError;
 use crate::firewall::Firewall;
 
 /// Counters of the running daemon.
-#[derive(Default)]
 pub struct Metrics {
     applies: AtomicU64,
     apply_errors: AtomicU64,
@@ -28,16 +27,21 @@ pub struct Metrics {
 }
 
 /// The daemon's counters (one daemon per process).
-pub static METRICS: Metrics = Metrics {
-    applies: AtomicU64::new(0),
-    apply_errors: AtomicU64::new(0),
-    apply_micros: AtomicU64::new(0),
-    restores: AtomicU64::new(0),
-    docker_connects: AtomicU64::new(0),
-    blocked_lines: AtomicU64::new(0),
-};
+pub static METRICS: Metrics = Metrics::new();
 
 impl Metrics {
+    /// Every counter at zero.
+    pub const fn new() -> Metrics {
+        Metrics {
+            applies: AtomicU64::new(0),
+            apply_errors: AtomicU64::new(0),
+            apply_micros: AtomicU64::new(0),
+            restores: AtomicU64::new(0),
+            docker_connects: AtomicU64::new(0),
+            blocked_lines: AtomicU64::new(0),
+        }
+    }
+
     /// A transaction attempt (whether or not it changed anything) and how
     /// long reading, planning and sending took.
     pub fn applied(&self, took: Duration, ok: bool) {
@@ -144,13 +148,9 @@ impl Metrics {
 
 /// Read what the kernel enforces (every trafficjam instance).
 fn read_kernel(netns: Option<PathBuf>) -> Result<Vec<Enforced>, String> {
-    let mut fw = Firewall::open(netns.as_deref()).map_err(|e| e.to_string())?;
-    let mut tables = Vec::new();
-    for (family, name) in fw.list_own_tables().map_err(|e| e.to_string())? {
-        if let Some(t) = fw.read_table(family, &name).map_err(|e| e.to_string())? {
-            tables.push(t);
-        }
-    }
+    let tables = Firewall::open(netns.as_deref())
+        .and_then(|mut fw| fw.read_own_tables())
+        .map_err(|e| e.to_string())?;
     Ok(Enforced::from_tables(&tables))
 }
 
@@ -216,7 +216,7 @@ mod tests {
 
     #[test]
     fn exposition_has_every_family_and_the_kernel_drops() {
-        let m = Metrics::default();
+        let m = Metrics::new();
         m.applied(Duration::from_millis(2), true);
         m.applied(Duration::from_millis(1), false);
         m.restored();

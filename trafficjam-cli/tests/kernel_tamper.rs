@@ -26,13 +26,12 @@ fn intact(bed: &Testbed) -> bool {
         .unwrap_or(false)
 }
 
-fn time_to_restore(bed: &Testbed) -> Duration {
+/// Wait (polling as fast as nft answers, so the time is precise) until
+/// the table is intact; how long that took. Fails after 5 s with `what`.
+fn wait_intact(bed: &Testbed, what: &str) -> Duration {
     let start = Instant::now();
     while !intact(bed) {
-        assert!(
-            start.elapsed() < Duration::from_secs(5),
-            "the rules were not restored"
-        );
+        assert!(start.elapsed() < Duration::from_secs(5), "{what}");
     }
     start.elapsed()
 }
@@ -42,14 +41,7 @@ fn tampering_is_repaired_and_other_tables_are_left_alone() {
     let bed = Testbed::build().expect("build the test bed");
     let _listeners = bed.listen().expect("listeners");
     let daemon = spawn(&bed);
-    let start = Instant::now();
-    while !intact(&bed) {
-        assert!(
-            start.elapsed() < Duration::from_secs(5),
-            "daemon never applied"
-        );
-        std::thread::sleep(Duration::from_millis(2));
-    }
+    wait_intact(&bed, "daemon never applied");
 
     let mut times = Vec::new();
     let tampers: [&[&str]; 5] = [
@@ -68,7 +60,7 @@ fn tampering_is_repaired_and_other_tables_are_left_alone() {
     ];
     for t in tampers {
         nft(&bed, t);
-        let took = time_to_restore(&bed);
+        let took = wait_intact(&bed, "the rules were not restored");
         println!("nft {}: restored after {took:?}", t.join(" "));
         times.push(took);
         // Isolation holds again.
@@ -132,14 +124,7 @@ fn spawn(bed: &Testbed) -> Daemon {
 fn killed_daemon_leaves_rules_and_a_restart_adopts_them() {
     let bed = Testbed::build().expect("build the test bed");
     let first = spawn(&bed);
-    let start = Instant::now();
-    while !intact(&bed) {
-        assert!(
-            start.elapsed() < Duration::from_secs(5),
-            "daemon never applied"
-        );
-        std::thread::sleep(Duration::from_millis(2));
-    }
+    wait_intact(&bed, "daemon never applied");
     let handles = || -> String {
         nft(&bed, &["-a", "list", "ruleset"])
             .lines()

@@ -51,12 +51,7 @@ pub fn add(conf: &NetConf, inv: &Invocation) -> Result<Value, PluginError> {
     let mut store = Store::open(&data_dir(conf))?;
     let key = inv.key();
     // An attachment re-added to another bridge leaves the old one.
-    let old = store.find(&key).map(|(b, _)| b.to_string());
-    if let Some(old) = &old {
-        if let Some(s) = store.bridges.get_mut(old) {
-            s.members.remove(&key);
-        }
-    }
+    let old = store.remove(&key);
     let state = store
         .bridges
         .entry(at.bridge.clone())
@@ -101,13 +96,7 @@ pub fn add(conf: &NetConf, inv: &Invocation) -> Result<Value, PluginError> {
 /// Succeeds when there is nothing to delete (the spec asks for that).
 pub fn del(conf: &NetConf, inv: &Invocation) -> Result<(), PluginError> {
     let mut store = Store::open(&data_dir(conf))?;
-    let key = inv.key();
-    let bridge = store.find(&key).map(|(b, _)| b.to_string());
-    if let Some(b) = &bridge {
-        if let Some(s) = store.bridges.get_mut(b) {
-            s.members.remove(&key);
-        }
-    }
+    let bridge = store.remove(&inv.key());
     // Enforce even if nothing was found: this also removes what an
     // interrupted invocation may have left behind.
     enforce(&store)?;

@@ -152,6 +152,13 @@ impl Store {
             .collect()
     }
 
+    /// Forget a container attachment; the bridge it was on, if any.
+    pub fn remove(&mut self, key: &str) -> Option<String> {
+        self.bridges
+            .iter_mut()
+            .find_map(|(b, s)| s.members.remove(key).map(|_| b.clone()))
+    }
+
     /// The bridge and key of a container attachment, if it is managed.
     pub fn find(&self, key: &str) -> Option<(&str, &Member)> {
         self.bridges

@@ -93,49 +93,27 @@ pub fn rule(r: &Rule) -> String {
 /// expressions it used.
 fn recognise(e: &[Expr]) -> (Option<String>, usize) {
     match e {
-        // `meta nfproto ipv4|ipv6` before an IP header match is implied.
-        [Expr::Meta {
-            key: MetaKey::NfProto,
-            ..
-        }, Expr::Cmp {
+        // `meta nfproto ipv4|ipv6` (inet) or `meta protocol ip|ip6`
+        // (bridge) before an IP header or transport match: the dependency
+        // nft adds and hides.
+        [Expr::Meta { key, .. }, Expr::Cmp {
             op: CmpOp::Eq,
             data,
             ..
         }, next, ..]
-            if data.len() == 1
-                && matches!(
-                    next,
-                    Expr::Payload {
-                        base: PayloadBase::Network,
-                        ..
-                    } | Expr::Meta {
-                        key: MetaKey::L4Proto,
-                        ..
-                    }
-                ) =>
-        {
-            (None, 2)
-        }
-        // `meta protocol ip|ip6`, nft's dependency in a bridge table.
-        [Expr::Meta {
-            key: MetaKey::Protocol,
-            ..
-        }, Expr::Cmp {
-            op: CmpOp::Eq,
-            data,
-            ..
-        }, next, ..]
-            if data.len() == 2
-                && matches!(
-                    next,
-                    Expr::Payload {
-                        base: PayloadBase::Network,
-                        ..
-                    } | Expr::Meta {
-                        key: MetaKey::L4Proto,
-                        ..
-                    }
-                ) =>
+            if matches!(
+                (key, data.len()),
+                (MetaKey::NfProto, 1) | (MetaKey::Protocol, 2)
+            ) && matches!(
+                next,
+                Expr::Payload {
+                    base: PayloadBase::Network,
+                    ..
+                } | Expr::Meta {
+                    key: MetaKey::L4Proto,
+                    ..
+                }
+            ) =>
         {
             (None, 2)
         }

@@ -8,8 +8,8 @@ use trafficjam_core::model::{Family, Table};
 use trafficjam_core::wire::{encode, plan, Batch, Change};
 use trafficjam_core::{is_trafficjam_table, names, Ruleset};
 
-use crate::table::{read_existing, TableList};
-use crate::{cut_connections, generation, list_tables, read_table, NetfilterSocket, NetlinkError};
+use crate::table::{snapshot, Snapshot};
+use crate::{cut_connections, list_tables, read_table, NetfilterSocket, NetlinkError};
 
 /// How often a change is recomputed when the ruleset keeps changing under
 /// it (each retry reads the kernel again).
@@ -47,6 +47,18 @@ impl Firewall {
             .collect())
     }
 
+    /// Every trafficjam table the kernel has, read whole.
+    pub fn read_own_tables(&mut self) -> Result<Vec<Table>, NetlinkError> {
+        let mut tables = Vec::new();
+        for (family, name) in self.list_own_tables()? {
+            // A table deleted between the list and the read is just gone.
+            if let Some(t) = self.read_table(family, &name)? {
+                tables.push(t);
+            }
+        }
+        Ok(tables)
+    }
+
     /// Make the kernel enforce `ruleset`, in one transaction; returns what
     /// changed for each table.
     pub fn apply(&mut self, ruleset: &Ruleset) -> Result<Vec<(Table, Change)>, NetlinkError> {
@@ -61,17 +73,21 @@ impl Firewall {
         ruleset: &Ruleset,
         stale: impl Fn(&str) -> bool,
     ) -> Result<Vec<(Table, Change)>, NetlinkError> {
+        let names: Vec<(Family, &str)> = ruleset
+            .tables
+            .iter()
+            .map(|t| (t.family, t.name.as_str()))
+            .collect();
         let mut attempt = 0;
         loop {
             attempt += 1;
             // The generation first: if anything changes after it was read,
             // the kernel refuses the batch and we read again.
-            let genid = generation(&mut self.socket)?;
-            let listed = TableList(list_tables(&mut self.socket)?);
-            let mut actual = Vec::with_capacity(ruleset.tables.len());
-            for t in &ruleset.tables {
-                actual.push(read_existing(&mut self.socket, &listed, t.family, &t.name)?);
-            }
+            let Snapshot {
+                genid,
+                listed,
+                tables: actual,
+            } = snapshot(&mut self.socket, &names)?;
             let mut batch = Batch::with_generation(self.first_seq(), genid);
             let changes: Vec<(Table, Change)> = ruleset
                 .tables
@@ -79,7 +95,7 @@ impl Firewall {
                 .zip(&actual)
                 .map(|(t, a)| (t.clone(), plan(&mut batch, t, a.as_ref())))
                 .collect();
-            for t in listed.0.iter().filter(|t| {
+            for t in listed.iter().filter(|t| {
                 is_trafficjam_table(&t.name, t.comment.as_deref())
                     && stale(&t.name)
                     && !ruleset

@@ -34,6 +34,25 @@ pub fn read_for_update(
     sock: &mut NetfilterSocket,
     tables: &[(Family, &str)],
 ) -> Result<(u32, Vec<Option<Table>>), NetlinkError> {
+    let s = snapshot(sock, tables)?;
+    Ok((s.genid, s.tables))
+}
+
+/// What [`snapshot`] read, in this order.
+pub(crate) struct Snapshot {
+    /// The ruleset generation, read first.
+    pub genid: u32,
+    /// Every table of the kernel.
+    pub listed: Vec<TableSummary>,
+    /// The asked-for tables, `None` where absent.
+    pub tables: Vec<Option<Table>>,
+}
+
+/// [`read_for_update`], also keeping the list of every table.
+pub(crate) fn snapshot(
+    sock: &mut NetfilterSocket,
+    tables: &[(Family, &str)],
+) -> Result<Snapshot, NetlinkError> {
     let genid = generation(sock)?;
     // One table list for every family, then the contents only of the
     // tables that exist (none, on a first install).
@@ -49,7 +68,11 @@ pub fn read_for_update(
             None
         });
     }
-    Ok((genid, out))
+    Ok(Snapshot {
+        genid,
+        listed,
+        tables: out,
+    })
 }
 
 /// Every table the kernel has, in every family trafficjam knows.
@@ -61,27 +84,6 @@ pub fn list_tables(sock: &mut NetfilterSocket) -> Result<Vec<TableSummary>, Netl
         }
     }
     Ok(out)
-}
-
-/// The answer of [`list_tables`], to read only tables that exist.
-pub(crate) struct TableList(pub Vec<TableSummary>);
-
-/// Read a table if the list says it exists.
-pub(crate) fn read_existing(
-    sock: &mut NetfilterSocket,
-    listed: &TableList,
-    family: Family,
-    name: &str,
-) -> Result<Option<Table>, NetlinkError> {
-    if listed
-        .0
-        .iter()
-        .any(|t| t.family == family && t.name == name)
-    {
-        read_once(sock, family, name)
-    } else {
-        Ok(None)
-    }
 }
 
 fn malformed(e: trafficjam_core::wire::DecodeError) -> NetlinkError {

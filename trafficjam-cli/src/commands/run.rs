@@ -27,6 +27,7 @@ use crate::log::Log;
 use crate::metrics::{self, METRICS};
 use crate::watch::{watch, Touched};
 use tokio::sync::mpsc::UnboundedReceiver;
+use trafficjam_core::model::Table;
 use trafficjam_core::nflog::Blocked;
 use trafficjam_core::wire::Change;
 use trafficjam_core::{InstanceId, Policy};
@@ -133,13 +134,18 @@ fn finish(stop: Stop, fw: &mut Firewall, owned: &[InstanceId], log: Log) -> Resu
     Ok(())
 }
 
-/// Apply one policy and log what changed.
-fn enforce(fw: &mut Firewall, policy: &Policy, context: &str, log: Log) -> Result<bool, CliError> {
-    let mut changed = false;
+/// Apply one policy, counted and timed for the metrics.
+fn apply_counted(fw: &mut Firewall, policy: &Policy) -> Result<Vec<(Table, Change)>, CliError> {
     let started = std::time::Instant::now();
     let applied = fw.apply(&policy.ruleset());
     METRICS.applied(started.elapsed(), applied.is_ok());
-    for (table, change) in applied? {
+    applied
+}
+
+/// Apply one policy and log what changed.
+fn enforce(fw: &mut Firewall, policy: &Policy, context: &str, log: Log) -> Result<bool, CliError> {
+    let mut changed = false;
+    for (table, change) in apply_counted(fw, policy)? {
         let line = format!(
             "{context}table {} {}: {}; {}",
             table.family,
@@ -349,10 +355,7 @@ fn applied_policies(args: &RunArgs, state: &State) -> Vec<Policy> {
 /// (one transaction per policy; nothing is sent if the change was ours).
 fn reassert(fw: &mut Firewall, policies: &[Policy], seen: Touched, log: Log) {
     for policy in policies {
-        let started = std::time::Instant::now();
-        let applied = fw.apply(&policy.ruleset());
-        METRICS.applied(started.elapsed(), applied.is_ok());
-        match applied {
+        match apply_counted(fw, policy) {
             Ok(changes) => {
                 for (table, change) in changes {
                     if change != Change::Unchanged {

@@ -39,13 +39,7 @@ struct Status {
 
 /// Print every trafficjam instance found in the kernel.
 pub fn run(args: &StatusArgs) -> Result<(), CliError> {
-    let mut fw = Firewall::open(args.target.netns.as_deref())?;
-    let mut tables = Vec::new();
-    for (family, name) in fw.list_own_tables()? {
-        if let Some(table) = fw.read_table(family, &name)? {
-            tables.push(table);
-        }
-    }
+    let tables = Firewall::open(args.target.netns.as_deref())?.read_own_tables()?;
     let instances: Vec<Instance> = Enforced::from_tables(&tables)
         .into_iter()
         .map(|enforced| Instance {

@@ -110,21 +110,21 @@ impl RouteSocket {
         self.index_of(name)
     }
 
-    /// Bring interface `name` up.
-    pub fn set_up(&mut self, name: &str) -> Result<(), NetlinkError> {
-        let index = self.index_of(name)?;
-        self.create(&message::set_up(index), &format!("setting {name} up"))
+    /// Bring the interface with index `index` up.
+    pub fn set_up(&mut self, index: u32) -> Result<(), NetlinkError> {
+        let what = format!("setting interface #{index} up");
+        self.create(&message::set_up(index), &what)
     }
 
-    /// Add `addr/prefix` to interface `name`, usable at once (no DAD).
+    /// Add `addr/prefix` to the interface with index `index`, usable at
+    /// once (no DAD).
     pub fn add_address(
         &mut self,
-        name: &str,
+        index: u32,
         addr: IpAddr,
         prefix: u8,
     ) -> Result<(), NetlinkError> {
-        let index = self.index_of(name)?;
-        let what = format!("address {addr}/{prefix} on {name}");
+        let what = format!("address {addr}/{prefix} on interface #{index}");
         self.create(&message::new_address(index, addr, prefix), &what)
     }
 

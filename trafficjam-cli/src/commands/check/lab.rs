@@ -95,11 +95,12 @@ impl Lab {
             ns: Namespace::create()?,
         };
         let mut rs = host.ns.route_socket()?;
-        rs.set_up("lo")?;
+        let lo = rs.index_of("lo")?;
+        rs.set_up(lo)?;
         let bridge = rs.add_bridge(BRIDGE)?;
-        rs.add_address(BRIDGE, host.v4.into(), 24)?;
-        rs.add_address(BRIDGE, host.v6.into(), 64)?;
-        rs.set_up(BRIDGE)?;
+        rs.add_address(bridge, host.v4.into(), 24)?;
+        rs.add_address(bridge, host.v6.into(), 64)?;
+        rs.set_up(bridge)?;
         let mut containers = Vec::new();
         for (i, (name, role)) in [
             ("proxy", Role::Proxy),
@@ -116,14 +117,14 @@ impl Lab {
                 v6: v6(2 + i as u16),
                 ns: Namespace::create()?,
             };
-            let port = port_name(name);
-            rs.add_veth(&port, bridge, "eth0", &node.ns)?;
-            rs.set_up(&port)?;
+            let port = rs.add_veth(&port_name(name), bridge, "eth0", &node.ns)?;
+            rs.set_up(port)?;
             let mut inside = node.ns.route_socket()?;
-            inside.set_up("lo")?;
-            inside.add_address("eth0", node.v4.into(), 24)?;
-            inside.add_address("eth0", node.v6.into(), 64)?;
-            inside.set_up("eth0")?;
+            let (lo, eth0) = (inside.index_of("lo")?, inside.index_of("eth0")?);
+            inside.set_up(lo)?;
+            inside.add_address(eth0, node.v4.into(), 24)?;
+            inside.add_address(eth0, node.v6.into(), 64)?;
+            inside.set_up(eth0)?;
             containers.push(node);
         }
         let mut lab = Lab {
