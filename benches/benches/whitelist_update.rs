@@ -10,6 +10,7 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use trafficjam_benches::{median, time_runs, us};
 use trafficjam_core::wire::{encode, plan, Batch, Change};
+use trafficjam_core::model::{Element, Value};
 use trafficjam_core::{names, InstanceId, Policy};
 use trafficjam_netlink::NetfilterSocket;
 use trafficjam_testbed::Netns;
@@ -48,8 +49,8 @@ fn main() {
             .clone();
         let mut i = 0usize;
         let mut delta = time_runs(5, RUNS as usize, || {
-            let gone = [addr_net(size, i as u32)];
-            let new = [addr_net(size, i as u32 + 1)];
+            let gone = [Element::one(Value::Net(addr_net(size, i as u32)))];
+            let new = [Element::one(Value::Net(addr_net(size, i as u32 + 1)))];
             let mut batch = Batch::new(socket.next_seq(1 << 16));
             encode::delete_elements(&mut batch, &tables[0], &set, &gone);
             encode::add_elements(&mut batch, &tables[0], &set, &new, None);

@@ -6,6 +6,8 @@
 //! also when a test panics. The host's own interfaces and ruleset are never
 //! touched.
 
+pub mod attack;
+pub mod capture;
 pub mod cli;
 pub mod cni;
 pub mod docker;
@@ -13,6 +15,7 @@ pub mod frame;
 pub mod listener;
 pub mod matrix;
 mod netns;
+pub mod observe;
 pub mod probe;
 pub mod topology;
 

@@ -16,7 +16,7 @@ use ipnet::IpNet;
 #[command(after_help = "Examples:\n  \
   trafficjam run   --network traefik_public --whitelist-filter ancestor=traefik:latest\n  \
   trafficjam apply --network traefik_public --whitelist-filter label=role=proxy\n  \
-  trafficjam plan  --subnet 172.23.0.0/16 --whitelist-ip 172.23.0.2\n  \
+  trafficjam plan  --subnet 172.23.0.0/16 --whitelist-ip 172.23.0.2 --bridge br0\n  \
   trafficjam apply --subnet 172.23.0.0/16 --subnet fd00:23::/64 --whitelist-ip 172.23.0.2 --whitelist-ip fd00:23::2\n  \
   trafficjam status --json\n  \
   trafficjam clear --instance default")]
@@ -100,11 +100,22 @@ pub struct PolicyArgs {
     /// inside the subnets.
     #[arg(long = "whitelist-ip", value_name = "IP", requires = "subnets")]
     pub whitelist: Vec<IpAddr>,
-    /// Bind the whitelisted addresses to this bridge port (the host side of
-    /// the proxy's veth, e.g. vethab12cd3); repeat for several. Frames from
-    /// any other port that claim a whitelisted source address (a spoofed IP
-    /// or MAC) are dropped. Without it, a backend with CAP_NET_RAW can forge
-    /// the proxy's address.
+    /// The bridge of the managed network. Default: the interface holding an
+    /// address inside the subnets (the gateway); trafficjam says which it
+    /// chose, and refuses to guess between several.
+    #[arg(long, value_name = "IFNAME", requires = "subnets")]
+    pub bridge: Option<String>,
+    /// A container port of the bridge and what it may send as: its MAC and
+    /// addresses, e.g. `--port veth1a2b=02:42:ac:17:00:03,172.23.0.3`.
+    /// Veth ports are found on their own (the MAC and addresses of the
+    /// other end); give this for other ports (a tap), or to pin a port.
+    /// A bridge port that is neither a veth nor given here is an uplink:
+    /// traffic through it is outside the host and left alone.
+    #[arg(long = "port", value_name = "IFNAME=MAC,IP…", requires = "subnets", value_parser = parse_port)]
+    pub ports: Vec<PortArg>,
+    /// The port of a whitelisted container (the host side of the proxy's
+    /// veth, e.g. vethab12cd3); repeat for several. Ports holding a
+    /// --whitelist-ip are whitelisted too.
     #[arg(long = "whitelist-port", value_name = "IFNAME", requires = "subnets")]
     pub whitelist_ports: Vec<String>,
     /// Let containers open connections to the host (its addresses and
@@ -204,6 +215,35 @@ pub struct StatusArgs {
     pub json: bool,
     #[command(flatten)]
     pub target: Target,
+}
+
+/// `--port IFNAME=MAC[,IP…]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortArg {
+    /// The port's interface name.
+    pub name: String,
+    /// The container's MAC address.
+    pub mac: [u8; 6],
+    /// The container's addresses.
+    pub addrs: Vec<IpAddr>,
+}
+
+fn parse_port(s: &str) -> Result<PortArg, String> {
+    let (name, rest) = s
+        .split_once('=')
+        .ok_or_else(|| format!("{s:?} is not IFNAME=MAC[,IP…]"))?;
+    let mut parts = rest.split(',');
+    let mac_text = parts.next().unwrap_or_default();
+    let mac = trafficjam_core::model::parse_mac(mac_text)
+        .ok_or_else(|| format!("{mac_text:?} is not a MAC address like 02:42:ac:17:00:03"))?;
+    let addrs = parts
+        .map(|a| a.parse().map_err(|e| format!("{a:?}: {e}")))
+        .collect::<Result<Vec<IpAddr>, String>>()?;
+    Ok(PortArg {
+        name: name.to_string(),
+        mac,
+        addrs,
+    })
 }
 
 /// `IP=NAME` for `--name`.

@@ -30,6 +30,19 @@ pub enum CliError {
     /// The instance id is one trafficjam-cni uses for its tables.
     #[error("instance id {0:?} is reserved for trafficjam-cni's tables (cni, cni-*); choose another with --instance (nothing was changed)")]
     ReservedInstance(String),
+    /// Static mode: no interface holds an address of the subnets.
+    #[error("no interface holds an address in {0}: name the managed bridge with --bridge IFNAME (nothing was changed)")]
+    NoBridge(String),
+    /// Static mode: several interfaces hold addresses of the subnets.
+    #[error("several interfaces hold addresses in the subnets ({0}): choose the managed bridge with --bridge IFNAME (nothing was changed)")]
+    AmbiguousBridge(String),
+    /// Static mode: a port was named that the bridge does not have and
+    /// whose MAC is not given.
+    #[error("{0}: bridge {1} has no such port; give its MAC and addresses with --port {0}=MAC,IP (nothing was changed)")]
+    UnknownPort(String, String),
+    /// Static mode: a veth port whose container side cannot be read.
+    #[error("cannot read the container side of port {0} of bridge {1} (its MAC and addresses): this needs CAP_NET_ADMIN; run as root or give them with --port {0}=MAC,IP (nothing was changed)")]
+    UnreadablePort(String, String),
     /// The metrics endpoint could not listen.
     #[error("cannot serve metrics on {0}: {1} (choose another address with --metrics ADDR)")]
     Metrics(std::net::SocketAddr, #[source] std::io::Error),
@@ -43,7 +56,13 @@ impl CliError {
     /// everything that went wrong at run time.
     pub fn exit_code(&self) -> i32 {
         match self {
-            CliError::Policy(_) | CliError::NoNamespace(_) | CliError::ReservedInstance(_) => 2,
+            CliError::Policy(_)
+            | CliError::NoNamespace(_)
+            | CliError::ReservedInstance(_)
+            | CliError::NoBridge(_)
+            | CliError::AmbiguousBridge(_)
+            | CliError::UnknownPort(..)
+            | CliError::UnreadablePort(..) => 2,
             CliError::Docker(e) if e.is_bad_input() => 2,
             _ => 1,
         }

@@ -23,6 +23,22 @@ impl Firewall {
         Ok(Firewall(trafficjam_netlink::Firewall::open_in(netns)?))
     }
 
+    /// Make the kernel enforce `policy`, with the flow tracking this
+    /// kernel supports; returns what changed for each table.
+    pub fn enforce(
+        &mut self,
+        policy: &trafficjam_core::Policy,
+    ) -> Result<Vec<(Table, Change)>, CliError> {
+        let tracking = self.bridge_tracking();
+        self.apply(&policy.clone().with_tracking(tracking).ruleset())
+    }
+
+    /// How the bridge layer can track flows on this kernel (see
+    /// [`trafficjam_netlink::Firewall::bridge_tracking`]).
+    pub fn bridge_tracking(&mut self) -> trafficjam_core::Tracking {
+        self.0.bridge_tracking()
+    }
+
     /// Read one table back from the kernel; `None` when it does not exist.
     pub fn read_table(&mut self, family: Family, name: &str) -> Result<Option<Table>, CliError> {
         Ok(self.0.read_table(family, name)?)

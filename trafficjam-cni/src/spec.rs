@@ -88,6 +88,8 @@ pub struct Attachment {
     pub bridge: String,
     /// The host side of the container's veth, when listed.
     pub port: Option<String>,
+    /// The MAC address of the container's interface, when listed.
+    pub mac: Option<trafficjam_core::model::Mac>,
     /// The container's addresses, with their prefix lengths.
     pub addresses: Vec<IpNet>,
 }
@@ -95,6 +97,8 @@ pub struct Attachment {
 #[derive(Debug, Deserialize)]
 struct Interface {
     name: String,
+    #[serde(default)]
+    mac: Option<String>,
     #[serde(default)]
     sandbox: Option<String>,
 }
@@ -135,6 +139,20 @@ impl Attachment {
             .iter()
             .find(|i| i.name != bridge)
             .map(|i| i.name.clone());
+        // The container's side: the interface its addresses are on, else
+        // the first one inside a sandbox.
+        let inside = r
+            .ips
+            .iter()
+            .filter_map(|ip| ip.interface.and_then(|i| r.interfaces.get(i)))
+            .chain(r.interfaces.iter())
+            .find(|i| !i.sandbox.as_deref().unwrap_or("").is_empty());
+        let mac = match inside.and_then(|i| i.mac.as_deref()) {
+            Some(m) => Some(trafficjam_core::model::parse_mac(m).ok_or_else(|| {
+                PluginError::Decode(format!("prevResult MAC address {m:?} is not like 02:42:ac:11:00:02"))
+            })?),
+            None => None,
+        };
         let mut addresses = Vec::new();
         for ip in &r.ips {
             // Only the container's own addresses, not the host side's.
@@ -156,6 +174,7 @@ impl Attachment {
         Ok(Attachment {
             bridge,
             port,
+            mac,
             addresses,
         })
     }

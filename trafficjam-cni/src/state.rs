@@ -12,6 +12,8 @@ use ipnet::IpNet;
 use nix::fcntl::{Flock, FlockArg};
 use serde::{Deserialize, Serialize};
 use trafficjam_core::isolation::{Bridge, IngressPolicy};
+use trafficjam_core::model::parse_mac;
+use trafficjam_core::{Port, Role};
 
 use crate::error::PluginError;
 
@@ -26,6 +28,9 @@ pub struct Member {
     pub addresses: Vec<IpNet>,
     /// The host side of its veth, if known.
     pub port: Option<String>,
+    /// The MAC address of its interface, if known (`02:42:ac:11:00:02`).
+    #[serde(default)]
+    pub mac: Option<String>,
     /// Whether it may open connections to the others (proxy-only).
     pub whitelisted: bool,
 }
@@ -53,13 +58,6 @@ impl BridgeState {
         subnets.sort();
         subnets.dedup();
         let white: Vec<&Member> = self.members.values().filter(|m| m.whitelisted).collect();
-        // Bind the whitelisted addresses to their ports only if every
-        // whitelisted container's port is known.
-        let whitelist_ports = if white.iter().all(|m| m.port.is_some()) {
-            white.iter().filter_map(|m| m.port.clone()).collect()
-        } else {
-            Vec::new()
-        };
         Bridge {
             name: name.to_string(),
             ingress: self.ingress_policy,
@@ -69,12 +67,24 @@ impl BridgeState {
                 .iter()
                 .flat_map(|m| m.addresses.iter().map(|a| a.addr()))
                 .collect(),
+            // A container is bound to its port where both the port and
+            // its MAC are known (the `bridge` plugin reports both).
             ports: self
                 .members
                 .values()
-                .filter_map(|m| m.port.clone())
+                .filter_map(|m| {
+                    Some(Port {
+                        name: m.port.clone()?,
+                        role: if m.whitelisted {
+                            Role::Proxy
+                        } else {
+                            Role::Backend
+                        },
+                        mac: m.mac.as_deref().and_then(parse_mac)?,
+                        addrs: m.addresses.iter().map(|a| a.addr()).collect(),
+                    })
+                })
                 .collect(),
-            whitelist_ports,
         }
     }
 }

@@ -6,15 +6,33 @@
 //! ```
 
 use trafficjam_core::wire::{encode, Batch};
-use trafficjam_core::{text, InstanceId, Policy};
+use trafficjam_core::{text, InstanceId, Policy, Port, Role};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // A bridge with a proxy and a backend: the proxy's addresses join the
+    // whitelist, and each port may send only as its own MAC and addresses.
+    let port = |name: &str, role, last: u8| -> Result<Port, std::net::AddrParseError> {
+        Ok(Port {
+            name: name.to_string(),
+            role,
+            mac: [0x02, 0x42, 0xac, 0x17, 0x00, last],
+            addrs: vec![
+                format!("172.23.0.{last}").parse()?,
+                format!("fd00:23::{last}").parse()?,
+            ],
+        })
+    };
     let policy = Policy::new(
         InstanceId::new("example")?,
         ["172.23.0.0/16".parse()?, "fd00:23::/64".parse()?],
-        ["172.23.0.2".parse()?, "fd00:23::2".parse()?],
+        [],
         false,
-    )?;
+    )?
+    .with_bridges(["br-example".to_string()])?
+    .with_ports([
+        port("veth-proxy", Role::Proxy, 2)?,
+        port("veth-app", Role::Backend, 3)?,
+    ])?;
     let ruleset = policy.ruleset();
 
     // 1. What a person reads: the ruleset as nft syntax.

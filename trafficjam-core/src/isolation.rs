@@ -29,11 +29,11 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 
-use crate::compile::{base_chain, ct_any, established, neighbour_discovery};
-use crate::model::{
-    CmpOp, CtKey, Expr, Family, Hook, MetaKey, Register, Rule, Set, Table, Verdict,
-};
-use crate::{InstanceId, Policy, PolicyError, Ruleset, TABLE_COMMENT, TABLE_PREFIX};
+use crate::compile::bridge::{port_security, port_sets, PREROUTING_PRIORITY};
+use crate::compile::exprs::{ct_any, established};
+use crate::compile::{base_chain, neighbour_discovery};
+use crate::model::{BaseChain, Chain, CmpOp, CtKey, Expr, Family, Hook, MetaKey, Register, Rule, Set, Table, Verdict};
+use crate::{InstanceId, Policy, PolicyError, Port, Ruleset, TABLE_COMMENT, TABLE_PREFIX};
 
 /// The shared tables of bridge isolation (one per family).
 pub const ISOLATION_TABLE: &str = "trafficjam-cni";
@@ -96,11 +96,11 @@ pub struct Bridge {
     pub subnets: Vec<IpNet>,
     /// Addresses of whitelisted containers (used by `ProxyOnly`).
     pub whitelist: Vec<IpAddr>,
-    /// Host-side ports of its containers (used by `Isolated`).
-    pub ports: Vec<String>,
-    /// Host-side ports of its whitelisted containers; when given, the
-    /// whitelisted addresses are bound to them (anti-spoofing).
-    pub whitelist_ports: Vec<String>,
+    /// The containers' host-side ports where known: each sends only with
+    /// its own MAC and addresses (port security, in every mode); an
+    /// isolated bridge drops everything between them; a proxy-only bridge
+    /// tells whitelisted containers ([`crate::Role::Proxy`]) by port.
+    pub ports: Vec<Port>,
 }
 
 /// Why a [`BridgeIsolation`] was refused.
@@ -203,7 +203,9 @@ impl BridgeIsolation {
             b.allow_host_traffic,
         )
         .map_err(err)?
-        .with_whitelist_ports(b.whitelist_ports.iter().cloned())
+        .with_bridges([b.name.clone()])
+        .map_err(err)?
+        .with_ports(b.ports.iter().cloned())
         .map_err(err)?;
         Ok(Some(policy))
     }
@@ -259,45 +261,49 @@ impl BridgeIsolation {
         }
     }
 
-    /// Frames bridged between two containers of an isolated bridge, when
-    /// br_netfilter does not pass them to the IP layer: IPv4 and IPv6 from
-    /// one container port to another are dropped (stateless, and exact:
-    /// isolated containers have no connection to each other to keep).
+    /// The bridge layer of the bridges that are not proxy-only (those have
+    /// their policy's own): port security for every known container port,
+    /// and for isolated bridges nothing at all between two container ports
+    /// — any ethertype, with or without br_netfilter.
     fn bridge_table(&self) -> Option<Table> {
-        let isolated = || {
+        let shared = || {
             self.bridges
                 .iter()
-                .filter(|b| b.ingress == IngressPolicy::Isolated)
+                .filter(|b| b.ingress != IngressPolicy::ProxyOnly)
         };
-        isolated().next()?;
-        let ports: Vec<String> = isolated().flat_map(|b| b.ports.iter().cloned()).collect();
-        let rules = [0x0800u16, 0x86dd]
-            .into_iter()
-            .map(|ethertype| {
-                let mut exprs = ifname_in(MetaKey::IifName, names::ISOLATED_PORTS);
-                exprs.extend(ifname_in(MetaKey::OifName, names::ISOLATED_PORTS));
-                exprs.push(Expr::Meta {
-                    key: MetaKey::Protocol,
-                    dreg: Register::R1,
-                });
-                exprs.push(Expr::Cmp {
-                    sreg: Register::R1,
-                    op: CmpOp::Eq,
-                    data: ethertype.to_be_bytes().to_vec(),
-                });
-                counted_drop(exprs)
-            })
+        let ports: Vec<Port> = shared().flat_map(|b| b.ports.iter().cloned()).collect();
+        let isolated: Vec<String> = shared()
+            .filter(|b| b.ingress == IngressPolicy::Isolated)
+            .flat_map(|b| b.ports.iter().map(|p| p.name.clone()))
             .collect();
+        if ports.is_empty() {
+            return None;
+        }
+        let mut exprs = ifname_in(MetaKey::IifName, names::ISOLATED_PORTS);
+        exprs.extend(ifname_in(MetaKey::OifName, names::ISOLATED_PORTS));
+        let mut sets = port_sets(&ports);
+        sets.push(Set::of_ifnames(names::ISOLATED_PORTS, isolated));
         Some(Table {
             family: Family::Bridge,
             name: ISOLATION_TABLE.to_string(),
             comment: Some(TABLE_COMMENT.to_string()),
-            sets: vec![Set::of_ifnames(names::ISOLATED_PORTS, ports)],
-            chains: vec![base_chain(
-                crate::names::BRIDGE_FORWARD,
-                Hook::Forward,
-                rules,
-            )],
+            sets,
+            chains: vec![
+                Chain {
+                    name: crate::names::PREROUTING.to_string(),
+                    base: Some(BaseChain {
+                        hook: Hook::Prerouting,
+                        priority: PREROUTING_PRIORITY,
+                        policy: Verdict::Accept,
+                    }),
+                    rules: port_security(),
+                },
+                base_chain(
+                    crate::names::BRIDGE_FORWARD,
+                    Hook::Forward,
+                    vec![counted_drop(exprs).commented("isolated")],
+                ),
+            ],
         })
     }
 }
@@ -370,7 +376,7 @@ fn counted_drop(mut exprs: Vec<Expr>) -> Rule {
         bytes: 0,
     });
     exprs.push(Expr::Verdict(Verdict::Drop));
-    Rule { exprs }
+    Rule::new(exprs)
 }
 
 /// `ct status dnat accept`: connections to a published port, DNAT-ed by
@@ -391,8 +397,16 @@ mod tests {
             allow_host_traffic: false,
             subnets: vec!["10.88.1.0/24".parse().unwrap()],
             whitelist: vec![],
-            ports: vec![format!("veth-{name}")],
-            whitelist_ports: vec![],
+            ports: vec![port(&format!("veth-{name}"), name.len() as u8, "10.88.1.5")],
+        }
+    }
+
+    fn port(name: &str, n: u8, ip: &str) -> Port {
+        Port {
+            name: name.into(),
+            role: crate::Role::Backend,
+            mac: [2, 0, 0, 0, 0, n],
+            addrs: vec![ip.parse().unwrap()],
         }
     }
 
@@ -419,14 +433,16 @@ mod tests {
         let t = text(&iso);
         assert!(t.contains("ct status dnat accept"), "{t}");
         for b in ["cni1", "cni2"] {
-            let rule =
-                format!("meta iifname \"{b}\" meta oifname != \"{b}\" meta oifname @bridges");
+            let rule = format!("iifname \"{b}\" oifname != \"{b}\" oifname @bridges");
             assert!(t.contains(&rule), "{t}");
         }
         assert!(t.contains("elements = { \"cni1\", \"cni2\" }"), "{t}");
-        // same-bridge only: no bridge-family table, no same-bridge drop.
-        assert_eq!(iso.ruleset().tables.len(), 1);
-        assert!(!t.contains("meta oifname \"cni1\""), "{t}");
+        // same-bridge only: port security, but no same-bridge drop.
+        let tables = iso.ruleset().tables;
+        assert_eq!(tables.len(), 2);
+        assert!(tables[1].set(names::ISOLATED_PORTS).unwrap().elements.is_empty());
+        assert!(t.contains("spoofed-mac"), "{t}");
+        assert!(!t.contains("oifname \"cni1\""), "{t}");
     }
 
     #[test]
@@ -435,16 +451,15 @@ mod tests {
         let tables = iso.ruleset().tables;
         assert_eq!(tables.len(), 2);
         assert_eq!(tables[1].family, Family::Bridge);
-        assert_eq!(tables[1].sets[0].ifnames, ["veth-cni1"]);
-        let t = text(&iso);
-        assert!(
-            t.contains("meta iifname \"cni1\" meta oifname \"cni1\""),
-            "{t}"
+        assert_eq!(
+            tables[1].set(names::ISOLATED_PORTS).unwrap().ifnames(),
+            ["veth-cni1"]
         );
+        let t = text(&iso);
+        assert!(t.contains("iifname \"cni1\" oifname \"cni1\""), "{t}");
+        // Any ethertype: the drop names no protocol.
         assert!(
-            t.contains(
-                "meta iifname @isolated_ports meta oifname @isolated_ports meta protocol ip6"
-            ),
+            t.contains("iifname @isolated_ports oifname @isolated_ports counter packets 0 bytes 0 drop"),
             "{t}"
         );
     }
@@ -453,7 +468,9 @@ mod tests {
     fn proxy_only_adds_the_trafficjam_policy_of_the_bridge() {
         let mut b = bridge("cni1", IngressPolicy::ProxyOnly);
         b.whitelist = vec!["10.88.1.2".parse().unwrap()];
-        b.whitelist_ports = vec!["veth-proxy".into()];
+        let mut proxy = port("veth-proxy", 9, "10.88.1.2");
+        proxy.role = crate::Role::Proxy;
+        b.ports.push(proxy);
         let iso = BridgeIsolation::new([b.clone()]).unwrap();
         let names: Vec<String> = iso
             .ruleset()

@@ -34,9 +34,12 @@ mod policy;
 pub mod text;
 pub mod wire;
 
-pub use compile::{names, Ruleset, CHAIN_PRIORITY};
+pub use compile::{
+    conntrack_probe_table, eui64_link_local, names, timeouts, Ruleset, CHAIN_PRIORITY,
+    PREROUTING_PRIORITY,
+};
 pub use observe::{is_trafficjam_table, ChainCounters, Enforced};
-pub use policy::{InstanceId, Policy, PolicyError};
+pub use policy::{InstanceId, Policy, PolicyError, Port, Role, Tracking};
 
 /// Every table trafficjam owns is named with this prefix and the instance id.
 pub const TABLE_PREFIX: &str = "trafficjam-";

@@ -1,7 +1,9 @@
 //! Network interfaces over rtnetlink, as much as trafficjam needs to find
-//! the bridge port of a container: which ports a bridge has, and the MAC
-//! address of each port's veth peer inside the container's namespace
-//! (asked with `IFLA_TARGET_NETNSID`, so no namespace is entered).
+//! the bridge ports of containers: which ports a bridge has, and the MAC
+//! address and IP addresses of each port's veth peer inside the
+//! container's namespace (asked with `IFLA_TARGET_NETNSID` and
+//! `IFA_TARGET_NETNSID`, so no namespace is entered); and which interface
+//! holds an address (the bridge of a subnet).
 //!
 //! Constants from `linux/rtnetlink.h` and `linux/if_link.h`. Parsing is
 //! bounds-checked and fuzzed.
@@ -10,6 +12,13 @@ use crate::wire::nla::{string, Attrs};
 
 const RTM_NEWLINK: u16 = 16;
 const RTM_GETLINK: u16 = 18;
+const RTM_NEWADDR: u16 = 20;
+const RTM_GETADDR: u16 = 22;
+const IFA_ADDRESS: u16 = 1;
+const IFA_LOCAL: u16 = 2;
+const IFA_TARGET_NETNSID: u16 = 10;
+/// nlmsghdr (16) + ifaddrmsg (8).
+const ADDR_HEADERS: usize = 24;
 const NLM_F_REQUEST: u16 = 1;
 const NLM_F_DUMP: u16 = 0x300;
 const IFLA_ADDRESS: u16 = 1;
@@ -96,6 +105,74 @@ pub fn parse_link(bytes: &[u8]) -> Option<Link> {
     Some(link)
 }
 
+/// One address of an interface, as an rtnetlink answer describes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Address {
+    /// Index of the interface holding it.
+    pub index: u32,
+    /// The address.
+    pub addr: std::net::IpAddr,
+    /// Its prefix length.
+    pub prefix_len: u8,
+}
+
+/// Dump the addresses of interface `index` (every interface for 0) of the
+/// namespace with id `netnsid` (as ours numbers it), or of ours when
+/// `None`. The kernel honours both only on a socket with strict checking
+/// (`NETLINK_GET_STRICT_CHK`).
+pub fn dump_addresses_request(netnsid: Option<i32>, index: u32) -> Vec<u8> {
+    let attr = netnsid.map_or_else(Vec::new, |id| {
+        let mut a = 8u16.to_ne_bytes().to_vec();
+        a.extend_from_slice(&IFA_TARGET_NETNSID.to_ne_bytes());
+        a.extend_from_slice(&id.to_ne_bytes());
+        a
+    });
+    let len = ADDR_HEADERS + attr.len();
+    let mut m = Vec::with_capacity(len);
+    m.extend_from_slice(&(len as u32).to_ne_bytes());
+    m.extend_from_slice(&RTM_GETADDR.to_ne_bytes());
+    m.extend_from_slice(&(NLM_F_REQUEST | NLM_F_DUMP).to_ne_bytes());
+    m.extend_from_slice(&[0; 8]);
+    // ifaddrmsg: family (any), prefix length, flags, scope, index.
+    m.extend_from_slice(&[0; 4]);
+    m.extend_from_slice(&index.to_ne_bytes());
+    m.extend_from_slice(&attr);
+    m
+}
+
+/// The address an `RTM_NEWADDR` answer describes; `None` otherwise or
+/// when malformed. For IPv4 the local address (`IFA_LOCAL`) is the
+/// interface's own; `IFA_ADDRESS` is the peer's on point-to-point links.
+pub fn parse_address(bytes: &[u8]) -> Option<Address> {
+    let len = u32::from_ne_bytes(bytes.get(..4)?.try_into().ok()?) as usize;
+    let ty = u16::from_ne_bytes(bytes.get(4..6)?.try_into().ok()?);
+    if ty != RTM_NEWADDR || len < ADDR_HEADERS || len > bytes.len() {
+        return None;
+    }
+    let family = *bytes.get(16)?;
+    let prefix_len = *bytes.get(17)?;
+    let index = u32::from_ne_bytes(bytes.get(20..24)?.try_into().ok()?);
+    let (mut address, mut local) = (None, None);
+    for a in Attrs::new(&bytes[ADDR_HEADERS..len]) {
+        let (kind, v) = a.ok()?;
+        let ip = match (family, v.len()) {
+            (2, 4) => Some(std::net::IpAddr::from(<[u8; 4]>::try_from(v).ok()?)),
+            (10, 16) => Some(std::net::IpAddr::from(<[u8; 16]>::try_from(v).ok()?)),
+            _ => None,
+        };
+        match kind {
+            IFA_ADDRESS => address = ip,
+            IFA_LOCAL => local = ip,
+            _ => {}
+        }
+    }
+    Some(Address {
+        index,
+        addr: local.or(address)?,
+        prefix_len,
+    })
+}
+
 /// rtnetlink attributes are host-endian (nf_tables' are big-endian).
 fn ne_u32(v: &[u8]) -> Option<u32> {
     <[u8; 4]>::try_from(v).ok().map(u32::from_ne_bytes)
@@ -141,5 +218,34 @@ mod tests {
         );
         assert_eq!(parse_link(&m[..20]), None);
         assert_eq!(parse_link(&dump_request()), None);
+    }
+
+    #[test]
+    fn addresses_parse_local_first() {
+        let attrs = [
+            attr(IFA_ADDRESS, &[10, 77, 1, 1]),
+            attr(IFA_LOCAL, &[10, 77, 1, 11]),
+        ]
+        .concat();
+        let mut m = dump_addresses_request(Some(3), 4);
+        m.truncate(ADDR_HEADERS);
+        m[4..6].copy_from_slice(&RTM_NEWADDR.to_ne_bytes());
+        m[16] = 2;
+        m[17] = 24;
+        m[20..24].copy_from_slice(&4u32.to_ne_bytes());
+        m.extend(attrs);
+        let len = m.len() as u32;
+        m[..4].copy_from_slice(&len.to_ne_bytes());
+        assert_eq!(
+            parse_address(&m),
+            Some(Address {
+                index: 4,
+                addr: "10.77.1.11".parse().unwrap(),
+                prefix_len: 24
+            })
+        );
+        assert_eq!(parse_address(&m[..30]), None);
+        m[16] = 10;
+        assert_eq!(parse_address(&m), None, "an IPv6 address has 16 bytes");
     }
 }

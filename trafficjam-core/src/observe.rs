@@ -5,25 +5,43 @@
 //! table is exactly what that policy would install, so tampering (a rule
 //! deleted, a chain flushed) shows up as `intact: false`.
 
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use ipnet::IpNet;
 
-use crate::compile::names;
-use crate::model::{Expr, Family, Table};
+use crate::compile::{eui64_link_local, names};
+use crate::model::{Expr, Family, Mac, Table, Value};
 use crate::wire::without_state;
-use crate::{InstanceId, Policy};
+use crate::{InstanceId, Policy, Port, Role, Tracking};
 
-/// Drop counters of one chain, summed over its counting rules.
+/// Drop counters of one chain, or of one kind of traffic, summed over the
+/// counting rules.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct ChainCounters {
-    /// Table family and chain, e.g. `inet forward`.
+    /// Table family and chain (`inet forward`), or the kind of traffic the
+    /// rules stopped (`spoofed-mac`, `lateral`, `to-host`…).
     pub chain: String,
     /// Packets dropped.
     pub packets: u64,
     /// Bytes dropped.
     pub bytes: u64,
+}
+
+/// A container port as the kernel's sets describe it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+pub struct PortView {
+    /// The port's interface name.
+    pub name: String,
+    /// `proxy` or `backend`.
+    pub role: &'static str,
+    /// The one source MAC the port accepts.
+    pub mac: String,
+    /// The source addresses the port accepts (its IPv6 link-local address
+    /// included).
+    pub addrs: Vec<IpAddr>,
 }
 
 /// The policy a kernel table enforces, and whether the table is intact.
@@ -40,15 +58,24 @@ pub struct Enforced {
     pub whitelist: Vec<IpAddr>,
     /// Whether containers may reach the host.
     pub allow_host_traffic: bool,
-    /// Bridge ports the whitelisted addresses are bound to (anti-spoofing).
-    pub whitelist_ports: Vec<String>,
+    /// The managed bridges.
+    pub bridges: Vec<String>,
+    /// The container ports, with what each may send as.
+    pub ports: Vec<PortView>,
+    /// Bridge ports leading out of the host, left alone.
+    pub uplinks: Vec<String>,
+    /// How replies are told from new connections between ports:
+    /// `flow-sets` or `conntrack`; `None` without a bridge table.
+    pub tracking: Option<&'static str>,
     /// Packets per second of the blocked-connection log, when it is on.
     pub log_blocked_per_second: Option<u32>,
-    /// Enforcement points, as `family hook` (e.g. `inet forward`).
+    /// Enforcement points, as `family hook` (e.g. `bridge prerouting`).
     pub layers: Vec<String>,
     /// Drop counters per chain.
     pub drops: Vec<ChainCounters>,
-    /// True when the table is exactly what the policy would install.
+    /// Drop counters per kind of traffic stopped.
+    pub drops_by_kind: Vec<ChainCounters>,
+    /// True when the tables are exactly what the policy would install.
     pub intact: bool,
 }
 
@@ -74,27 +101,26 @@ impl Enforced {
             .collect()
     }
 
-    /// One instance's tables: the policy comes from the `inet` table (the
-    /// one with the host rules), or from any table of the instance.
+    /// One instance's tables: addresses from the `inet` table, ports from
+    /// the `bridge` table.
     fn from_group(group: &[&Table]) -> Option<Enforced> {
-        let main = group
-            .iter()
-            .find(|t| t.family == Family::Inet)
-            .or_else(|| group.first())?;
+        let inet = group.iter().find(|t| t.family == Family::Inet);
+        let bridge = group.iter().find(|t| t.family == Family::Bridge);
+        let main = inet.or(bridge)?;
         let instance = InstanceId::from_table_name(&main.name)?;
-        let elements = |name: &str| {
-            main.set(name)
-                .map(|s| s.elements.clone())
-                .unwrap_or_default()
-        };
-        let mut subnets = elements(names::SUBNETS4);
-        subnets.extend(elements(names::SUBNETS6));
+        let nets = |name: &str| main.set(name).map(|s| s.nets()).unwrap_or_default();
+        let mut subnets = nets(names::SUBNETS4);
+        subnets.extend(nets(names::SUBNETS6));
         let whitelist: Vec<IpAddr> = [names::WHITELIST4, names::WHITELIST6]
             .iter()
-            .flat_map(|n| elements(n))
+            .flat_map(|n| nets(n))
             .map(|n| n.addr())
             .collect();
-        let allow_host_traffic = main.family == Family::Inet && main.chain(names::INPUT).is_none();
+        let bridges = main
+            .set(names::BRIDGES)
+            .map(|s| s.ifnames())
+            .unwrap_or_default();
+        let allow_host_traffic = inet.is_some_and(|t| t.chain(names::INPUT).is_none());
         let log_rate = group
             .iter()
             .flat_map(|t| t.chains.iter())
@@ -104,47 +130,29 @@ impl Enforced {
                 Expr::Limit { rate, .. } => u32::try_from(*rate).ok(),
                 _ => None,
             });
-        let whitelist_ports: Vec<String> = group
-            .iter()
-            .filter_map(|t| t.set(names::WHITELIST_PORTS))
-            .flat_map(|s| s.ifnames.iter().cloned())
-            .collect();
-        let mut layers = Vec::new();
-        let mut drops = Vec::new();
-        for table in group {
-            for c in &table.chains {
-                if let Some(b) = &c.base {
-                    let stateless = if table.family == Family::Bridge {
-                        " (stateless)"
-                    } else {
-                        ""
-                    };
-                    layers.push(format!("{} {}{stateless}", table.family, b.hook));
-                }
-                let (packets, bytes) =
-                    c.rules
-                        .iter()
-                        .flat_map(|r| r.exprs.iter())
-                        .fold((0u64, 0u64), |(p, b), e| match e {
-                            Expr::Counter { packets, bytes } => {
-                                (p.saturating_add(*packets), b.saturating_add(*bytes))
-                            }
-                            _ => (p, b),
-                        });
-                drops.push(ChainCounters {
-                    chain: format!("{} {}", table.family, c.name),
-                    packets,
-                    bytes,
-                });
+        let ports = bridge.map(|t| ports_of(t)).unwrap_or_default();
+        let uplinks = bridge
+            .and_then(|t| t.set(names::UPLINKS))
+            .map(|s| s.ifnames())
+            .unwrap_or_default();
+        let tracking = bridge.map(|t| {
+            if t.set("tcp4").is_some() {
+                Tracking::FlowSets
+            } else {
+                Tracking::Conntrack
             }
-        }
+        });
+        let (layers, drops, drops_by_kind) = counters(group, tracking);
         let intact = Policy::new(
             instance.clone(),
             subnets.clone(),
             whitelist.clone(),
             allow_host_traffic,
         )
-        .and_then(|p| p.with_whitelist_ports(whitelist_ports.clone()))
+        .and_then(|p| p.with_bridges(bridges.clone()))
+        .and_then(|p| p.with_ports(ports.clone()))
+        .and_then(|p| p.with_uplinks(uplinks.clone()))
+        .map(|p| p.with_tracking(tracking.unwrap_or_default()))
         .map(|p| match log_rate {
             Some(r) => p.with_log_blocked(r),
             None => p,
@@ -167,13 +175,129 @@ impl Enforced {
             subnets,
             whitelist,
             allow_host_traffic,
-            whitelist_ports,
+            bridges,
+            ports: ports.iter().map(view).collect(),
+            uplinks,
+            tracking: tracking.map(|t| match t {
+                Tracking::FlowSets => "flow-sets",
+                Tracking::Conntrack => "conntrack",
+            }),
             log_blocked_per_second: log_rate,
             layers,
             drops,
+            drops_by_kind,
             intact,
         })
     }
+}
+
+/// The ports a bridge table's sets describe, as the [`Policy`] gave them
+/// (the link-local address the compiler adds for each MAC left out).
+fn ports_of(t: &Table) -> Vec<Port> {
+    let set = |name: &str| t.set(name).map(|s| s.elements.clone()).unwrap_or_default();
+    let proxies = t.set(names::PROXIES).map(|s| s.ifnames()).unwrap_or_default();
+    let mut macs: BTreeMap<String, Mac> = BTreeMap::new();
+    for e in set(names::MACS) {
+        if let [Value::Ifname(n), Value::Ether(m)] = e.0.as_slice() {
+            macs.insert(n.clone(), *m);
+        }
+    }
+    let mut addrs: BTreeMap<String, Vec<IpAddr>> = BTreeMap::new();
+    for e in set(names::ADDRS4).into_iter().chain(set(names::ADDRS6)) {
+        if let [Value::Ifname(n), Value::Net(a)] = e.0.as_slice() {
+            addrs.entry(n.clone()).or_default().push(a.addr());
+        }
+    }
+    let names = t.set(names::PORTS).map(|s| s.ifnames()).unwrap_or_default();
+    names
+        .into_iter()
+        .filter_map(|name| {
+            let mac = *macs.get(&name)?;
+            let link_local = IpAddr::V6(eui64_link_local(mac));
+            let mut a = addrs.remove(&name).unwrap_or_default();
+            a.retain(|x| *x != link_local);
+            Some(Port {
+                role: if proxies.contains(&name) {
+                    Role::Proxy
+                } else {
+                    Role::Backend
+                },
+                name,
+                mac,
+                addrs: a,
+            })
+        })
+        .collect()
+}
+
+fn view(p: &Port) -> PortView {
+    let mut addrs = p.addrs.clone();
+    addrs.push(IpAddr::V6(eui64_link_local(p.mac)));
+    PortView {
+        name: p.name.clone(),
+        role: p.role.as_str(),
+        mac: Value::Ether(p.mac).to_string(),
+        addrs,
+    }
+}
+
+/// Layers, drop counters per chain, and per kind (the comment each
+/// dropping rule carries).
+fn counters(
+    group: &[&Table],
+    tracking: Option<Tracking>,
+) -> (Vec<String>, Vec<ChainCounters>, Vec<ChainCounters>) {
+    let mut layers = Vec::new();
+    let mut drops = Vec::new();
+    let mut kinds: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+    for table in group {
+        for c in &table.chains {
+            if let Some(b) = &c.base {
+                let how = match (table.family, c.name.as_str(), tracking) {
+                    (Family::Bridge, names::BRIDGE_FORWARD, Some(Tracking::FlowSets)) => {
+                        " (flow sets)"
+                    }
+                    (Family::Bridge, names::BRIDGE_FORWARD, Some(Tracking::Conntrack)) => {
+                        " (conntrack)"
+                    }
+                    _ => "",
+                };
+                layers.push(format!("{} {}{how}", table.family, b.hook));
+            }
+            let (mut packets, mut bytes) = (0u64, 0u64);
+            for r in &c.rules {
+                for e in &r.exprs {
+                    if let Expr::Counter {
+                        packets: p,
+                        bytes: b,
+                    } = e
+                    {
+                        packets = packets.saturating_add(*p);
+                        bytes = bytes.saturating_add(*b);
+                        let kind = kinds
+                            .entry(r.comment.clone().unwrap_or_else(|| "other".into()))
+                            .or_default();
+                        kind.0 = kind.0.saturating_add(*p);
+                        kind.1 = kind.1.saturating_add(*b);
+                    }
+                }
+            }
+            drops.push(ChainCounters {
+                chain: format!("{} {}", table.family, c.name),
+                packets,
+                bytes,
+            });
+        }
+    }
+    let by_kind = kinds
+        .into_iter()
+        .map(|(chain, (packets, bytes))| ChainCounters {
+            chain,
+            packets,
+            bytes,
+        })
+        .collect();
+    (layers, drops, by_kind)
 }
 
 /// True when a table listed by the kernel is one trafficjam owns: named
@@ -196,7 +320,6 @@ mod tests {
             subnets: vec!["10.88.1.0/24".parse().unwrap()],
             whitelist: vec!["10.88.1.2".parse().unwrap()],
             ports: vec![],
-            whitelist_ports: vec![],
         };
         let tables = BridgeIsolation::new([bridge]).unwrap().ruleset().tables;
         let found = Enforced::from_tables(&tables);

@@ -6,6 +6,8 @@ use std::str::FromStr;
 
 use ipnet::IpNet;
 
+use crate::model::Mac;
+
 /// Why a [`Policy`] or an [`InstanceId`] was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PolicyError {
@@ -21,9 +23,19 @@ pub enum PolicyError {
     /// whitelisting it would have no effect (and hints at a typo).
     #[error("whitelisted address {0} is outside every managed subnet ({1}); whitelist the proxy's address on this network")]
     WhitelistOutsideSubnets(IpAddr, String),
-    /// A whitelisted bridge port name is not a valid interface name.
-    #[error("invalid bridge port {0:?}: {1}")]
+    /// A bridge or bridge port name is not a valid interface name.
+    #[error("invalid interface name {0:?}: {1}")]
     InvalidPort(String, &'static str),
+    /// The same port is listed twice.
+    #[error("port {0} is listed twice")]
+    DuplicatePort(String),
+    /// Two ports claim the same MAC address or the same IP address: one of
+    /// them is forging it, or the description of the network is stale.
+    #[error("ports {0} and {1} both claim {2}; each address may belong to one port only")]
+    SharedAddress(String, String, String),
+    /// A port's MAC address is not a unicast address a container can own.
+    #[error("port {0}: {1} is not a unicast MAC address")]
+    InvalidMac(String, String),
     /// The instance id cannot be used to name kernel objects.
     #[error("invalid instance id {0:?}: {1}")]
     InvalidInstanceId(String, &'static str),
@@ -128,20 +140,79 @@ impl FromStr for InstanceId {
     }
 }
 
+/// What a container port is to the policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "lowercase"))]
+pub enum Role {
+    /// A whitelisted container (the proxy): it may open connections to
+    /// every container of the network.
+    Proxy,
+    /// Any other container: it only answers.
+    Backend,
+}
+
+impl Role {
+    /// `proxy` or `backend`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Proxy => "proxy",
+            Role::Backend => "backend",
+        }
+    }
+}
+
+/// One container's port on a managed bridge (the host side of its veth),
+/// and what the container may send through it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Port {
+    /// The port's interface name, e.g. `veth1a2b3c4`.
+    pub name: String,
+    /// What the container is to the policy.
+    pub role: Role,
+    /// The container's MAC address: the only source MAC the port accepts.
+    pub mac: Mac,
+    /// The container's addresses: the only source addresses the port
+    /// accepts (besides the IPv6 link-local address its MAC gives).
+    pub addrs: Vec<IpAddr>,
+}
+
+/// How the bridge layer tells a reply from a new connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "kebab-case"))]
+pub enum Tracking {
+    /// Flows the whitelisted ports open are remembered in dynamic sets with
+    /// timeouts (`update @tcp4 { … }`): works on every kernel.
+    #[default]
+    FlowSets,
+    /// Conntrack in the bridge family (`ct state established`): needs the
+    /// kernel's nf_conntrack_bridge.
+    Conntrack,
+}
+
 /// What trafficjam enforces on one managed network.
 ///
-/// For subnets S and whitelisted addresses W: new connections from W into
-/// S are allowed; new connections from the rest of S into S are dropped;
-/// new connections from S to the host itself are dropped unless
-/// `allow_host_traffic`; established traffic, IPv6 neighbour discovery and
-/// everything else are left alone.
+/// The network is its bridge(s) and the container ports on them. Between
+/// two container ports nothing passes unless a whitelisted port
+/// ([`Role::Proxy`]) opened the flow: the replies, and the neighbour
+/// resolution it needs. Every port sends only with its own MAC and
+/// addresses. Containers reach the host only if `allow_host_traffic`.
+/// Traffic to and from outside the host is left alone.
+///
+/// Addresses matter where the bridge layer cannot see ports: traffic the
+/// host routes between containers (a published port reached through the
+/// gateway) is judged by the subnets and the whitelisted addresses.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Policy {
     instance: InstanceId,
     subnets: Vec<IpNet>,
     whitelist: Vec<IpAddr>,
     allow_host_traffic: bool,
-    whitelist_ports: Vec<String>,
+    bridges: Vec<String>,
+    ports: Vec<Port>,
+    uplinks: Vec<String>,
+    tracking: Tracking,
     log_per_second: Option<u32>,
 }
 
@@ -185,7 +256,10 @@ impl Policy {
             subnets,
             whitelist,
             allow_host_traffic,
-            whitelist_ports: Vec::new(),
+            bridges: Vec::new(),
+            ports: Vec::new(),
+            uplinks: Vec::new(),
+            tracking: Tracking::default(),
             log_per_second: None,
         })
     }
@@ -203,37 +277,118 @@ impl Policy {
         self.log_per_second
     }
 
-    /// Bind the whitelisted addresses to these bridge ports (the host side
-    /// of the proxy's veth): a frame from any other port that claims a
-    /// whitelisted source address, spoofed IP or spoofed MAC alike, is
-    /// dropped at the bridge layer. Without ports, no such binding is made.
-    pub fn with_whitelist_ports(
+    /// The bridges of the managed network (usually one): containers
+    /// reaching the host through them are the host traffic the policy
+    /// drops.
+    pub fn with_bridges(
         mut self,
-        ports: impl IntoIterator<Item = String>,
+        bridges: impl IntoIterator<Item = String>,
     ) -> Result<Policy, PolicyError> {
-        let mut ports: Vec<String> = ports.into_iter().collect();
-        for p in &ports {
-            let bad = |why| Err(PolicyError::InvalidPort(p.clone(), why));
-            if p.is_empty() || p.len() > 15 {
-                return bad("an interface name has 1 to 15 characters");
-            }
-            if p == "."
-                || p == ".."
-                || p.contains(['/', ':', '\0'])
-                || p.contains(char::is_whitespace)
-            {
-                return bad("not a valid interface name");
-            }
+        let mut bridges: Vec<String> = bridges.into_iter().collect();
+        for b in &bridges {
+            check_ifname(b)?;
         }
-        ports.sort();
-        ports.dedup();
-        self.whitelist_ports = ports;
+        bridges.sort();
+        bridges.dedup();
+        self.bridges = bridges;
         Ok(self)
     }
 
-    /// The bridge ports the whitelisted addresses are bound to.
-    pub fn whitelist_ports(&self) -> &[String] {
-        &self.whitelist_ports
+    /// The container ports of the managed bridges. Refused: bad names, a
+    /// port listed twice, a multicast or zero MAC, and a MAC or an address
+    /// claimed by two ports. The addresses of [`Role::Proxy`] ports inside
+    /// the subnets join the whitelist.
+    pub fn with_ports(mut self, ports: impl IntoIterator<Item = Port>) -> Result<Policy, PolicyError> {
+        let mut ports: Vec<Port> = ports.into_iter().collect();
+        for p in &mut ports {
+            check_ifname(&p.name)?;
+            if p.mac[0] & 1 != 0 || p.mac == [0; 6] {
+                return Err(PolicyError::InvalidMac(
+                    p.name.clone(),
+                    crate::model::Value::Ether(p.mac).to_string(),
+                ));
+            }
+            p.addrs = p.addrs.iter().copied().map(canonical).collect();
+            p.addrs.sort();
+            p.addrs.dedup();
+        }
+        ports.sort_by(|a, b| a.name.cmp(&b.name));
+        let mut owners: std::collections::BTreeMap<String, &str> = Default::default();
+        for (i, p) in ports.iter().enumerate() {
+            if i > 0 && ports[i - 1].name == p.name {
+                return Err(PolicyError::DuplicatePort(p.name.clone()));
+            }
+            let claims = std::iter::once(crate::model::Value::Ether(p.mac).to_string())
+                .chain(p.addrs.iter().map(|a| a.to_string()));
+            for claim in claims {
+                if let Some(other) = owners.insert(claim.clone(), &p.name) {
+                    return Err(PolicyError::SharedAddress(
+                        other.to_string(),
+                        p.name.clone(),
+                        claim,
+                    ));
+                }
+            }
+        }
+        let proxies: Vec<IpAddr> = ports
+            .iter()
+            .filter(|p| p.role == Role::Proxy)
+            .flat_map(|p| p.addrs.iter().copied())
+            .filter(|a| self.subnets.iter().any(|n| n.contains(a)))
+            .collect();
+        self.whitelist.extend(proxies);
+        self.whitelist.sort();
+        self.whitelist.dedup();
+        self.ports = ports;
+        Ok(self)
+    }
+
+    /// Bridge ports that lead out of the host rather than to a container (a
+    /// physical NIC enslaved to the bridge): frames between them and the
+    /// containers are traffic to and from outside, which the policy leaves
+    /// alone. A name that is also a container port is refused.
+    pub fn with_uplinks(
+        mut self,
+        uplinks: impl IntoIterator<Item = String>,
+    ) -> Result<Policy, PolicyError> {
+        let mut uplinks: Vec<String> = uplinks.into_iter().collect();
+        for u in &uplinks {
+            check_ifname(u)?;
+            if self.ports.iter().any(|p| p.name == *u) {
+                return Err(PolicyError::DuplicatePort(u.clone()));
+            }
+        }
+        uplinks.sort();
+        uplinks.dedup();
+        self.uplinks = uplinks;
+        Ok(self)
+    }
+
+    /// The uplink ports, sorted.
+    pub fn uplinks(&self) -> &[String] {
+        &self.uplinks
+    }
+
+    /// How the bridge layer tells replies from new connections (see
+    /// [`Tracking`]); [`Tracking::FlowSets`] unless set.
+    pub fn with_tracking(mut self, tracking: Tracking) -> Policy {
+        self.tracking = tracking;
+        self
+    }
+
+    /// The managed bridges, sorted.
+    pub fn bridges(&self) -> &[String] {
+        &self.bridges
+    }
+
+    /// The container ports, sorted by name.
+    pub fn ports(&self) -> &[Port] {
+        &self.ports
+    }
+
+    /// How the bridge layer tracks flows.
+    pub fn tracking(&self) -> Tracking {
+        self.tracking
     }
 
     /// The instance this policy belongs to.
@@ -255,6 +410,23 @@ impl Policy {
     pub fn allow_host_traffic(&self) -> bool {
         self.allow_host_traffic
     }
+}
+
+/// An interface name the kernel accepts: 1 to 15 bytes, no `/`, `:`,
+/// NUL or whitespace, not `.` or `..`.
+pub(crate) fn check_ifname(name: &str) -> Result<(), PolicyError> {
+    let bad = |why| Err(PolicyError::InvalidPort(name.to_string(), why));
+    if name.is_empty() || name.len() > 15 {
+        return bad("an interface name has 1 to 15 characters");
+    }
+    if name == "."
+        || name == ".."
+        || name.contains(['/', ':', '\0'])
+        || name.contains(char::is_whitespace)
+    {
+        return bad("not a valid interface name");
+    }
+    Ok(())
 }
 
 /// IPv4-mapped IPv6 addresses (`::ffff:a.b.c.d`) are the IPv4 address.

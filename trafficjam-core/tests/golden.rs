@@ -9,9 +9,9 @@ mod support;
 
 use ipnet::IpNet;
 use support::{assert_messages_eq, batch, inner_messages};
-use trafficjam_core::model::{Chain, Expr, Family, Rule, Set, SetKey, Table};
+use trafficjam_core::model::{Chain, Element, Expr, Family, Rule, Set, SetKey, Table, Value};
 use trafficjam_core::wire::{encode, Batch};
-use trafficjam_core::{InstanceId, Policy};
+use trafficjam_core::{text, InstanceId, Policy, Port, Role, Tracking};
 
 fn empty_table(comment: Option<&str>) -> Table {
     Table {
@@ -47,9 +47,12 @@ fn chain(name: &str) -> Chain {
     c
 }
 
-/// A compiled rule with its set names replaced by the fixture's.
+/// A compiled rule with its set names replaced by the fixture's, and
+/// without its comment (the fixtures of single rules predate comments;
+/// `whole_ruleset_with_ports` covers them).
 fn rule(chain: &str, index: usize, sets: &[(&str, &str)]) -> Rule {
     let mut r = compiled().chain(chain).unwrap().rules[index].clone();
+    r.comment = None;
     for e in &mut r.exprs {
         if let Expr::Lookup { set, .. } = e {
             if let Some((_, to)) = sets.iter().find(|(from, _)| from == set) {
@@ -68,6 +71,14 @@ fn ours(build: impl FnOnce(&mut Batch)) -> Vec<Vec<u8>> {
 
 fn check(fixture: &str, build: impl FnOnce(&mut Batch)) {
     assert_messages_eq(&ours(build), &batch(fixture), fixture);
+}
+
+/// Number `table`'s sets 1, 2… in this batch, as nft does from its cache
+/// for sets an earlier command created (it sends their ids along).
+fn known_sets(b: &mut Batch, table: &Table) {
+    for s in &table.sets {
+        b.new_set_id(table.family, &table.name, &s.name);
+    }
 }
 
 #[test]
@@ -106,10 +117,10 @@ fn base_chains() {
 fn sets() {
     let t = empty_table(None);
     for (fixture, name, key, interval) in [
-        ("set_ipv4", "w4", SetKey::Ipv4, false),
-        ("set_ipv6", "w6", SetKey::Ipv6, false),
-        ("set_ipv4_interval", "s4", SetKey::Ipv4, true),
-        ("set_ipv6_interval", "s6", SetKey::Ipv6, true),
+        ("set_ipv4", "w4", SetKey::ipv4(), false),
+        ("set_ipv6", "w6", SetKey::ipv6(), false),
+        ("set_ipv4_interval", "s4", SetKey::ipv4(), true),
+        ("set_ipv6_interval", "s6", SetKey::ipv6(), true),
     ] {
         let s = Set::new(name, key, interval, []);
         // nft numbers the sets of a transaction from 1.
@@ -124,35 +135,35 @@ fn elements() {
         (
             "elements_ipv4",
             "w4",
-            SetKey::Ipv4,
+            SetKey::ipv4(),
             false,
             &["10.0.0.1/32", "10.0.0.2/32"][..],
         ),
         (
             "elements_ipv6",
             "w6",
-            SetKey::Ipv6,
+            SetKey::ipv6(),
             false,
             &["fd00::1/128"][..],
         ),
         (
             "elements_ipv4_interval",
             "s4",
-            SetKey::Ipv4,
+            SetKey::ipv4(),
             true,
             &["10.77.1.0/24"][..],
         ),
         (
             "elements_ipv4_interval_two",
             "s4",
-            SetKey::Ipv4,
+            SetKey::ipv4(),
             true,
             &["10.77.1.0/24", "192.168.0.0/16"][..],
         ),
         (
             "elements_ipv6_interval",
             "s6",
-            SetKey::Ipv6,
+            SetKey::ipv6(),
             true,
             &["fd77:1::/64"][..],
         ),
@@ -165,12 +176,17 @@ fn elements() {
     }
     let s = Set::new(
         "w4",
-        SetKey::Ipv4,
+        SetKey::ipv4(),
         false,
         nets(&["10.0.0.1/32", "10.0.0.2/32"]),
     );
     check("delete_elements_ipv4", |b| {
-        encode::delete_elements(b, &t, &s, &nets(&["10.0.0.2/32"]))
+        encode::delete_elements(
+            b,
+            &t,
+            &s,
+            &[Element::one(Value::Net("10.0.0.2/32".parse().unwrap()))],
+        )
     });
 }
 
@@ -180,16 +196,17 @@ fn rules() {
     // them by name and by their position (the ids our encoder gives too).
     let mut t = empty_table(None);
     t.sets = vec![
-        Set::new("w4", SetKey::Ipv4, false, []),
-        Set::new("s4", SetKey::Ipv4, true, []),
+        Set::new("w4", SetKey::ipv4(), false, []),
+        Set::new("s4", SetKey::ipv4(), true, []),
     ];
     let mut t6 = empty_table(None);
-    t6.sets = vec![Set::new("s6", SetKey::Ipv6, true, [])];
+    t6.sets = vec![Set::new("s6", SetKey::ipv6(), true, [])];
     let (fwd, input) = (chain("forward"), chain("input"));
     // compiled forward chain: 0 ct state, 1 icmpv6 nd, 2 ip whitelist->subnets,
-    // 3 ip6 whitelist->subnets, 4 ip subnets->subnets drop, 5 ip6 drop.
+    // 3 ip6 whitelist->subnets, 4 ip subnets->subnets drop, 5 ip6 drop;
+    // input (no bridge known): 0 ct state, 1 nd, 2 ip subnets drop.
     let mut t4 = empty_table(None);
-    t4.sets = vec![Set::new("s4", SetKey::Ipv4, true, [])];
+    t4.sets = vec![Set::new("s4", SetKey::ipv4(), true, [])];
     let cases = [
         ("rule_ct_state", &t, &fwd, rule("forward", 0, &[])),
         ("rule_icmpv6_nd", &t, &fwd, rule("forward", 1, &[])),
@@ -213,7 +230,10 @@ fn rules() {
         ),
     ];
     for (fixture, table, c, r) in cases {
-        check(fixture, |b| encode::add_rule(b, table, c, 0, &r));
+        check(fixture, |b| {
+            known_sets(b, table);
+            encode::add_rule(b, table, c, 0, &r)
+        });
     }
 }
 
@@ -221,8 +241,8 @@ fn rules() {
 fn whole_small_ruleset() {
     let mut t = empty_table(Some("managed by trafficjam"));
     t.sets = vec![
-        Set::new("s4", SetKey::Ipv4, true, nets(&["10.77.1.0/24"])),
-        Set::new("w4", SetKey::Ipv4, false, nets(&["10.77.1.10/32"])),
+        Set::new("s4", SetKey::ipv4(), true, nets(&["10.77.1.0/24"])),
+        Set::new("w4", SetKey::ipv4(), false, nets(&["10.77.1.10/32"])),
     ];
     let mut fwd = chain("forward");
     fwd.rules = vec![
@@ -234,109 +254,100 @@ fn whole_small_ruleset() {
     check("ruleset_small", |b| encode::create_table(b, &t));
 }
 
-/// The compiled bridge-layer chain (rules: 0 ND, 1/2 whitelist into the
-/// subnets, 3 v4 SYN to the whitelist, 4 v4 echo request to it, 5 v4 to it,
-/// 6-8 the same for v6, 9/10 subnet to subnet).
-fn bridge_rule(index: usize) -> Rule {
-    let t = &compiled_bridge();
-    let mut r = t.chains[0].rules[index].clone();
-    for e in &mut r.exprs {
-        if let Expr::Lookup { set, .. } = e {
-            *set = match set.as_str() {
-                "whitelist4" => "w4".into(),
-                "subnets4" => "s4".into(),
-                other => other.to_string(),
-            };
-        }
-    }
-    r
-}
-
-fn compiled_bridge() -> Table {
+/// The policy of the whole-ruleset fixtures: a bridge with a proxy and a
+/// backend, both dual-stack (what `examples/policy_batch.rs` builds).
+fn ports_policy(tracking: Tracking) -> Policy {
+    let port = |name: &str, role, last: u8| Port {
+        name: name.into(),
+        role,
+        mac: [0x02, 0x42, 0xac, 0x17, 0x00, last],
+        addrs: vec![
+            format!("172.23.0.{last}").parse().unwrap(),
+            format!("fd00:23::{last}").parse().unwrap(),
+        ],
+    };
     Policy::new(
-        InstanceId::default(),
-        nets(&["10.77.1.0/24"]),
-        ["10.77.1.10".parse().unwrap()],
+        InstanceId::new("example").unwrap(),
+        nets(&["172.23.0.0/16", "fd00:23::/64"]),
+        [],
         false,
     )
     .unwrap()
-    .ruleset()
-    .tables
-    .into_iter()
-    .find(|t| t.family == Family::Bridge)
+    .with_bridges(["br-example".to_string()])
     .unwrap()
+    .with_ports([
+        port("veth-proxy", Role::Proxy, 2),
+        port("veth-app", Role::Backend, 3),
+    ])
+    .unwrap()
+    .with_tracking(tracking)
+}
+
+fn fixture_text(name: &str) -> String {
+    let path = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// The whole ruleset, port layer included: its text is the fixture's nft
+/// input, and the bytes are what nft sends for that text (every set kind:
+/// interval, ifname, concatenations, dynamic; every rule; comments).
+#[test]
+fn whole_ruleset_with_ports() {
+    let tables = ports_policy(Tracking::FlowSets).ruleset().tables;
+    let text: String = tables.iter().map(text::table).collect();
+    assert_eq!(
+        text,
+        fixture_text("ruleset_ports.nft"),
+        "the rendering changed: update fixtures/ruleset_ports.nft and run fixtures/capture.sh"
+    );
+    check("ruleset_ports", |b| {
+        for t in &tables {
+            encode::create_table(b, t);
+        }
+    });
+}
+
+/// The bridge table where the kernel has conntrack for bridged frames.
+#[test]
+fn bridge_table_with_conntrack() {
+    let tables = ports_policy(Tracking::Conntrack).ruleset().tables;
+    let bridge: Vec<&Table> = tables
+        .iter()
+        .filter(|t| t.family == Family::Bridge)
+        .collect();
+    let text: String = bridge.iter().map(|t| text::table(t)).collect();
+    assert_eq!(
+        text,
+        fixture_text("ruleset_ports_conntrack.nft"),
+        "the rendering changed: update fixtures/ruleset_ports_conntrack.nft and run fixtures/capture.sh"
+    );
+    assert!(text.contains("ct state established,related accept"), "{text}");
+    assert!(!text.contains("update @"), "{text}");
+    check("ruleset_ports_conntrack", |b| {
+        for t in bridge {
+            encode::create_table(b, t);
+        }
+    });
 }
 
 #[test]
-fn bridge_layer_rules() {
-    let mut t = empty_table(None);
-    t.family = Family::Bridge;
-    t.sets = vec![
-        Set::new("w4", SetKey::Ipv4, false, []),
-        Set::new("s4", SetKey::Ipv4, true, []),
-    ];
-    let mut c = compiled_bridge().chains[0].clone();
-    c.rules.clear();
-    for (fixture, index) in [
-        ("bridge_rule_ip_saddr_daddr_sets", 1),
-        ("bridge_rule_tcp_syn_drop", 3),
-        ("bridge_rule_icmp_echo_drop", 4),
-    ] {
-        let r = bridge_rule(index);
-        check(fixture, |b| encode::add_rule(b, &t, &c, 0, &r));
-    }
-}
-
-#[test]
-fn ifname_sets_and_anti_spoofing() {
+fn ifname_sets() {
     let mut t = empty_table(None);
     t.family = Family::Bridge;
     let p = Set::of_ifnames("p", []);
     check("set_ifname", |b| encode::create_set(b, &t, &p, 1));
     let p = Set::of_ifnames("p", ["vproxy".to_string(), "veth0123abc".to_string()]);
     check("elements_ifname", |b| {
-        encode::add_elements(b, &t, &p, &[], Some(1))
-    });
-    // The anti-spoofing rule, with the fixture's set names.
-    let compiled = Policy::new(
-        InstanceId::default(),
-        nets(&["10.77.1.0/24"]),
-        ["10.77.1.10".parse().unwrap()],
-        false,
-    )
-    .unwrap()
-    .with_whitelist_ports(["vproxy".to_string()])
-    .unwrap()
-    .ruleset()
-    .tables
-    .into_iter()
-    .find(|t| t.family == Family::Bridge)
-    .unwrap();
-    let mut r = compiled.chains[0].rules[1].clone();
-    for e in &mut r.exprs {
-        if let Expr::Lookup { set, .. } = e {
-            *set = match set.as_str() {
-                "whitelist4" => "w4".into(),
-                "whitelist_ports" => "p".into(),
-                other => other.to_string(),
-            };
-        }
-    }
-    t.sets = vec![
-        Set::new("w4", SetKey::Ipv4, false, []),
-        Set::of_ifnames("p", []),
-    ];
-    let mut c = compiled.chains[0].clone();
-    c.rules.clear();
-    check("bridge_rule_antispoof", |b| {
-        encode::add_rule(b, &t, &c, 0, &r)
+        encode::add_elements(b, &t, &p, &p.elements, Some(1))
     });
 }
 
 #[test]
 fn limit_and_log_to_nflog() {
     let mut t = empty_table(None);
-    t.sets = vec![Set::new("s4", SetKey::Ipv4, true, [])];
+    t.sets = vec![Set::new("s4", SetKey::ipv4(), true, [])];
     let mut r = rule("forward", 4, &[("subnets4", "s4")]);
     r.exprs
         .retain(|e| !matches!(e, Expr::Counter { .. } | Expr::Verdict(_)));
@@ -350,6 +361,7 @@ fn limit_and_log_to_nflog() {
         prefix: "tj default: ".into(),
     });
     check("rule_log_blocked", |b| {
+        known_sets(b, &t);
         encode::add_rule(b, &t, &chain("forward"), 0, &r)
     });
 }
@@ -364,8 +376,12 @@ fn isolation_tables() -> Vec<Table> {
         allow_host_traffic: false,
         subnets: nets(&["10.88.1.0/24"]),
         whitelist: vec![],
-        ports: vec!["veth1".into()],
-        whitelist_ports: vec![],
+        ports: vec![Port {
+            name: "veth1".into(),
+            role: Role::Backend,
+            mac: [2, 0, 0, 0, 0, 1],
+            addrs: vec!["10.88.1.5".parse().unwrap()],
+        }],
     }])
     .unwrap()
     .ruleset()
@@ -403,22 +419,25 @@ fn bridge_isolation_rules() {
         encode::add_rule(b, &t, &c, 0, &fwd.rules[2])
     });
     check("rule_cross_bridge_drop", |b| {
+        known_sets(b, &tb);
         encode::add_rule(b, &tb, &c, 0, &renamed(fwd.rules[3].clone(), "b"))
     });
     // input: 0 ct state, 1 ND, 2 from a no-host bridge.
     check("rule_iifname_set_drop", |b| {
+        known_sets(b, &tb);
         encode::add_rule(b, &tb, &ci, 0, &renamed(input.rules[2].clone(), "b"))
     });
-    // bridge: 0 IPv4, 1 IPv6 between isolated ports.
+    // bridge: forward, 0 anything between isolated ports.
     let bridge = &tables[1];
     assert_eq!(bridge.family, Family::Bridge);
-    let mut cb = bridge.chains[0].clone();
-    let r = renamed(cb.rules[1].clone(), "p");
+    let mut cb = bridge.chain("forward").unwrap().clone();
+    let r = renamed(cb.rules[0].clone(), "p");
     cb.rules.clear();
     let mut tp = empty_table(None);
     tp.family = Family::Bridge;
     tp.sets = vec![Set::of_ifnames("p", [])];
     check("bridge_rule_isolated_ports_drop", |b| {
+        known_sets(b, &tp);
         encode::add_rule(b, &tp, &cb, 0, &r)
     });
 }

@@ -77,3 +77,67 @@ fn instance_ids_are_validated() {
     }
     assert_eq!(InstanceId::from_table_name("filter"), None);
 }
+
+fn port(name: &str, mac: [u8; 6], addrs: &[&str]) -> trafficjam_core::Port {
+    trafficjam_core::Port {
+        name: name.into(),
+        role: trafficjam_core::Role::Backend,
+        mac,
+        addrs: ips(addrs),
+    }
+}
+
+fn bare() -> Policy {
+    Policy::new(InstanceId::default(), nets(&["10.0.0.0/24"]), [], false).unwrap()
+}
+
+#[test]
+fn ports_claiming_the_same_address_or_mac_are_refused() {
+    let e = bare()
+        .with_ports([
+            port("va", [2, 0, 0, 0, 0, 1], &["10.0.0.2"]),
+            port("vb", [2, 0, 0, 0, 0, 2], &["10.0.0.2"]),
+        ])
+        .unwrap_err();
+    assert!(matches!(e, PolicyError::SharedAddress(..)), "{e}");
+    assert!(e.to_string().contains("10.0.0.2"), "{e}");
+    let e = bare()
+        .with_ports([
+            port("va", [2, 0, 0, 0, 0, 1], &[]),
+            port("vb", [2, 0, 0, 0, 0, 1], &[]),
+        ])
+        .unwrap_err();
+    assert!(e.to_string().contains("02:00:00:00:00:01"), "{e}");
+}
+
+#[test]
+fn bad_ports_are_refused() {
+    let cases = [
+        port("", [2, 0, 0, 0, 0, 1], &[]),
+        port("a-name-that-is-too-long", [2, 0, 0, 0, 0, 1], &[]),
+        port("va", [1, 0, 0, 0, 0, 1], &[]),
+        port("va", [0; 6], &[]),
+    ];
+    for p in cases {
+        assert!(bare().with_ports([p.clone()]).is_err(), "{p:?}");
+    }
+    let e = bare()
+        .with_ports([
+            port("va", [2, 0, 0, 0, 0, 1], &[]),
+            port("va", [2, 0, 0, 0, 0, 2], &[]),
+        ])
+        .unwrap_err();
+    assert!(matches!(e, PolicyError::DuplicatePort(..)), "{e}");
+    assert!(bare().with_bridges(["br/0".to_string()]).is_err());
+}
+
+#[test]
+fn proxy_ports_whitelist_their_addresses_in_the_subnets() {
+    let mut proxy = port("vp", [2, 0, 0, 0, 0, 9], &["10.0.0.9", "192.0.2.9"]);
+    proxy.role = trafficjam_core::Role::Proxy;
+    let p = bare()
+        .with_ports([proxy, port("vb", [2, 0, 0, 0, 0, 3], &["10.0.0.3"])])
+        .unwrap();
+    assert_eq!(p.whitelist(), ips(&["10.0.0.9"]));
+    assert_eq!(p.ports()[0].name, "vb");
+}

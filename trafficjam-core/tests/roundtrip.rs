@@ -133,3 +133,94 @@ fn large_whitelist_stays_a_handful_of_rules() {
     let tx = batch.finish();
     assert_eq!(decode_batch(tx.bytes(), t).as_ref(), Some(t));
 }
+
+/// A policy over a bridge with `n` backends and one proxy.
+fn ports_policy(n: u16) -> Policy {
+    use trafficjam_core::{Port, Role};
+    let port = |i: u16, role| Port {
+        name: format!("veth{i:05}"),
+        role,
+        mac: [0x02, 0x42, 0x0a, 0x4d, (i >> 8) as u8, i as u8],
+        addrs: vec![
+            format!("10.77.{}.{}", i >> 8, i & 0xff).parse().unwrap(),
+            format!("fd77:1::{i:x}").parse().unwrap(),
+        ],
+    };
+    let mut ports = vec![port(0xffff, Role::Proxy)];
+    ports.extend((1..=n).map(|i| port(i, Role::Backend)));
+    Policy::new(
+        InstanceId::new("rt").unwrap(),
+        ["10.77.0.0/16".parse().unwrap(), "fd77:1::/64".parse().unwrap()],
+        [],
+        false,
+    )
+    .unwrap()
+    .with_bridges(["br-rt".to_string()])
+    .unwrap()
+    .with_ports(ports)
+    .unwrap()
+}
+
+fn bridge_table(p: &Policy) -> Table {
+    p.ruleset()
+        .tables
+        .into_iter()
+        .find(|t| t.family == trafficjam_core::model::Family::Bridge)
+        .unwrap()
+}
+
+#[test]
+fn port_tables_decode_to_themselves() {
+    for table in ports_policy(3).ruleset().tables {
+        let mut batch = Batch::new(7);
+        encode::create_table(&mut batch, &table);
+        assert_eq!(
+            decode_batch(batch.finish().bytes(), &table).as_ref(),
+            Some(&table)
+        );
+    }
+}
+
+#[test]
+fn a_container_starting_is_one_set_update() {
+    let before = bridge_table(&ports_policy(10));
+    let after = bridge_table(&ports_policy(11));
+    let mut batch = Batch::new(1);
+    let change = plan(&mut batch, &after, Some(&before));
+    // Its name, MAC, IPv4, and IPv6 and link-local address (as sources and
+    // as neighbour-discovery targets): 7 elements in 5 sets, one message
+    // each, in one transaction.
+    assert_eq!(
+        change,
+        Change::Elements {
+            added: 7,
+            removed: 0
+        }
+    );
+    assert_eq!(batch.len(), 5);
+}
+
+#[test]
+fn a_thousand_ports_are_the_same_rules_as_three() {
+    let rules = |t: &Table| t.chains.iter().map(|c| c.rules.len()).sum::<usize>();
+    let (small, big) = (bridge_table(&ports_policy(3)), bridge_table(&ports_policy(1000)));
+    assert_eq!(rules(&small), rules(&big));
+    assert_eq!(big.set("ports").unwrap().elements.len(), 1001);
+    assert_eq!(big.set("addrs6").unwrap().elements.len(), 2002);
+}
+
+#[test]
+fn flows_in_dynamic_sets_are_not_the_configuration() {
+    // The kernel's copy of a dynamic set may hold any number of flows; a
+    // dump never reads them, and they never make the table look changed.
+    let table = bridge_table(&ports_policy(2));
+    let mut batch = Batch::new(1);
+    encode::create_table(&mut batch, &table);
+    let mut dump = TableDump::new(table.family, &table.name);
+    for m in messages(batch.finish().bytes()) {
+        dump.add_message(m).unwrap();
+    }
+    let names = dump.set_names();
+    assert!(names.contains(&"macs".to_string()));
+    assert!(!names.iter().any(|n| n.starts_with("tcp") || n.starts_with("ping")));
+}

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use trafficjam_core::model::{Family, Table};
 use trafficjam_core::wire::{encode, plan, Batch, Change};
-use trafficjam_core::{is_trafficjam_table, names, Ruleset};
+use trafficjam_core::{conntrack_probe_table, is_trafficjam_table, names, Ruleset, Tracking};
 
 use crate::table::{snapshot, Snapshot};
 use crate::{cut_connections, list_tables, read_table, NetfilterSocket, NetlinkError};
@@ -19,6 +19,7 @@ const ATTEMPTS: usize = 8;
 #[derive(Debug)]
 pub struct Firewall {
     socket: NetfilterSocket,
+    tracking: Option<Tracking>,
 }
 
 impl Firewall {
@@ -26,7 +27,29 @@ impl Firewall {
     pub fn open_in(netns: Option<&Path>) -> Result<Firewall, NetlinkError> {
         Ok(Firewall {
             socket: NetfilterSocket::open_in(netns)?,
+            tracking: None,
         })
+    }
+
+    /// How the bridge layer can track flows on this kernel: conntrack for
+    /// bridged frames when the kernel has it (nf_conntrack_bridge, loaded
+    /// on demand), flow sets otherwise. Found once by sending a table with
+    /// a `ct` rule and its deletion in one batch (nothing is left either
+    /// way); any refusal means flow sets, never a failure.
+    pub fn bridge_tracking(&mut self) -> Tracking {
+        if let Some(t) = self.tracking {
+            return t;
+        }
+        let probe = conntrack_probe_table(&format!("trafficjam-probe-{}", std::process::id()));
+        let mut batch = Batch::new(self.first_seq());
+        encode::create_table(&mut batch, &probe);
+        encode::delete_table(&mut batch, probe.family, &probe.name);
+        let t = match self.socket.send(&batch.finish()) {
+            Ok(()) => Tracking::Conntrack,
+            Err(_) => Tracking::FlowSets,
+        };
+        self.tracking = Some(t);
+        t
     }
 
     /// Read one table back from the kernel; `None` when it does not exist.
@@ -132,25 +155,18 @@ impl Firewall {
         for (want, have) in desired.iter().zip(actual) {
             let Some(have) = have else { continue };
             for name in [names::WHITELIST4, names::WHITELIST6] {
-                let kept = want
-                    .set(name)
-                    .map(|s| s.elements.clone())
-                    .unwrap_or_default();
+                let kept = want.set(name).map(|s| s.nets()).unwrap_or_default();
                 if let Some(old) = have.set(name) {
                     revoked.extend(
-                        old.elements
-                            .iter()
+                        old.nets()
+                            .into_iter()
                             .filter(|e| !kept.contains(e))
                             .map(|e| e.addr()),
                     );
                 }
             }
             for name in [names::SUBNETS4, names::SUBNETS6] {
-                subnets.extend(
-                    want.set(name)
-                        .map(|s| s.elements.clone())
-                        .unwrap_or_default(),
-                );
+                subnets.extend(want.set(name).map(|s| s.nets()).unwrap_or_default());
             }
         }
         if revoked.is_empty() {

@@ -1,13 +1,19 @@
 //! The bridge ports of containers, over rtnetlink: which host-side veth a
-//! container's interface is plugged into, found by the MAC address of the
-//! veth's peer in the container's namespace (read with
-//! `IFLA_TARGET_NETNSID`, without entering that namespace). Addresses a
-//! container configures are its own; the peer's MAC is what the runtime
-//! set, so a backend forging frames cannot move it.
+//! container's interface is plugged into, with the MAC address and the IP
+//! addresses of the veth's peer in the container's namespace (read with
+//! `IFLA_TARGET_NETNSID`/`IFA_TARGET_NETNSID`, without entering that
+//! namespace). What a container's interface holds was set by its runtime
+//! (a container without CAP_NET_ADMIN cannot change it); forged frames do
+//! not move it.
 
+use std::net::IpAddr;
 use std::path::Path;
 
-use trafficjam_core::links::{dump_request, get_in_namespace_request, parse_link};
+use ipnet::IpNet;
+use trafficjam_core::links::{
+    dump_addresses_request, dump_request, get_in_namespace_request, parse_address, parse_link,
+    Link,
+};
 
 use crate::netns::in_namespace;
 use crate::{NetfilterSocket, NetlinkError};
@@ -15,13 +21,19 @@ use crate::{NetfilterSocket, NetlinkError};
 /// `NETLINK_ROUTE`
 const NETLINK_ROUTE: isize = 0;
 
-/// A port of a bridge and the MAC address of what is plugged into it.
+/// A port of a bridge and what is plugged into it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BridgePort {
     /// The port's name (the host side of a veth).
     pub name: String,
-    /// The MAC address of the veth's other end, when it could be read.
+    /// The MAC address of the veth's other end, when it could be read
+    /// (`None` for a port that is not a veth: an uplink, a tap).
     pub peer_mac: Option<[u8; 6]>,
+    /// The addresses of the veth's other end (link-local included).
+    pub peer_addrs: Vec<IpAddr>,
+    /// Whether the port has a peer in another namespace (a veth), whether
+    /// or not the peer could be read.
+    pub has_peer: bool,
 }
 
 /// An rtnetlink socket.
@@ -31,41 +43,92 @@ pub struct RouteSocket(pub(crate) NetfilterSocket);
 impl RouteSocket {
     /// Open one in the network namespace at `netns`, or the current one.
     pub fn open_in(netns: Option<&Path>) -> Result<RouteSocket, NetlinkError> {
-        let open = || NetfilterSocket::open_protocol(NETLINK_ROUTE);
+        let open = || {
+            let s = NetfilterSocket::open_protocol(NETLINK_ROUTE)?;
+            // Without strict checking the kernel ignores IFA_TARGET_NETNSID
+            // in address dumps and answers with this namespace's addresses.
+            s.socket
+                .set_netlink_get_strict_chk(true)
+                .map_err(|e| NetlinkError::io("asking for strict rtnetlink dumps", e))?;
+            Ok(s)
+        };
         Ok(RouteSocket(match netns {
             None => open()?,
             Some(p) => in_namespace(p, open)?,
         }))
     }
 
-    /// The ports of the bridge called `bridge`, with their peers' MACs.
-    /// An unknown bridge has no ports.
-    pub fn bridge_ports(&mut self, bridge: &str) -> Result<Vec<BridgePort>, NetlinkError> {
-        let links: Vec<_> = self
+    /// Every interface of the namespace.
+    pub fn links(&mut self) -> Result<Vec<Link>, NetlinkError> {
+        Ok(self
             .0
             .request(&dump_request())?
             .iter()
             .filter_map(|m| parse_link(m))
+            .collect())
+    }
+
+    /// The interfaces holding an address inside one of `subnets` (a
+    /// bridge is the interface holding its gateway address), by name.
+    pub fn interfaces_in(&mut self, subnets: &[IpNet]) -> Result<Vec<String>, NetlinkError> {
+        let links = self.links()?;
+        let mut names: Vec<String> = self
+            .0
+            .request(&dump_addresses_request(None, 0))?
+            .iter()
+            .filter_map(|m| parse_address(m))
+            .filter(|a| subnets.iter().any(|n| n.contains(&a.addr)))
+            .filter_map(|a| links.iter().find(|l| l.index == a.index))
+            .map(|l| l.name.clone())
             .collect();
+        names.sort();
+        names.dedup();
+        Ok(names)
+    }
+
+    /// The ports of the bridge called `bridge`, with their peers' MACs and
+    /// addresses. An unknown bridge has no ports.
+    pub fn bridge_ports(&mut self, bridge: &str) -> Result<Vec<BridgePort>, NetlinkError> {
+        let links = self.links()?;
         let Some(br) = links.iter().find(|l| l.name == bridge) else {
             return Ok(Vec::new());
         };
         let mut ports = Vec::new();
         for port in links.iter().filter(|l| l.master == Some(br.index)) {
-            let peer_mac = match (port.link_netnsid, port.link) {
-                (Some(nsid), Some(peer)) => self
-                    .0
-                    .request(&get_in_namespace_request(nsid, peer))
-                    .ok()
-                    .and_then(|answer| answer.iter().find_map(|m| parse_link(m)))
-                    .and_then(|l| l.mac),
-                _ => None,
+            let (peer_mac, peer_addrs) = match (port.link_netnsid, port.link) {
+                (Some(nsid), Some(peer)) => (self.peer_mac(nsid, peer), self.peer_addrs(nsid, peer)),
+                _ => (None, Vec::new()),
             };
             ports.push(BridgePort {
                 name: port.name.clone(),
                 peer_mac,
+                peer_addrs,
+                has_peer: port.link_netnsid.is_some(),
             });
         }
         Ok(ports)
+    }
+
+    fn peer_mac(&mut self, nsid: i32, peer: u32) -> Option<[u8; 6]> {
+        self.0
+            .request(&get_in_namespace_request(nsid, peer))
+            .ok()
+            .and_then(|answer| answer.iter().find_map(|m| parse_link(m)))
+            .and_then(|l| l.mac)
+    }
+
+    fn peer_addrs(&mut self, nsid: i32, peer: u32) -> Vec<IpAddr> {
+        let mut addrs: Vec<IpAddr> = self
+            .0
+            .request(&dump_addresses_request(Some(nsid), peer))
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|m| parse_address(m))
+            .filter(|a| a.index == peer)
+            .map(|a| a.addr)
+            .collect();
+        addrs.sort();
+        addrs.dedup();
+        addrs
     }
 }

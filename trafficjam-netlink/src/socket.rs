@@ -27,7 +27,7 @@ const RECV_BYTES: usize = 64 * 1024;
 /// A `NETLINK_NETFILTER` socket, bound to the network namespace it was
 /// opened in.
 pub struct NetfilterSocket {
-    socket: Socket,
+    pub(crate) socket: Socket,
     seq: u32,
     /// Reused for every read: answers come one datagram per message.
     buf: Vec<u8>,

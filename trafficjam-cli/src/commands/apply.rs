@@ -17,10 +17,16 @@ pub fn run(args: &PolicyArgs) -> Result<(), CliError> {
         for line in d.changes_since(None) {
             println!("trafficjam: network {}: {line}", d.network);
         }
+        for e in d.unbound() {
+            eprintln!(
+                "trafficjam: network {}: the bridge port of container {} was not found on {}; it is not bound",
+                d.network, e.name, d.bridge
+            );
+        }
     }
     let mut fw = Firewall::open(args.target.netns.as_deref())?;
     for policy in found.iter().map(|p| &p.policy) {
-        for (table, change) in fw.apply(&policy.ruleset())? {
+        for (table, change) in fw.enforce(policy)? {
             println!(
                 "trafficjam: table {} {}: {}; {}",
                 table.family,
@@ -40,17 +46,18 @@ pub fn describe(change: &Change) -> String {
         Change::Create => "created".to_string(),
         Change::Replace => "replaced (policy changed)".to_string(),
         Change::Elements { added, removed } => {
-            format!("updated in place: +{added} -{removed} address(es)")
+            format!("updated in place: +{added} -{removed} element(s)")
         }
     }
 }
 
-/// "2 subnet(s), 1 whitelisted, host traffic blocked"
+/// "2 subnet(s), 1 whitelisted, 3 port(s), host traffic blocked"
 pub fn summary(policy: &Policy) -> String {
     format!(
-        "{} subnet(s), {} whitelisted, host traffic {}",
+        "{} subnet(s), {} whitelisted, {} port(s), host traffic {}",
         policy.subnets().len(),
         policy.whitelist().len(),
+        policy.ports().len(),
         if policy.allow_host_traffic() {
             "allowed"
         } else {

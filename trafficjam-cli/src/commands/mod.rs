@@ -9,23 +9,124 @@ pub mod run;
 pub mod status;
 
 use trafficjam_core::isolation::BridgeIsolation;
-use trafficjam_core::{InstanceId, Policy};
+use trafficjam_core::{InstanceId, Policy, Port, Role};
+use trafficjam_netlink::{BridgePort, RouteSocket};
 
 use crate::cli::PolicyArgs;
 use crate::docker::{discover::parse_filters, Discovery, DockerClient};
 use crate::error::CliError;
 
-/// The validated policy of static-mode (`--subnet`) arguments.
-pub fn static_policy(args: &PolicyArgs) -> Result<Policy, CliError> {
-    let instance = own_instance(args.instance.as_deref().unwrap_or("default"))?;
-    let policy = Policy::new(
-        instance,
+/// The instance of static-mode (`--subnet`) arguments.
+pub fn static_instance(args: &PolicyArgs) -> Result<InstanceId, CliError> {
+    own_instance(args.instance.as_deref().unwrap_or("default"))
+}
+
+/// A static-mode policy and what was found on the way, for the log.
+pub struct StaticPolicy {
+    /// The policy to enforce.
+    pub policy: Policy,
+    /// What trafficjam chose or assumed (the bridge, uplinks).
+    pub notes: Vec<String>,
+}
+
+/// The validated policy of static-mode (`--subnet`) arguments: the bridge
+/// (given, or the interface holding an address of the subnets) and its
+/// ports, read from the kernel in the namespace where the rules go.
+pub fn static_policy(args: &PolicyArgs) -> Result<StaticPolicy, CliError> {
+    let base = Policy::new(
+        static_instance(args)?,
         args.subnets.iter().copied(),
         args.whitelist.iter().copied(),
         args.allow_host_traffic,
-    )?
-    .with_whitelist_ports(args.whitelist_ports.iter().cloned())?;
-    Ok(with_log(policy, args))
+    )?;
+    let mut route = RouteSocket::open_in(args.target.netns.as_deref())?;
+    let mut notes = Vec::new();
+    let bridge = match &args.bridge {
+        Some(b) => b.clone(),
+        None => {
+            let found = route.interfaces_in(base.subnets())?;
+            match found.as_slice() {
+                [one] => {
+                    notes.push(format!(
+                        "managing bridge {one} (it holds an address of the subnets; --bridge chooses another)"
+                    ));
+                    one.clone()
+                }
+                [] => return Err(CliError::NoBridge(list(base.subnets()))),
+                many => return Err(CliError::AmbiguousBridge(many.join(", "))),
+            }
+        }
+    };
+    let found = route.bridge_ports(&bridge)?;
+    let (ports, uplinks) = static_ports(args, &bridge, &found)?;
+    for u in &uplinks {
+        notes.push(format!(
+            "port {u} of {bridge} is not a veth: treated as an uplink (traffic through it is outside the host and left alone; --port {u}=MAC,IP isolates it as a container)"
+        ));
+    }
+    let policy = base
+        .with_bridges([bridge])?
+        .with_ports(ports)?
+        .with_uplinks(uplinks)?;
+    Ok(StaticPolicy {
+        policy: with_log(policy, args),
+        notes,
+    })
+}
+
+/// The container ports and uplinks of a static-mode bridge: `--port` where
+/// given, else what the kernel says of each veth's other end; ports that
+/// are not veths are uplinks. A port is whitelisted when it is named by
+/// `--whitelist-port` or holds a `--whitelist-ip`.
+fn static_ports(
+    args: &PolicyArgs,
+    bridge: &str,
+    found: &[BridgePort],
+) -> Result<(Vec<Port>, Vec<String>), CliError> {
+    let role = |name: &str, addrs: &[std::net::IpAddr]| {
+        if args.whitelist_ports.iter().any(|p| p == name)
+            || addrs.iter().any(|a| args.whitelist.contains(a))
+        {
+            Role::Proxy
+        } else {
+            Role::Backend
+        }
+    };
+    let mut ports: Vec<Port> = args
+        .ports
+        .iter()
+        .map(|p| Port {
+            name: p.name.clone(),
+            role: role(&p.name, &p.addrs),
+            mac: p.mac,
+            addrs: p.addrs.clone(),
+        })
+        .collect();
+    let mut uplinks = Vec::new();
+    for f in found.iter().filter(|f| !args.ports.iter().any(|p| p.name == f.name)) {
+        match (f.peer_mac, f.has_peer) {
+            (Some(mac), _) => ports.push(Port {
+                name: f.name.clone(),
+                role: role(&f.name, &f.peer_addrs),
+                mac,
+                addrs: f.peer_addrs.clone(),
+            }),
+            (None, true) => return Err(CliError::UnreadablePort(f.name.clone(), bridge.to_string())),
+            (None, false) => uplinks.push(f.name.clone()),
+        }
+    }
+    if let Some(p) = args
+        .whitelist_ports
+        .iter()
+        .find(|p| !ports.iter().any(|q| q.name == **p))
+    {
+        return Err(CliError::UnknownPort(p.clone(), bridge.to_string()));
+    }
+    Ok((ports, uplinks))
+}
+
+fn list<T: std::fmt::Display>(v: &[T]) -> String {
+    v.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(", ")
 }
 
 /// The policy with the blocked-connection log the options ask for.
@@ -121,11 +222,11 @@ pub async fn docker_policies(
     Ok(out)
 }
 
-/// Find the whitelisted containers' bridge ports, in the namespace where
-/// the rules go (the host's, normally). If they cannot be read, nothing is
-/// bound: isolation holds, only forged proxy addresses are not caught.
+/// Find every container's bridge port (by the MAC Docker gave it), in the
+/// namespace where the rules go (the host's, normally). A container whose
+/// port is not found is not bound (see [`Discovery::unbound`]).
 pub fn bind_ports(discovery: &mut Discovery, netns: Option<&std::path::Path>) {
-    let ports = trafficjam_netlink::RouteSocket::open_in(netns)
+    let ports = RouteSocket::open_in(netns)
         .and_then(|mut s| s.bridge_ports(&discovery.bridge))
         .unwrap_or_default();
     discovery.find_ports(&ports);
@@ -135,9 +236,13 @@ pub fn bind_ports(discovery: &mut Discovery, netns: Option<&std::path::Path>) {
 /// per `--network` from Docker (with what Docker reported).
 pub fn policies(args: &PolicyArgs) -> Result<Vec<SourcedPolicy>, CliError> {
     if args.networks.is_empty() {
+        let found = static_policy(args)?;
+        for n in &found.notes {
+            eprintln!("trafficjam: {n}");
+        }
         return Ok(vec![SourcedPolicy {
             discovery: None,
-            policy: static_policy(args)?,
+            policy: found.policy,
         }]);
     }
     runtime().block_on(async {

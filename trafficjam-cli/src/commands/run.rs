@@ -17,7 +17,7 @@ use tokio::signal::unix::{signal, Signal, SignalKind};
 use tokio::time::{sleep, Instant};
 
 use super::apply::{describe, summary};
-use super::{docker_policy, instance_for, runtime, static_policy};
+use super::{docker_policy, instance_for, runtime, static_instance, static_policy};
 use crate::blocked;
 use crate::cli::RunArgs;
 use crate::docker::{discover::parse_filters, Discovery, DockerClient, DockerError};
@@ -104,7 +104,7 @@ impl Signals {
 fn instances(args: &RunArgs) -> Result<Vec<InstanceId>, CliError> {
     let p = &args.policy;
     if p.networks.is_empty() {
-        return Ok(vec![static_policy(p)?.instance().clone()]);
+        return Ok(vec![static_instance(p)?]);
     }
     p.networks
         .iter()
@@ -137,7 +137,7 @@ fn finish(stop: Stop, fw: &mut Firewall, owned: &[InstanceId], log: Log) -> Resu
 /// Apply one policy, counted and timed for the metrics.
 fn apply_counted(fw: &mut Firewall, policy: &Policy) -> Result<Vec<(Table, Change)>, CliError> {
     let started = std::time::Instant::now();
-    let applied = fw.apply(&policy.ruleset());
+    let applied = fw.enforce(policy);
     METRICS.applied(started.elapsed(), applied.is_ok());
     applied
 }
@@ -174,7 +174,11 @@ async fn run_static(
     log: Log,
 ) -> Result<Stop, CliError> {
     let names: BTreeMap<IpAddr, String> = args.names.iter().cloned().collect();
-    let policy = static_policy(&args.policy)?;
+    let found = static_policy(&args.policy)?;
+    for n in &found.notes {
+        log.info(n);
+    }
+    let mut policy = found.policy;
     let mut touched = watch_ours(args, log)?;
     enforce(fw, &policy, "", log)?;
     log.info("enforcing; restoring the rules whenever they are changed from outside");
@@ -190,6 +194,11 @@ async fn run_static(
                 reassert(fw, std::slice::from_ref(&policy), seen, log);
             }
             _ = sleep(poll) => {
+                // Ports come and go with containers: read the bridge again.
+                match static_policy(&args.policy) {
+                    Ok(found) => policy = found.policy,
+                    Err(e) => log.warn(&format!("reading the bridge failed: {e}; keeping the last rules")),
+                }
                 if let Err(e) = enforce(fw, &policy, "", log) {
                     log.warn(&format!("re-applying failed: {e}"));
                 }
@@ -486,6 +495,15 @@ async fn reconcile(
         state.waiting.remove(network);
         let mut discovery = discovery.without(&state.revoked);
         super::bind_ports(&mut discovery, args.policy.target.netns.as_deref());
+        for e in discovery.unbound() {
+            log.warn(&format!(
+                "network {network}: the bridge port of container {} is not found (no veth on {} with its MAC {}); it is not bound yet{}",
+                e.name,
+                discovery.bridge,
+                e.mac.map_or("(none reported)".to_string(), |m| trafficjam_core::model::Value::Ether(m).to_string()),
+                if discovery.whitelist.iter().any(|w| w.id == e.id) { " and cannot open connections until it is" } else { "" }
+            ));
+        }
         let policy = match docker_policy(&args.policy, &discovery, network) {
             Ok(p) => p,
             Err(e) => {

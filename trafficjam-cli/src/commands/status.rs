@@ -53,7 +53,7 @@ pub fn run(args: &StatusArgs) -> Result<(), CliError> {
         .find(|t| t.family == Family::Inet && t.name == ISOLATION_TABLE);
     let cni_bridges = cni
         .and_then(|t| t.set(isolation::names::BRIDGES))
-        .map(|s| s.ifnames.clone())
+        .map(|s| s.ifnames())
         .unwrap_or_default();
     let br_netfilter = br_netfilter(args.target.netns.as_deref());
     if args.json {
@@ -96,8 +96,23 @@ pub fn run(args: &StatusArgs) -> Result<(), CliError> {
             })
             .collect();
         println!("  whitelisted:   {}", join(&whitelisted));
-        if !e.whitelist_ports.is_empty() {
-            println!("  bound to port: {}", e.whitelist_ports.join(", "));
+        println!("  bridges:       {}", join(&e.bridges));
+        for p in &e.ports {
+            let name = p
+                .addrs
+                .iter()
+                .find_map(|a| names.get(a))
+                .map_or(String::new(), |n| format!(" {n}"));
+            println!(
+                "  port {:<15} {:<7}{name}: sends only as {} {}",
+                p.name,
+                p.role,
+                p.mac,
+                join(&p.addrs)
+            );
+        }
+        if !e.uplinks.is_empty() {
+            println!("  uplinks:       {} (left alone)", e.uplinks.join(", "));
         }
         println!(
             "  host traffic:  {}",
@@ -117,6 +132,12 @@ pub fn run(args: &StatusArgs) -> Result<(), CliError> {
                 d.chain, d.packets, d.bytes
             );
         }
+        let kinds: Vec<String> = e
+            .drops_by_kind
+            .iter()
+            .map(|d| format!("{} {}", d.chain, d.packets))
+            .collect();
+        println!("  dropped by kind (packets): {}", join(&kinds));
         if !e.intact {
             println!("  WARNING: the tables differ from what trafficjam installs (altered by someone else?); run `trafficjam apply` to restore them");
             for t in tables
@@ -129,10 +150,10 @@ pub fn run(args: &StatusArgs) -> Result<(), CliError> {
     }
     match br_netfilter {
         Some(true) => {
-            println!("br_netfilter: on (bridged traffic also passes the stateful IP layer)")
+            println!("br_netfilter: on (bridged traffic also passes the IP layer)")
         }
         Some(false) => println!(
-            "br_netfilter: off (between containers only the stateless bridge layer applies)"
+            "br_netfilter: off (between containers the bridge layer decides alone)"
         ),
         None => {
             println!("br_netfilter: unknown (could not read net.bridge.bridge-nf-call-iptables)")

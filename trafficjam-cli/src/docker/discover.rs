@@ -1,4 +1,4 @@
-//! A network's subnets and whitelisted containers, as Docker reports them.
+//! A network's subnets, bridge and containers, as Docker reports them.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
@@ -6,13 +6,14 @@ use std::net::IpAddr;
 use bollard::models::{EndpointResource, Ipam};
 use bollard::query_parameters::{InspectNetworkOptions, ListContainersOptions};
 use ipnet::IpNet;
-use trafficjam_core::{InstanceId, Policy, PolicyError};
+use trafficjam_core::model::parse_mac;
+use trafficjam_core::{InstanceId, Policy, PolicyError, Port, Role};
 
 use super::{DockerClient, DockerError};
 
-/// A whitelisted container and its addresses on the managed network.
+/// A container's endpoint on the managed network.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Whitelisted {
+pub struct Endpoint {
     /// Container name (without the leading `/`).
     pub name: String,
     /// Container id.
@@ -37,42 +38,63 @@ pub struct Discovery {
     /// The Linux bridge behind it.
     pub bridge: String,
     /// Running containers on it matching a whitelist filter.
-    pub whitelist: Vec<Whitelisted>,
+    pub whitelist: Vec<Endpoint>,
+    /// Every container endpoint on it, whitelisted or not.
+    pub endpoints: Vec<Endpoint>,
     /// Every container on the network by address, for log lines.
     pub names: std::collections::BTreeMap<IpAddr, String>,
 }
 
 impl Discovery {
-    /// The policy that isolates this network.
+    /// The policy that isolates this network: its bridge, and each
+    /// container whose bridge port was found bound to that port with the
+    /// MAC and addresses Docker gave it (whitelisted ones as proxies).
     pub fn policy(
         &self,
         instance: InstanceId,
         allow_host_traffic: bool,
     ) -> Result<Policy, PolicyError> {
         let addrs = self.whitelist.iter().flat_map(|w| w.addrs.iter().copied());
-        let policy = Policy::new(instance, self.subnets.clone(), addrs, allow_host_traffic)?;
-        policy.with_whitelist_ports(self.bound_ports().unwrap_or_default())
+        let ports = self.endpoints.iter().filter_map(|e| {
+            Some(Port {
+                name: e.port.clone()?,
+                role: if self.is_whitelisted(&e.id) {
+                    Role::Proxy
+                } else {
+                    Role::Backend
+                },
+                mac: e.mac?,
+                addrs: e.addrs.clone(),
+            })
+        });
+        Policy::new(instance, self.subnets.clone(), addrs, allow_host_traffic)?
+            .with_bridges([self.bridge.clone()])?
+            .with_ports(ports)
     }
 
-    /// The bridge ports of the whitelisted containers, when every one of
-    /// them was found: binding only some would cut the others off, so a
-    /// partial answer binds none (and frames are not checked for spoofing).
-    pub fn bound_ports(&self) -> Option<Vec<String>> {
-        if self.whitelist.is_empty() {
-            return None;
-        }
-        self.whitelist.iter().map(|w| w.port.clone()).collect()
+    fn is_whitelisted(&self, id: &str) -> bool {
+        self.whitelist.iter().any(|w| w.id == id)
     }
 
-    /// Find each whitelisted container's bridge port from its MAC address.
+    /// The containers whose bridge port was not found (not yet plugged in,
+    /// or no MAC reported): they are not bound, and a whitelisted one
+    /// cannot open connections until it is.
+    pub fn unbound(&self) -> Vec<&Endpoint> {
+        self.endpoints.iter().filter(|e| e.port.is_none()).collect()
+    }
+
+    /// Find each container's bridge port from its MAC address.
     pub fn find_ports(&mut self, ports: &[trafficjam_netlink::BridgePort]) {
-        for w in &mut self.whitelist {
-            w.port = w.mac.and_then(|mac| {
+        let find = |mac: Option<[u8; 6]>| {
+            mac.and_then(|mac| {
                 ports
                     .iter()
                     .find(|p| p.peer_mac == Some(mac))
                     .map(|p| p.name.clone())
-            });
+            })
+        };
+        for e in self.endpoints.iter_mut().chain(self.whitelist.iter_mut()) {
+            e.port = find(e.mac);
         }
     }
 
@@ -80,13 +102,14 @@ impl Discovery {
     pub fn without(&self, ids: &std::collections::HashSet<String>) -> Discovery {
         let mut d = self.clone();
         d.whitelist.retain(|w| !ids.contains(&w.id));
+        d.endpoints.retain(|w| !ids.contains(&w.id));
         d
     }
 
     /// Human description of what changed since `before`, e.g.
     /// `whitelisted traefik2 (172.23.0.5); removed traefik (172.23.0.2)`.
     pub fn changes_since(&self, before: Option<&Discovery>) -> Vec<String> {
-        let describe = |w: &Whitelisted| {
+        let describe = |w: &Endpoint| {
             let addrs: Vec<String> = w.addrs.iter().map(|a| a.to_string()).collect();
             match &w.port {
                 Some(p) => format!("{} ({}; port {p})", w.name, addrs.join(", ")),
@@ -167,15 +190,11 @@ fn endpoint_addrs(ep: &EndpointResource) -> Vec<IpAddr> {
         .collect()
 }
 
-/// `02:42:ac:11:00:02` to bytes.
-fn parse_mac(s: &str) -> Option<[u8; 6]> {
-    let mut mac = [0u8; 6];
-    let mut parts = s.split(':');
-    for b in &mut mac {
-        *b = u8::from_str_radix(parts.next()?, 16).ok()?;
-    }
-    parts.next().is_none().then_some(mac)
+/// The short form of a container id, as `docker ps` shows it.
+fn short(id: &str) -> String {
+    id.get(..12).unwrap_or(id).to_string()
 }
+
 
 /// Split `key=value` filters (Docker's `--filter` syntax) for the API.
 pub fn parse_filters(filters: &[String]) -> Result<Vec<(String, String)>, DockerError> {
@@ -232,15 +251,23 @@ impl DockerClient {
             })
             .filter(|(_, n)| !n.is_empty())
             .collect();
-        let endpoints: HashMap<String, (Vec<IpAddr>, Option<[u8; 6]>)> = containers
+        let mut all: Vec<Endpoint> = containers
             .into_iter()
-            .map(|(cid, ep)| {
-                let mac = ep.mac_address.as_deref().and_then(parse_mac);
-                (cid, (endpoint_addrs(&ep), mac))
+            .map(|(cid, ep)| Endpoint {
+                name: ep.name.clone().unwrap_or_else(|| short(&cid)),
+                mac: ep.mac_address.as_deref().and_then(parse_mac),
+                addrs: endpoint_addrs(&ep),
+                id: cid,
+                port: None,
             })
             .collect();
+        all.sort();
+        let endpoints: HashMap<String, (Vec<IpAddr>, Option<[u8; 6]>)> = all
+            .iter()
+            .map(|e| (e.id.clone(), (e.addrs.clone(), e.mac)))
+            .collect();
 
-        let mut whitelist: BTreeMap<String, Whitelisted> = BTreeMap::new();
+        let mut whitelist: BTreeMap<String, Endpoint> = BTreeMap::new();
         for (key, value) in filters {
             let mut f = HashMap::new();
             f.insert(key.clone(), vec![value.clone()]);
@@ -269,7 +296,7 @@ impl DockerClient {
                     .names
                     .and_then(|n| n.into_iter().next())
                     .map(|n| n.trim_start_matches('/').to_string())
-                    .unwrap_or_else(|| cid.get(..12).unwrap_or(&cid).to_string());
+                    .unwrap_or_else(|| short(&cid));
                 // A container with no address on the network (still
                 // starting, or disconnected since) simply has nothing to
                 // whitelist yet: the next event or poll picks it up.
@@ -281,7 +308,7 @@ impl DockerClient {
                 addrs.sort();
                 whitelist.insert(
                     cid.clone(),
-                    Whitelisted {
+                    Endpoint {
                         name,
                         id: cid,
                         addrs,
@@ -291,7 +318,7 @@ impl DockerClient {
                 );
             }
         }
-        let mut whitelist: Vec<Whitelisted> = whitelist.into_values().collect();
+        let mut whitelist: Vec<Endpoint> = whitelist.into_values().collect();
         whitelist.sort();
         Ok(Discovery {
             network: name,
@@ -299,6 +326,7 @@ impl DockerClient {
             subnets,
             bridge,
             whitelist,
+            endpoints: all,
             names,
         })
     }
@@ -309,43 +337,53 @@ mod tests {
     use super::*;
 
     fn d(white: &[(&str, &[&str])]) -> Discovery {
+        let whitelist: Vec<Endpoint> = white
+            .iter()
+            .map(|(n, a)| Endpoint {
+                mac: None,
+                port: None,
+                name: n.to_string(),
+                id: format!("id-{n}"),
+                addrs: a.iter().map(|x| x.parse().unwrap()).collect(),
+            })
+            .collect();
         Discovery {
             network: "web".into(),
             id: "abc".into(),
             subnets: vec!["172.23.0.0/16".parse().unwrap()],
             bridge: "br-abc".into(),
             names: Default::default(),
-            whitelist: white
-                .iter()
-                .map(|(n, a)| Whitelisted {
-                    mac: None,
-                    port: None,
-                    name: n.to_string(),
-                    id: format!("id-{n}"),
-                    addrs: a.iter().map(|x| x.parse().unwrap()).collect(),
-                })
-                .collect(),
+            endpoints: whitelist.clone(),
+            whitelist,
         }
     }
 
     #[test]
-    fn ports_bind_only_when_every_proxy_has_one() {
-        let mut d = d(&[("a", &["172.23.0.2"]), ("b", &["172.23.0.3"])]);
-        d.whitelist[0].mac = Some([2, 0x42, 0xac, 0x17, 0, 2]);
-        d.whitelist[1].mac = Some([2, 0x42, 0xac, 0x17, 0, 3]);
+    fn every_container_found_on_the_bridge_is_a_bound_port() {
+        let mut d = d(&[("proxy", &["172.23.0.2"])]);
+        d.endpoints.push(Endpoint {
+            name: "app".into(),
+            id: "id-app".into(),
+            addrs: vec!["172.23.0.3".parse().unwrap()],
+            mac: None,
+            port: None,
+        });
+        d.endpoints[0].mac = Some([2, 0x42, 0xac, 0x17, 0, 2]);
+        d.endpoints[1].mac = Some([2, 0x42, 0xac, 0x17, 0, 3]);
         let port = |name: &str, last| trafficjam_netlink::BridgePort {
             name: name.into(),
             peer_mac: Some([2, 0x42, 0xac, 0x17, 0, last]),
+            peer_addrs: vec![],
+            has_peer: true,
         };
-        d.find_ports(&[port("veth-a", 2)]);
-        assert_eq!(d.bound_ports(), None, "a partial binding would cut b off");
-        d.find_ports(&[port("veth-a", 2), port("veth-b", 3)]);
-        assert_eq!(
-            d.bound_ports(),
-            Some(vec!["veth-a".into(), "veth-b".into()])
-        );
+        d.find_ports(&[port("veth-p", 2)]);
+        assert_eq!(d.unbound().len(), 1, "app's port is not plugged in yet");
+        d.find_ports(&[port("veth-p", 2), port("veth-a", 3)]);
+        assert!(d.unbound().is_empty());
         let p = d.policy(InstanceId::default(), false).unwrap();
-        assert_eq!(p.whitelist_ports(), ["veth-a", "veth-b"]);
+        let roles: Vec<(&str, Role)> = p.ports().iter().map(|p| (p.name.as_str(), p.role)).collect();
+        assert_eq!(roles, [("veth-a", Role::Backend), ("veth-p", Role::Proxy)]);
+        assert_eq!(p.bridges(), ["br-abc"]);
         assert_eq!(
             parse_mac("02:42:ac:17:00:02"),
             Some([2, 0x42, 0xac, 0x17, 0, 2])

@@ -21,6 +21,28 @@ impl Register {
     /// `NFT_REG_1`, where nft loads the first operand of a match.
     pub const R1: Register = Register::Reg(1);
 
+    /// The register nft uses for the part of a key that starts `offset`
+    /// bytes into the register file: a 16-byte register (`NFT_REG_1`..)
+    /// where the offset allows one, else a 4-byte one (`NFT_REG32_00` = 8).
+    pub fn at_offset(offset: usize) -> Register {
+        let n = if offset % 16 == 0 {
+            1 + offset / 16
+        } else {
+            8 + offset / 4
+        };
+        Register::Reg(u32::try_from(n).unwrap_or(u32::MAX))
+    }
+
+    /// Where the register starts in the register file, in bytes (`None`
+    /// for the verdict register and numbers the kernel does not have).
+    pub fn offset(self) -> Option<usize> {
+        match self {
+            Register::Reg(n @ 1..=4) => Some((n as usize - 1) * 16),
+            Register::Reg(n @ 8..=23) => Some((n as usize - 8) * 4),
+            _ => None,
+        }
+    }
+
     /// The raw register number sent to the kernel.
     pub fn number(self) -> u32 {
         match self {
@@ -235,6 +257,38 @@ pub struct Bitwise {
     pub xor: Vec<u8>,
 }
 
+/// What a `dynset` expression does with its key (`enum nft_dynset_ops`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DynsetOp {
+    /// `NFT_DYNSET_OP_ADD`: add the key if it is missing.
+    Add,
+    /// `NFT_DYNSET_OP_UPDATE`: add the key, or refresh its timeout.
+    Update,
+    /// `NFT_DYNSET_OP_DELETE`: remove the key.
+    Delete,
+}
+
+impl DynsetOp {
+    /// The raw operation number.
+    pub fn number(self) -> u32 {
+        match self {
+            DynsetOp::Add => 0,
+            DynsetOp::Update => 1,
+            DynsetOp::Delete => 2,
+        }
+    }
+
+    /// The operation for a raw number.
+    pub fn from_number(n: u32) -> Option<DynsetOp> {
+        Some(match n {
+            0 => DynsetOp::Add,
+            1 => DynsetOp::Update,
+            2 => DynsetOp::Delete,
+            _ => return None,
+        })
+    }
+}
+
 /// One nftables expression.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Expr {
@@ -283,6 +337,20 @@ pub enum Expr {
         /// Invert the match (`!= @set`).
         invert: bool,
     },
+    /// `dynset`: add or refresh the key in `sreg` (and the registers after
+    /// it) in a dynamic set, from the packet path. This is how trafficjam
+    /// remembers the flows a whitelisted port opened where the kernel has no
+    /// conntrack for bridged frames.
+    Dynset {
+        /// Set name.
+        set: String,
+        /// What to do with the key.
+        op: DynsetOp,
+        /// First register of the key.
+        sreg: Register,
+        /// The element's timeout, in milliseconds.
+        timeout_ms: Option<u64>,
+    },
     /// `immediate` with a verdict: ends the rule with this verdict.
     Verdict(Verdict),
     /// `counter`: count packets and bytes. The values are what the kernel
@@ -328,6 +396,7 @@ impl Expr {
             Expr::Meta { .. } => "meta",
             Expr::Ct { .. } => "ct",
             Expr::Lookup { .. } => "lookup",
+            Expr::Dynset { .. } => "dynset",
             Expr::Verdict(_) => "immediate",
             Expr::Counter { .. } => "counter",
             Expr::Limit { .. } => "limit",

@@ -6,12 +6,12 @@
 //! as handles are kept out of the comparable fields on purpose.
 
 mod expr;
+mod set;
 
-pub use expr::{Bitwise, CmpOp, CtKey, Expr, MetaKey, PayloadBase, Register, Verdict};
+pub use expr::{Bitwise, CmpOp, CtKey, DynsetOp, Expr, MetaKey, PayloadBase, Register, Verdict};
+pub use set::{parse_mac, Dynamic, Element, Field, Kind, Mac, Set, SetKey, Value};
 
 use std::fmt;
-
-use ipnet::IpNet;
 
 /// The address family of a table, as the kernel's `NFPROTO_*` value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -181,119 +181,25 @@ pub struct Chain {
 pub struct Rule {
     /// The expressions of the rule.
     pub exprs: Vec<Expr>,
+    /// The rule's comment (`comment "…"`), kept in its user data. Dropping
+    /// rules carry the kind of traffic they stop (`spoofed-mac`, `lateral`),
+    /// so drop counters can be reported by kind.
+    pub comment: Option<String>,
 }
 
-/// The key type of a set of addresses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum SetKey {
-    /// `ipv4_addr` (4 bytes).
-    Ipv4,
-    /// `ipv6_addr` (16 bytes).
-    Ipv6,
-    /// `ifname`: an interface name, NUL-padded to 16 bytes.
-    Ifname,
-}
-
-impl SetKey {
-    /// The nft datatype number stored as the set's key type.
-    pub fn datatype(self) -> u32 {
-        match self {
-            SetKey::Ipv4 => 7,
-            SetKey::Ipv6 => 8,
-            SetKey::Ifname => 41,
+impl Rule {
+    /// A rule of these expressions, without comment.
+    pub fn new(exprs: Vec<Expr>) -> Rule {
+        Rule {
+            exprs,
+            comment: None,
         }
     }
 
-    /// Whether nft stores the keys in network byte order (addresses) or
-    /// as host data (interface names): kept in the set's user data.
-    pub fn big_endian(self) -> bool {
-        !matches!(self, SetKey::Ifname)
-    }
-
-    /// The key length in bytes.
-    pub fn key_len(self) -> usize {
-        match self {
-            SetKey::Ipv4 => 4,
-            SetKey::Ipv6 | SetKey::Ifname => 16,
-        }
-    }
-
-    /// The set key for an nft datatype number.
-    pub fn from_datatype(n: u32) -> Option<SetKey> {
-        match n {
-            7 => Some(SetKey::Ipv4),
-            8 => Some(SetKey::Ipv6),
-            41 => Some(SetKey::Ifname),
-            _ => None,
-        }
-    }
-
-    /// The nft name of the datatype.
-    pub fn name(self) -> &'static str {
-        match self {
-            SetKey::Ipv4 => "ipv4_addr",
-            SetKey::Ipv6 => "ipv6_addr",
-            SetKey::Ifname => "ifname",
-        }
+    /// The same rule with a comment.
+    pub fn commented(mut self, comment: &str) -> Rule {
+        self.comment = Some(comment.to_string());
+        self
     }
 }
 
-/// A named set of addresses or prefixes.
-///
-/// Elements are kept sorted and deduplicated so that two sets with the same
-/// content compare equal whatever order the kernel returned them in.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Set {
-    /// Set name, unique in its table.
-    pub name: String,
-    /// Type of the keys.
-    pub key: SetKey,
-    /// `flags interval`: elements are prefixes, not single addresses.
-    pub interval: bool,
-    /// The elements of an address set. In a non-interval set every
-    /// element is a host prefix.
-    pub elements: Vec<IpNet>,
-    /// The elements of an `ifname` set, sorted.
-    pub ifnames: Vec<String>,
-}
-
-impl Set {
-    /// A set with the given elements, normalised (sorted, deduplicated,
-    /// host bits cleared).
-    pub fn new(
-        name: &str,
-        key: SetKey,
-        interval: bool,
-        elements: impl IntoIterator<Item = IpNet>,
-    ) -> Set {
-        let mut elements: Vec<IpNet> = elements.into_iter().map(|n| n.trunc()).collect();
-        if interval {
-            // The kernel stores intervals, not prefixes: overlapping or
-            // adjacent prefixes come back merged, so merge them here too.
-            elements = IpNet::aggregate(&elements);
-        }
-        elements.sort();
-        elements.dedup();
-        Set {
-            name: name.to_string(),
-            key,
-            interval,
-            elements,
-            ifnames: Vec::new(),
-        }
-    }
-
-    /// A set of interface names (bridge ports), sorted and deduplicated.
-    pub fn of_ifnames(name: &str, ifnames: impl IntoIterator<Item = String>) -> Set {
-        let mut ifnames: Vec<String> = ifnames.into_iter().collect();
-        ifnames.sort();
-        ifnames.dedup();
-        Set {
-            name: name.to_string(),
-            key: SetKey::Ifname,
-            interval: false,
-            elements: Vec::new(),
-            ifnames,
-        }
-    }
-}

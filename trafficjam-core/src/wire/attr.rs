@@ -35,6 +35,7 @@ pub mod rule {
     pub const CHAIN: u16 = 2;
     pub const HANDLE: u16 = 3;
     pub const EXPRESSIONS: u16 = 4;
+    pub const USERDATA: u16 = 7;
 }
 
 /// `enum nft_set_attributes`
@@ -43,8 +44,14 @@ pub mod set {
     pub const NAME: u16 = 2;
     pub const FLAGS: u16 = 3;
     pub const KEY_TYPE: u16 = 4;
+    pub const DESC: u16 = 9;
+    pub const USERDATA: u16 = 13;
+    /// `NFTA_SET_DESC_SIZE`, inside `NFTA_SET_DESC`.
+    pub const DESC_SIZE: u16 = 1;
     /// `NFT_SET_INTERVAL`
     pub const F_INTERVAL: u32 = 0x4;
+    /// `NFT_SET_EVAL`: the packet path adds elements (nft's `dynamic`).
+    pub const F_EVAL: u32 = 0x20;
 }
 
 /// `enum nft_set_elem_list_attributes` and `enum nft_set_elem_attributes`

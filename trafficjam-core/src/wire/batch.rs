@@ -133,6 +133,10 @@ pub struct Batch {
     bytes: Vec<u8>,
     entries: Vec<BatchEntry>,
     next_seq: u32,
+    /// Sets created in this batch and their transaction-local ids. Like
+    /// nft, ids are numbered across the whole batch from 1: an id names
+    /// one set of the transaction, whatever table it is in.
+    set_ids: Vec<((Family, String, String), u32)>,
 }
 
 impl Batch {
@@ -164,6 +168,7 @@ impl Batch {
             bytes: Vec::with_capacity(4096),
             entries: Vec::new(),
             next_seq: first_seq,
+            set_ids: Vec::new(),
         };
         batch.push_control(begin);
         batch
@@ -199,6 +204,23 @@ impl Batch {
             bytes: self.bytes,
             entries: self.entries,
         }
+    }
+
+    /// A new transaction-local id for set `set` of table `table`, created
+    /// in this batch.
+    pub fn new_set_id(&mut self, family: Family, table: &str, set: &str) -> u32 {
+        let id = u32::try_from(self.set_ids.len() + 1).unwrap_or(u32::MAX);
+        self.set_ids
+            .push(((family, table.to_string(), set.to_string()), id));
+        id
+    }
+
+    /// The id of a set created earlier in this batch, if it was.
+    pub fn set_id(&self, family: Family, table: &str, set: &str) -> Option<u32> {
+        self.set_ids
+            .iter()
+            .find(|((f, t, s), _)| *f == family && t == table && s == set)
+            .map(|(_, id)| *id)
     }
 
     /// Number of nf_tables messages pushed so far.

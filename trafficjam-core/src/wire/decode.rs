@@ -14,7 +14,9 @@ use ipnet::IpNet;
 use super::attr::{chain, elem, list, msg, rule, set, table};
 use super::nla::{be_u32, be_u64, string, Attrs, Message};
 use super::{expr, udata, DecodeError};
-use crate::model::{BaseChain, Chain, Family, Hook, Rule, Set, SetKey, Table, Verdict};
+use crate::model::{
+    BaseChain, Chain, Dynamic, Element, Family, Hook, Rule, Set, SetKey, Table, Verdict,
+};
 
 /// `NFNL_SUBSYS_NFTABLES`
 const SUBSYS_NFTABLES: u8 = 10;
@@ -37,6 +39,7 @@ struct SetHeader {
     name: String,
     key: SetKey,
     interval: bool,
+    dynamic: Option<Dynamic>,
 }
 
 /// One nf_tables message from the kernel and its family; `None` for other
@@ -88,10 +91,17 @@ impl TableDump {
         self.found
     }
 
-    /// The set names seen so far: the elements of each must be dumped
-    /// separately (`NFT_MSG_GETSETELEM` needs a set name).
+    /// The names of the sets seen so far whose elements belong to the
+    /// table's configuration: they must be dumped separately
+    /// (`NFT_MSG_GETSETELEM` needs a set name). Dynamic sets are left out:
+    /// their elements are the packet path's state (possibly many), not
+    /// trafficjam's.
     pub fn set_names(&self) -> Vec<String> {
-        self.sets.iter().map(|s| s.name.clone()).collect()
+        self.sets
+            .iter()
+            .filter(|s| s.dynamic.is_none())
+            .map(|s| s.name.clone())
+            .collect()
     }
 
     /// The assembled table, or `None` when the dump did not contain it.
@@ -102,27 +112,27 @@ impl TableDump {
         let mut sets = Vec::with_capacity(self.sets.len());
         for header in &self.sets {
             let keys = self.elements.get(&header.name).map_or(&[][..], |v| v);
-            if header.key == SetKey::Ifname {
-                let names = keys
-                    .iter()
-                    .map(|(k, _)| ifname(k))
-                    .collect::<Result<Vec<_>, _>>()?;
-                sets.push(Set::of_ifnames(&header.name, names));
-                continue;
-            }
-            let elements = if header.interval {
-                intervals(header.key, keys)?
+            let set = if let Some(d) = header.dynamic {
+                Set::dynamic(&header.name, header.key.clone(), d.size)
+            } else if header.interval {
+                Set::new(
+                    &header.name,
+                    header.key.clone(),
+                    true,
+                    intervals(&header.key, keys)?,
+                )
             } else {
-                keys.iter()
-                    .map(|(k, _)| addr(header.key, k).map(IpNet::from))
-                    .collect::<Result<_, _>>()?
+                let elements = keys
+                    .iter()
+                    .map(|(k, _)| {
+                        Element::from_key(&header.key, k).ok_or(DecodeError::Malformed(
+                            "element key does not match the set's key type",
+                        ))
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                Set::of(&header.name, header.key.clone(), elements)
             };
-            sets.push(Set::new(
-                &header.name,
-                header.key,
-                header.interval,
-                elements,
-            ));
+            sets.push(set);
         }
         let mut rules = self.rules;
         // Rules of a chain come in chain order; handles only grow, so a
@@ -161,6 +171,7 @@ impl TableDump {
 
     fn set(&mut self, attrs: &[u8]) -> Result<(), DecodeError> {
         let (mut tbl, mut name, mut key, mut flags) = (None, None, None, 0);
+        let (mut udata, mut size) = (&[][..], None);
         for a in Attrs::new(attrs) {
             let (kind, value) = a?;
             match kind {
@@ -168,6 +179,15 @@ impl TableDump {
                 set::NAME => name = Some(string(value, "set name")?),
                 set::KEY_TYPE => key = Some(be_u32(value, "set key type")?),
                 set::FLAGS => flags = be_u32(value, "set flags")?,
+                set::USERDATA => udata = value,
+                set::DESC => {
+                    for d in Attrs::new(value) {
+                        let (kind, value) = d?;
+                        if kind == set::DESC_SIZE {
+                            size = Some(be_u32(value, "set size")?);
+                        }
+                    }
+                }
                 _ => {}
             }
         }
@@ -176,15 +196,17 @@ impl TableDump {
         }
         let name = name.ok_or(DecodeError::Missing("set name"))?;
         let key = key
-            .and_then(SetKey::from_datatype)
-            .ok_or(DecodeError::Unsupported(
-                "set key type is not an IP address",
-            ))?;
+            .and_then(|k| udata::parse_set_key(k, udata))
+            .ok_or(DecodeError::Unsupported("set key type"))?;
+        let dynamic = (flags & set::F_EVAL != 0).then_some(Dynamic {
+            size: size.unwrap_or(0),
+        });
         if !self.sets.iter().any(|s| s.name == name) {
             self.sets.push(SetHeader {
                 name,
                 key,
                 interval: flags & set::F_INTERVAL != 0,
+                dynamic,
             });
         }
         Ok(())
@@ -272,12 +294,14 @@ impl TableDump {
 
     fn rule(&mut self, attrs: &[u8]) -> Result<(), DecodeError> {
         let (mut tbl, mut chain_name, mut handle, mut exprs) = (None, None, 0, Vec::new());
+        let mut comment = None;
         for a in Attrs::new(attrs) {
             let (kind, value) = a?;
             match kind {
                 rule::TABLE => tbl = Some(string(value, "rule table")?),
                 rule::CHAIN => chain_name = Some(string(value, "rule chain")?),
                 rule::HANDLE => handle = be_u64(value, "rule handle")?,
+                rule::USERDATA => comment = udata::parse_rule_comment(value),
                 rule::EXPRESSIONS => {
                     for e in Attrs::new(value) {
                         let (_, value) = e?;
@@ -291,7 +315,7 @@ impl TableDump {
             return Ok(());
         }
         let chain_name = chain_name.ok_or(DecodeError::Missing("rule chain"))?;
-        self.rules.push((chain_name, handle, Rule { exprs }));
+        self.rules.push((chain_name, handle, Rule { exprs, comment }));
         Ok(())
     }
 }
@@ -321,30 +345,21 @@ pub(crate) fn data_value(nested: &[u8]) -> Result<Vec<u8>, DecodeError> {
     Err(DecodeError::Missing("data value"))
 }
 
-/// An interface name from a NUL-padded set key.
-fn ifname(bytes: &[u8]) -> Result<String, DecodeError> {
-    let name = bytes.split(|b| *b == 0).next().unwrap_or_default();
-    String::from_utf8(name.to_vec()).map_err(|_| DecodeError::Malformed("interface name"))
-}
-
-fn addr(key: SetKey, bytes: &[u8]) -> Result<IpAddr, DecodeError> {
-    match key {
-        SetKey::Ipv4 => <[u8; 4]>::try_from(bytes).map(IpAddr::from),
-        SetKey::Ipv6 => <[u8; 16]>::try_from(bytes).map(IpAddr::from),
-        SetKey::Ifname => {
-            return Err(DecodeError::Malformed(
-                "an interface name is not an address",
-            ))
-        }
+/// The address of an interval key of a one-field address set.
+fn addr(key: &SetKey, bytes: &[u8]) -> Result<IpAddr, DecodeError> {
+    match Element::from_key(key, bytes).and_then(|e| e.net()) {
+        Some(n) if key.fields().len() == 1 => Ok(n.addr()),
+        _ => Err(DecodeError::Malformed(
+            "element key length does not match the set's key type",
+        )),
     }
-    .map_err(|_| DecodeError::Malformed("element key length does not match the set's key type"))
 }
 
 /// Turn interval start/end keys back into prefixes. The kernel returns them
 /// in its own order (rbtree: descending), so sort by key first; an end key
 /// sorts before a start key at the same address because a range that ends
 /// where the next begins is two ranges.
-fn intervals(key: SetKey, keys: &[(Vec<u8>, bool)]) -> Result<Vec<IpNet>, DecodeError> {
+fn intervals(key: &SetKey, keys: &[(Vec<u8>, bool)]) -> Result<Vec<IpNet>, DecodeError> {
     let mut points = keys
         .iter()
         .map(|(k, end)| addr(key, k).map(|a| (a, !*end)))
@@ -431,7 +446,7 @@ mod tests {
             (key("0.0.0.0"), true),
         ];
         assert_eq!(
-            intervals(SetKey::Ipv4, &keys).unwrap(),
+            intervals(&SetKey::ipv4(), &keys).unwrap(),
             nets(&["10.77.1.0/24", "192.168.0.0/16"])
         );
     }
@@ -440,18 +455,18 @@ mod tests {
     fn interval_reaching_the_top_has_no_end() {
         let keys = vec![(key("0.0.0.0"), false)];
         assert_eq!(
-            intervals(SetKey::Ipv4, &keys).unwrap(),
+            intervals(&SetKey::ipv4(), &keys).unwrap(),
             nets(&["0.0.0.0/0"])
         );
         let keys = vec![(key("fd00::"), true), (key("ff00::"), false)];
-        assert_eq!(intervals(SetKey::Ipv6, &keys).unwrap(), nets(&["ff00::/8"]));
+        assert_eq!(intervals(&SetKey::ipv6(), &keys).unwrap(), nets(&["ff00::/8"]));
     }
 
     #[test]
     fn range_that_is_not_a_prefix_is_covered_exactly() {
         let keys = vec![(key("10.0.0.1"), false), (key("10.0.0.4"), true)];
         assert_eq!(
-            intervals(SetKey::Ipv4, &keys).unwrap(),
+            intervals(&SetKey::ipv4(), &keys).unwrap(),
             nets(&["10.0.0.1/32", "10.0.0.2/31"])
         );
     }
@@ -459,6 +474,6 @@ mod tests {
     #[test]
     fn wrong_key_length_is_an_error_not_a_panic() {
         let keys = vec![(vec![1, 2, 3], false)];
-        assert!(intervals(SetKey::Ipv4, &keys).is_err());
+        assert!(intervals(&SetKey::ipv4(), &keys).is_err());
     }
 }

@@ -7,14 +7,15 @@ use ipnet::IpNet;
 use netlink_packet_core::{DefaultNla, Emitable, NLA_F_NESTED, NLM_F_APPEND, NLM_F_CREATE};
 use netlink_packet_netfilter::nftables::{
     ChainAttribute, ChainMessage, DataAttribute, Hook as NlHook, HookNumber, InetHookNumber,
-    ListAttribute, NfTablesMessage, RuleAttribute, RuleMessage, SetAttribute, SetElementAttribute,
+    ListAttribute, NfTablesMessage, RuleAttribute, RuleMessage, SetAttribute, SetDescription,
+    SetElementAttribute,
     SetElementFlags, SetElementList, SetElementMessage, SetFlags, SetMessage, TableAttribute,
     TableFlags, TableMessage,
 };
 
 use super::batch::{Batch, ObjectRef};
 use super::{expr, udata};
-use crate::model::{Chain, Family, Rule, Set, SetKey, Table, Verdict};
+use crate::model::{Chain, Element, Family, Rule, Set, Table, Verdict};
 
 /// At most this many elements per NEWSETELEM/DELSETELEM message, so one
 /// message stays well below the kernel's per-message limits; a batch may
@@ -31,10 +32,12 @@ pub fn create_table(batch: &mut Batch, table: &Table) {
     for chain in &table.chains {
         create_chain(batch, table, chain);
     }
-    for (i, set) in table.sets.iter().enumerate() {
-        let set_id = set_id(i);
+    for set in &table.sets {
+        let set_id = batch.new_set_id(table.family, &table.name, &set.name);
         create_set(batch, table, set, set_id);
-        add_elements(batch, table, set, &set.elements, Some(set_id));
+        if !set.elements.is_empty() {
+            add_elements(batch, table, set, &set.elements, Some(set_id));
+        }
     }
     for chain in &table.chains {
         for (index, rule) in chain.rules.iter().enumerate() {
@@ -79,14 +82,14 @@ pub fn add_elements(
     batch: &mut Batch,
     table: &Table,
     set: &Set,
-    elements: &[IpNet],
+    elements: &[Element],
     set_id: Option<u32>,
 ) {
     push_elements(batch, table, set, elements, set_id, true);
 }
 
 /// Push messages removing `elements` from `set` of `table`.
-pub fn delete_elements(batch: &mut Batch, table: &Table, set: &Set, elements: &[IpNet]) {
+pub fn delete_elements(batch: &mut Batch, table: &Table, set: &Set, elements: &[Element]) {
     push_elements(batch, table, set, elements, None, false);
 }
 
@@ -94,19 +97,20 @@ fn push_elements(
     batch: &mut Batch,
     table: &Table,
     set: &Set,
-    elements: &[IpNet],
+    elements: &[Element],
     set_id: Option<u32>,
     add: bool,
 ) {
-    // An ifname set carries its names; `elements` only addresses.
-    let keys: Vec<(Vec<u8>, bool)> = if set.key == SetKey::Ifname {
-        set.ifnames.iter().map(|n| (ifname_key(n), false)).collect()
-    } else if set.interval {
-        interval_keys(elements)
+    let keys: Vec<(Vec<u8>, bool)> = if set.interval {
+        let nets: Vec<IpNet> = elements.iter().filter_map(Element::net).collect();
+        interval_keys(&nets)
     } else {
+        // An element that does not fit the key was never built by
+        // trafficjam's compiler; it is left out rather than sent garbled.
         elements
             .iter()
-            .map(|n| (addr_bytes(n.addr()), false))
+            .filter_map(|e| e.to_key(&set.key))
+            .map(|k| (k, false))
             .collect()
     };
     for chunk in keys.chunks(ELEMENTS_PER_MESSAGE) {
@@ -188,13 +192,6 @@ fn interval_keys(prefixes: &[IpNet]) -> Vec<(Vec<u8>, bool)> {
     keys
 }
 
-/// An interface name as a set key: NUL-padded to `IFNAMSIZ` (16).
-pub(crate) fn ifname_key(name: &str) -> Vec<u8> {
-    let mut key = name.as_bytes().to_vec();
-    key.resize(16, 0);
-    key
-}
-
 fn zero_like(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V4(_) => IpAddr::V4(0.into()),
@@ -217,16 +214,6 @@ pub(crate) fn addr_bytes(ip: IpAddr) -> Vec<u8> {
     }
 }
 
-/// The id [`create_table`] gives the set called `name` of `table`.
-fn table_set_id(table: &Table, name: &str) -> Option<u32> {
-    table.sets.iter().position(|s| s.name == name).map(set_id)
-}
-
-/// Transaction-local id of the i-th set of a table, as nft numbers them.
-fn set_id(index: usize) -> u32 {
-    u32::try_from(index).map_or(u32::MAX, |i| i.saturating_add(1))
-}
-
 fn table_message(table: &Table) -> TableMessage {
     let mut attributes = vec![
         TableAttribute::Name(table.name.clone()),
@@ -240,20 +227,28 @@ fn table_message(table: &Table) -> TableMessage {
 
 /// Push the NEWSET message for `set` of `table`; `id` is its transaction-local id.
 pub fn create_set(batch: &mut Batch, table: &Table, set: &Set, id: u32) {
-    let flags = if set.interval {
-        SetFlags::Interval
-    } else {
-        SetFlags::empty()
-    };
-    let attributes = vec![
+    let mut flags = SetFlags::empty();
+    if set.interval {
+        flags |= SetFlags::Interval;
+    }
+    if set.dynamic.is_some() {
+        // nft's `flags dynamic,timeout`.
+        flags |= SetFlags::Timeout | SetFlags::Eval;
+    }
+    let mut attributes = vec![
         SetAttribute::Table(table.name.clone()),
         SetAttribute::Name(set.name.clone()),
         SetAttribute::Flags(flags),
         SetAttribute::KeyType(set.key.datatype()),
-        SetAttribute::KeyLen(set.key.key_len() as u32),
+        SetAttribute::KeyLen(u32::try_from(set.key.len()).unwrap_or(u32::MAX)),
         SetAttribute::Id(id),
-        SetAttribute::UserData(udata::set_key_byteorder(set.key.big_endian())),
     ];
+    if let Some(d) = set.dynamic {
+        attributes.push(SetAttribute::Description(vec![SetDescription::Size(
+            d.size,
+        )]));
+    }
+    attributes.push(SetAttribute::UserData(udata::set_key(&set.key)));
     batch.push(
         table.family,
         NfTablesMessage::NewSet(SetMessage { attributes }),
@@ -298,17 +293,18 @@ pub fn create_chain(batch: &mut Batch, table: &Table, chain: &Chain) {
 }
 
 /// Push the NEWRULE message appending `rule` (the `index`-th) to `chain`.
+/// A lookup names its set by name and, when the set was created earlier in
+/// the same batch, also by its id.
 pub fn add_rule(batch: &mut Batch, table: &Table, chain: &Chain, index: usize, rule: &Rule) {
-    let attributes = vec![
+    let set_id = |name: &str| batch.set_id(table.family, &table.name, name);
+    let mut attributes = vec![
         RuleAttribute::Table(table.name.clone()),
         RuleAttribute::Chain(chain.name.clone()),
-        RuleAttribute::Expressions(
-            rule.exprs
-                .iter()
-                .map(|e| expr::encode(e, |name| table_set_id(table, name)))
-                .collect(),
-        ),
+        RuleAttribute::Expressions(rule.exprs.iter().map(|e| expr::encode(e, set_id)).collect()),
     ];
+    if let Some(c) = &rule.comment {
+        attributes.push(RuleAttribute::UserData(udata::rule_comment(c)));
+    }
     batch.push(
         table.family,
         NfTablesMessage::NewRule(RuleMessage { attributes }),

@@ -2,11 +2,9 @@
 
 use std::collections::BTreeSet;
 
-use ipnet::IpNet;
-
 use super::batch::Batch;
 use super::encode;
-use crate::model::{Expr, Table};
+use crate::model::{Element, Expr, Table};
 
 /// What [`plan`] decided to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,13 +66,13 @@ fn intervals_equal(a: &Table, b: &Table) -> bool {
 fn update_elements(batch: &mut Batch, desired: &Table, actual: &Table) -> Change {
     let (mut added, mut removed) = (0, 0);
     for want in desired.sets.iter().filter(|s| !s.interval) {
-        let have: BTreeSet<IpNet> = actual
+        let have: BTreeSet<&Element> = actual
             .set(&want.name)
-            .map(|s| s.elements.iter().copied().collect())
+            .map(|s| s.elements.iter().collect())
             .unwrap_or_default();
-        let want_set: BTreeSet<IpNet> = want.elements.iter().copied().collect();
-        let gone: Vec<IpNet> = have.difference(&want_set).copied().collect();
-        let new: Vec<IpNet> = want_set.difference(&have).copied().collect();
+        let want_set: BTreeSet<&Element> = want.elements.iter().collect();
+        let gone: Vec<Element> = have.difference(&want_set).map(|e| (*e).clone()).collect();
+        let new: Vec<Element> = want_set.difference(&have).map(|e| (*e).clone()).collect();
         if !gone.is_empty() {
             encode::delete_elements(batch, desired, want, &gone);
         }

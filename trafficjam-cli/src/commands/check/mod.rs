@@ -8,7 +8,8 @@ mod matrix;
 
 use std::time::Instant;
 
-use trafficjam_core::{Enforced, InstanceId, Policy};
+use trafficjam_core::{Enforced, InstanceId, Policy, Port, Role};
+use trafficjam_netlink::RouteSocket;
 
 use crate::cli::CheckArgs;
 use crate::error::CliError;
@@ -90,16 +91,36 @@ fn live() -> Result<(), String> {
         );
     }
 
+    // The ports as a runtime would report them: read from the kernel.
+    let ports: Vec<Port> = RouteSocket::open_in(Some(&lab.host_path()))
+        .and_then(|mut r| r.bridge_ports(lab::BRIDGE))
+        .map_err(|e| format!("cannot read the lab's bridge ports: {e}"))?
+        .into_iter()
+        .filter_map(|p| {
+            Some(Port {
+                role: if p.name == Lab::proxy_port() {
+                    Role::Proxy
+                } else {
+                    Role::Backend
+                },
+                mac: p.peer_mac?,
+                addrs: p.peer_addrs,
+                name: p.name,
+            })
+        })
+        .collect();
+    let mut fw = Firewall::open(Some(&lab.host_path())).map_err(|e| e.to_string())?;
     let policy = Policy::new(
         InstanceId::new("check").map_err(|e| e.to_string())?,
         subnets,
         [proxy.v4.into(), proxy.v6.into()],
         false,
     )
-    .and_then(|p| p.with_whitelist_ports([Lab::proxy_port()]))
-    .map_err(|e| e.to_string())?;
+    .and_then(|p| p.with_bridges([lab::BRIDGE.to_string()]))
+    .and_then(|p| p.with_ports(ports))
+    .map_err(|e| e.to_string())?
+    .with_tracking(fw.bridge_tracking());
     let ruleset = policy.ruleset();
-    let mut fw = Firewall::open(Some(&lab.host_path())).map_err(|e| e.to_string())?;
     let started = Instant::now();
     fw.apply(&ruleset)
         .map_err(|e| format!("applying the policy failed: {e}"))?;
@@ -122,11 +143,12 @@ fn live() -> Result<(), String> {
         return Err("the rules read back from the kernel differ from the policy".into());
     };
     println!(
-        "  policy applied in one transaction in {:.2} ms ({} whitelisted, bound to port {}); \
-         read back intact, enforcing at: {}",
+        "  policy applied in one transaction in {:.2} ms ({} whitelisted by its port {}, {} ports bound \
+         to their MAC and addresses); read back intact, enforcing at: {}",
         took.as_secs_f64() * 1e3,
         proxy.name,
         Lab::proxy_port(),
+        e.ports.len(),
         e.layers.join(", ")
     );
 

@@ -1,13 +1,14 @@
 //! Expressions on the wire: one module per kernel expression type.
 //!
 //! The typed attributes come from `netlink-packet-netfilter` where it has
-//! them (payload, cmp, bitwise, meta, lookup, immediate); `ct` and `counter`
-//! are encoded here from `linux/netfilter/nf_tables.h`.
+//! them (payload, cmp, bitwise, meta, lookup, immediate); `ct`, `counter`,
+//! `dynset`, `limit` and `log` are encoded here from `linux/netfilter/nf_tables.h`.
 
 mod bitwise;
 mod cmp;
 mod counter;
 mod ct;
+mod dynset;
 mod immediate;
 mod limit;
 mod log;
@@ -43,6 +44,12 @@ pub(crate) fn encode(
         Expr::Meta { key, dreg } => meta::encode(*key, *dreg),
         Expr::Ct { key, dreg } => ct::encode(*key, *dreg),
         Expr::Lookup { set, sreg, invert } => lookup::encode(set, *sreg, *invert, set_id(set)),
+        Expr::Dynset {
+            set,
+            op,
+            sreg,
+            timeout_ms,
+        } => dynset::encode(set, *op, *sreg, *timeout_ms, set_id(set)),
         Expr::Verdict(v) => immediate::encode(v),
         Expr::Counter { packets, bytes } => counter::encode(*packets, *bytes),
         Expr::Limit { rate, unit, burst } => limit::encode(*rate, *unit, *burst),
@@ -78,6 +85,7 @@ pub(crate) fn decode(elem: &[u8]) -> Result<Expr, DecodeError> {
         "lookup" => lookup::decode(data),
         "immediate" => immediate::decode(data),
         "ct" => ct::decode(data),
+        "dynset" => dynset::decode(data),
         "counter" => counter::decode(data),
         "limit" => limit::decode(data),
         "log" => log::decode(data),

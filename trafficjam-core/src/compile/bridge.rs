@@ -1,0 +1,504 @@
+//! The bridge layer: default-deny between the container ports of the
+//! managed bridges, and port security, in the `bridge` family.
+//!
+//! It sees every frame a container sends, whatever br_netfilter does, and
+//! it knows which port a frame came in on and leaves by — which the IP
+//! hooks do not (they see the bridge). So containers are told apart by
+//! port, never by the addresses they claim:
+//!
+//! - `prerouting` (before the bridge learns the source MAC): a frame from a
+//!   container port must carry the port's MAC; IPv4, ARP and IPv6 must claim
+//!   only the port's addresses (ARP and neighbour advertisements included);
+//!   router advertisements and redirects are dropped; any other ethertype,
+//!   and any VLAN tag, is dropped.
+//! - `forward` (between two ports): a whitelisted port may send anything; the
+//!   flows it opens are remembered, so their replies pass; a backend reaches
+//!   a whitelisted port with those replies and neighbour resolution only, and
+//!   another backend not at all.
+//!
+//! Containers reaching the host are the `inet` table's business (its input
+//! chain sees them arrive on the bridge, whatever their address).
+
+use crate::model::{
+    BaseChain, Chain, CmpOp, Element, Expr, Family, Field, Hook, MetaKey, PayloadBase, Register,
+    Rule, Set, SetKey, Table, Value, Verdict,
+};
+use crate::policy::{Port, Role};
+use crate::{Policy, Tracking, TABLE_COMMENT};
+
+use super::exprs::{
+    cmp, drop, established, ether_type, icmp_type, icmpv6_types, ifname_in, l4proto, lookup,
+    rule, statement, tcp_flags_any, update, Ip, TCP, UDP,
+};
+use super::names;
+
+/// How long the bridge layer remembers a flow a whitelisted port opened
+/// (idle time; every packet of the whitelisted side refreshes it).
+pub mod timeouts {
+    /// An open TCP connection (conntrack keeps established ones for days;
+    /// an idle websocket must survive a night).
+    pub const TCP_SECS: u64 = 86_400;
+    /// A TCP connection after a FIN or RST from either side (conntrack's
+    /// `time_wait`).
+    pub const CLOSING_SECS: u64 = 120;
+    /// A UDP flow (conntrack's `udp_timeout_stream`).
+    pub const UDP_SECS: u64 = 120;
+    /// An echo request awaiting its reply.
+    pub const PING_SECS: u64 = 30;
+    /// At most this many flows per set; when a set is full, new flows of
+    /// the whitelisted port still pass, only their replies do not.
+    pub const FLOWS: u32 = 262_144;
+}
+
+/// The priority of the port-security chain: before conntrack (-200), so a
+/// forged frame never creates a connection, and before br_netfilter (0).
+pub const PREROUTING_PRIORITY: i32 = -300;
+
+/// ARP over Ethernet for IPv4: hardware type 1, protocol 0x0800, address
+/// lengths 6 and 4 — the only layout whose fields the rules can read.
+const ARP_ETHER_IPV4: [u8; 6] = [0, 1, 8, 0, 6, 4];
+/// `ETH_P_ARP`
+const ARP: u16 = 0x0806;
+/// ICMP redirect.
+const ICMP_REDIRECT: u8 = 5;
+/// ICMPv6 router advertisement, neighbour solicitation and advertisement,
+/// redirect.
+const ND_ROUTER_ADVERT: u8 = 134;
+const ND_NEIGHBOR_SOLICIT: u8 = 135;
+const ND_NEIGHBOR_ADVERT: u8 = 136;
+const ND_REDIRECT: u8 = 137;
+/// TCP FIN and RST.
+const FIN_RST: u8 = 0x01 | 0x04;
+
+impl Policy {
+    /// The bridge-family table of the policy.
+    pub(crate) fn bridge_table(&self) -> Table {
+        let mut sets = port_sets(self.ports());
+        sets.push(Set::of_ifnames(names::UPLINKS, self.uplinks().iter().cloned()));
+        let forward = match self.tracking() {
+            Tracking::FlowSets => {
+                for ip in Ip::BOTH {
+                    sets.extend(flow_sets(ip));
+                }
+                forward_with_flow_sets()
+            }
+            Tracking::Conntrack => forward_with_conntrack(),
+        };
+        Table {
+            family: Family::Bridge,
+            name: self.instance().table_name(),
+            comment: Some(TABLE_COMMENT.to_string()),
+            sets,
+            chains: vec![
+                Chain {
+                    name: names::PREROUTING.to_string(),
+                    base: Some(BaseChain {
+                        hook: Hook::Prerouting,
+                        priority: PREROUTING_PRIORITY,
+                        policy: Verdict::Accept,
+                    }),
+                    rules: port_security(),
+                },
+                super::base_chain(names::BRIDGE_FORWARD, Hook::Forward, forward),
+            ],
+        }
+    }
+}
+
+/// What each port is and may send as.
+pub(crate) fn port_sets(ports: &[Port]) -> Vec<Set> {
+    let name = |p: &Port| Value::Ifname(p.name.clone());
+    let bound = |p: &Port, v4: bool| -> Vec<Element> {
+        let mut addrs: Vec<std::net::IpAddr> =
+            p.addrs.iter().copied().filter(|a| a.is_ipv4() == v4).collect();
+        if !v4 {
+            addrs.push(eui64_link_local(p.mac).into());
+        }
+        addrs
+            .into_iter()
+            .map(|a| Element(vec![name(p), Value::addr(a)]))
+            .collect()
+    };
+    let key = |f: Field| SetKey::concat([Field::Iifname, f]);
+    vec![
+        Set::of_ifnames(names::PORTS, ports.iter().map(|p| p.name.clone())),
+        Set::of_ifnames(
+            names::PROXIES,
+            ports
+                .iter()
+                .filter(|p| p.role == Role::Proxy)
+                .map(|p| p.name.clone()),
+        ),
+        Set::of(
+            names::MACS,
+            key(Field::EtherSaddr),
+            ports
+                .iter()
+                .map(|p| Element(vec![name(p), Value::Ether(p.mac)])),
+        ),
+        Set::of(
+            names::ADDRS4,
+            key(Field::IpSaddr),
+            ports.iter().flat_map(|p| bound(p, true)),
+        ),
+        Set::of(
+            names::ADDRS6,
+            key(Field::Ip6Saddr),
+            ports.iter().flat_map(|p| bound(p, false)),
+        ),
+        // The same addresses, keyed as the target of a neighbour
+        // advertisement (nft types the raw field apart from `ip6 saddr`).
+        Set::of(
+            names::ND_TARGETS6,
+            key(Field::NdTarget),
+            ports.iter().flat_map(|p| bound(p, false)),
+        ),
+    ]
+}
+
+/// A bridge-family table with one `ct state` rule in a regular chain: the
+/// kernel accepts it only if it has conntrack for bridged frames
+/// (nf_conntrack_bridge). Created and deleted in one batch, it tells
+/// [`Tracking::Conntrack`] is available without leaving anything behind.
+pub fn conntrack_probe_table(name: &str) -> Table {
+    Table {
+        family: Family::Bridge,
+        name: name.to_string(),
+        comment: None,
+        sets: Vec::new(),
+        chains: vec![Chain {
+            name: "probe".to_string(),
+            base: None,
+            rules: vec![established()],
+        }],
+    }
+}
+
+/// The IPv6 link-local address Linux gives an interface with this MAC by
+/// default (modified EUI-64): a container's `fe80::` source is bound to its
+/// port without anyone having to report it.
+pub fn eui64_link_local(mac: crate::model::Mac) -> std::net::Ipv6Addr {
+    let mut b = [0u8; 16];
+    b[0] = 0xfe;
+    b[1] = 0x80;
+    b[8] = mac[0] ^ 0x02;
+    b[9] = mac[1];
+    b[10] = mac[2];
+    b[11] = 0xff;
+    b[12] = 0xfe;
+    b[13] = mac[3];
+    b[14] = mac[4];
+    b[15] = mac[5];
+    b.into()
+}
+
+/// `prerouting`: every frame from a container port carries the port's own
+/// MAC and addresses, and is IPv4, ARP or IPv6 without VLAN tag.
+pub(crate) fn port_security() -> Vec<Rule> {
+    let from_port = |set: &str, invert| ifname_in(MetaKey::IifName, set, invert);
+    let v4 = || ether_type(Ip::V4.ethertype());
+    let v6 = || ether_type(Ip::V6.ethertype());
+    let arp = || ether_type(ARP);
+    vec![
+        rule([from_port(names::PORTS, true)], false, Verdict::Accept),
+        drop(
+            [lookup(&[Field::Iifname, Field::EtherSaddr], names::MACS, true)],
+            "spoofed-mac",
+        ),
+        drop(
+            [v4(), lookup(&[Field::Iifname, Field::IpSaddr], names::ADDRS4, true)],
+            "spoofed-ip",
+        ),
+        drop([v4(), icmp_type(Ip::V4, ICMP_REDIRECT)], "router"),
+        rule([v4()], false, Verdict::Accept),
+        drop([arp(), arp_header_is_not_ether_ipv4()], "malformed-arp"),
+        drop(
+            [arp(), lookup(&[Field::Iifname, Field::ArpSha], names::MACS, true)],
+            "spoofed-arp",
+        ),
+        drop(
+            [arp(), lookup(&[Field::Iifname, Field::ArpSpa], names::ADDRS4, true)],
+            "spoofed-arp",
+        ),
+        rule([arp()], false, Verdict::Accept),
+        // Duplicate address detection: a solicitation from `::` for one
+        // of the port's own addresses (for another's, it could make that
+        // container give up its address).
+        rule(
+            [
+                v6(),
+                unspecified_ip6_source(),
+                icmp_type(Ip::V6, ND_NEIGHBOR_SOLICIT),
+                lookup(&[Field::Iifname, Field::NdTarget], names::ND_TARGETS6, false),
+            ],
+            false,
+            Verdict::Accept,
+        ),
+        drop(
+            [v6(), lookup(&[Field::Iifname, Field::Ip6Saddr], names::ADDRS6, true)],
+            "spoofed-ip",
+        ),
+        drop([v6(), icmp_type(Ip::V6, ND_ROUTER_ADVERT)], "router"),
+        drop([v6(), icmp_type(Ip::V6, ND_REDIRECT)], "router"),
+        drop(
+            [
+                v6(),
+                icmp_type(Ip::V6, ND_NEIGHBOR_ADVERT),
+                lookup(&[Field::Iifname, Field::NdTarget], names::ND_TARGETS6, true),
+            ],
+            "spoofed-nd",
+        ),
+        rule([v6()], false, Verdict::Accept),
+        // Everything else: other ethertypes, 802.3 frames, VLAN tags.
+        drop([], "non-ip"),
+    ]
+}
+
+/// `@nh,0,48 != 0x000108000604`.
+fn arp_header_is_not_ether_ipv4() -> Vec<Expr> {
+    vec![
+        Expr::Payload {
+            base: PayloadBase::Network,
+            offset: 0,
+            len: 6,
+            dreg: Register::R1,
+        },
+        cmp(CmpOp::Neq, ARP_ETHER_IPV4.to_vec()),
+    ]
+}
+
+/// `ip6 saddr ::`.
+fn unspecified_ip6_source() -> Vec<Expr> {
+    vec![
+        Expr::Payload {
+            base: PayloadBase::Network,
+            offset: 8,
+            len: 16,
+            dreg: Register::R1,
+        },
+        cmp(CmpOp::Eq, vec![0; 16]),
+    ]
+}
+
+/// The dynamic sets remembering the flows whitelisted ports opened, keyed
+/// by the backend's port and the flow as the whitelisted side sent it.
+fn flow_sets(ip: Ip) -> Vec<Set> {
+    let d = ip.digit();
+    vec![
+        Set::dynamic(&format!("tcp{d}"), SetKey::concat(flow(ip, TCP, true)), timeouts::FLOWS),
+        Set::dynamic(
+            &format!("closing{d}"),
+            SetKey::concat(flow(ip, TCP, true)),
+            timeouts::FLOWS,
+        ),
+        Set::dynamic(&format!("udp{d}"), SetKey::concat(flow(ip, UDP, true)), timeouts::FLOWS),
+        Set::dynamic(&format!("ping{d}"), SetKey::concat(ping(ip, true)), timeouts::FLOWS),
+    ]
+}
+
+/// A TCP or UDP flow: `oifname . ip saddr . ip daddr . tcp sport . tcp dport`
+/// as the whitelisted port sends it (`outbound`), or the same key read from
+/// a reply (`iifname . ip daddr . ip saddr . tcp dport . tcp sport`).
+fn flow(ip: Ip, proto: u8, outbound: bool) -> Vec<Field> {
+    let (sport, dport) = if proto == TCP {
+        (Field::TcpSport, Field::TcpDport)
+    } else {
+        (Field::UdpSport, Field::UdpDport)
+    };
+    if outbound {
+        vec![Field::Oifname, ip.saddr(), ip.daddr(), sport, dport]
+    } else {
+        vec![Field::Iifname, ip.daddr(), ip.saddr(), dport, sport]
+    }
+}
+
+/// An echo exchange: `oifname . ip saddr . ip daddr . icmp id`, or the
+/// same read from the reply.
+fn ping(ip: Ip, outbound: bool) -> Vec<Field> {
+    if outbound {
+        vec![Field::Oifname, ip.saddr(), ip.daddr(), ip.echo_id()]
+    } else {
+        vec![Field::Iifname, ip.daddr(), ip.saddr(), ip.echo_id()]
+    }
+}
+
+/// Between ports, without conntrack: whitelisted ports' flows are written
+/// to the flow sets as they pass, and a backend's frame to a whitelisted
+/// port passes only as a reply found there.
+fn forward_with_flow_sets() -> Vec<Rule> {
+    let proxy = || ifname_in(MetaKey::IifName, names::PROXIES, false);
+    let mut rules = not_between_ports().to_vec();
+    for ip in Ip::BOTH {
+        let d = ip.digit();
+        let (tcp, closing) = (format!("tcp{d}"), format!("closing{d}"));
+        let (udp, ping_set) = (format!("udp{d}"), format!("ping{d}"));
+        let et = || ether_type(ip.ethertype());
+        let out_tcp = flow(ip, TCP, true);
+        rules.extend([
+            // A FIN or RST marks the connection as closing; from then on it
+            // is only remembered for the closing timeout.
+            statement([
+                proxy(),
+                et(),
+                tcp_flags_any(FIN_RST),
+                update(&out_tcp, &closing, timeouts::CLOSING_SECS),
+            ]),
+            rule(
+                [
+                    proxy(),
+                    et(),
+                    l4proto(TCP),
+                    lookup(&out_tcp, &closing, false),
+                    update(&out_tcp, &tcp, timeouts::CLOSING_SECS),
+                ],
+                false,
+                Verdict::Accept,
+            ),
+            rule(
+                [proxy(), et(), l4proto(TCP), update(&out_tcp, &tcp, timeouts::TCP_SECS)],
+                false,
+                Verdict::Accept,
+            ),
+            rule(
+                [
+                    proxy(),
+                    et(),
+                    l4proto(UDP),
+                    update(&flow(ip, UDP, true), &udp, timeouts::UDP_SECS),
+                ],
+                false,
+                Verdict::Accept,
+            ),
+            rule(
+                [
+                    proxy(),
+                    et(),
+                    icmp_type(ip, ip.echo_request()),
+                    update(&ping(ip, true), &ping_set, timeouts::PING_SECS),
+                ],
+                false,
+                Verdict::Accept,
+            ),
+        ]);
+    }
+    // Whatever else a whitelisted port sends (and its flows when a set is
+    // full: its replies are then lost, never its requests).
+    rules.push(rule([proxy()], false, Verdict::Accept));
+    rules.extend(backend_to_proxy_neighbours());
+    for ip in Ip::BOTH {
+        let d = ip.digit();
+        let (tcp, closing) = (format!("tcp{d}"), format!("closing{d}"));
+        let (udp, ping_set) = (format!("udp{d}"), format!("ping{d}"));
+        let et = || ether_type(ip.ethertype());
+        let back_tcp = flow(ip, TCP, false);
+        rules.extend([
+            rule(
+                [
+                    et(),
+                    tcp_flags_any(FIN_RST),
+                    lookup(&back_tcp, &tcp, false),
+                    update(&back_tcp, &closing, timeouts::CLOSING_SECS),
+                ],
+                false,
+                Verdict::Accept,
+            ),
+            rule(
+                [et(), l4proto(TCP), lookup(&back_tcp, &tcp, false)],
+                false,
+                Verdict::Accept,
+            ),
+            rule(
+                [et(), l4proto(UDP), lookup(&flow(ip, UDP, false), &udp, false)],
+                false,
+                Verdict::Accept,
+            ),
+            rule(
+                [
+                    et(),
+                    icmp_type(ip, ip.echo_reply()),
+                    lookup(&ping(ip, false), &ping_set, false),
+                ],
+                false,
+                Verdict::Accept,
+            ),
+        ]);
+    }
+    rules.push(drop([], "to-proxy"));
+    rules
+}
+
+/// Between ports, with conntrack in the bridge family.
+fn forward_with_conntrack() -> Vec<Rule> {
+    let mut rules = not_between_ports().to_vec();
+    rules.push(established());
+    rules.push(rule(
+        [ifname_in(MetaKey::IifName, names::PROXIES, false)],
+        false,
+        Verdict::Accept,
+    ));
+    rules.extend(backend_to_proxy_neighbours());
+    rules.push(drop([], "to-proxy"));
+    rules
+}
+
+/// Frames between two ports that are neither container ports of the
+/// network (another bridge's) are not this table's business; nor is
+/// traffic to or from an uplink (outside the host).
+fn not_between_ports() -> [Rule; 3] {
+    [
+        rule(
+            [
+                ifname_in(MetaKey::IifName, names::PORTS, true),
+                ifname_in(MetaKey::OifName, names::PORTS, true),
+            ],
+            false,
+            Verdict::Accept,
+        ),
+        rule(
+            [ifname_in(MetaKey::IifName, names::UPLINKS, false)],
+            false,
+            Verdict::Accept,
+        ),
+        rule(
+            [ifname_in(MetaKey::OifName, names::UPLINKS, false)],
+            false,
+            Verdict::Accept,
+        ),
+    ]
+}
+
+/// After a whitelisted port's frames: a backend's frame to another backend
+/// (or to a port not yet known) is dropped, and to a whitelisted port only
+/// ARP and neighbour solicitations and advertisements pass before the
+/// reply checks (port security has vouched for their content).
+fn backend_to_proxy_neighbours() -> Vec<Rule> {
+    vec![
+        drop(
+            [ifname_in(MetaKey::OifName, names::PROXIES, true)],
+            "lateral",
+        ),
+        rule([ether_type(ARP)], false, Verdict::Accept),
+        rule(
+            [
+                ether_type(Ip::V6.ethertype()),
+                icmpv6_types(ND_NEIGHBOR_SOLICIT, ND_NEIGHBOR_ADVERT),
+            ],
+            false,
+            Verdict::Accept,
+        ),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn link_local_of_a_mac_is_linux_default() {
+        // What the kernel gave a veth with ce:ef:08:50:a6:9d on this machine.
+        assert_eq!(
+            eui64_link_local([0xce, 0xef, 0x08, 0x50, 0xa6, 0x9d]).to_string(),
+            "fe80::ccef:8ff:fe50:a69d"
+        );
+    }
+}

@@ -1,0 +1,253 @@
+//! From a [`Policy`] to the nftables objects that enforce it.
+//!
+//! Two tables per instance:
+//!
+//! - `bridge trafficjam-<instance>` ([`bridge`]): the container ports, what
+//!   each may send, and default-deny between them. This is where
+//!   containers are told apart, by port.
+//! - `inet trafficjam-<instance>`: what the IP layer sees — containers
+//!   reaching the host (they arrive on the bridge), and traffic the host
+//!   routes between containers (a published port reached through the
+//!   gateway), judged by addresses the bridge layer has already bound to
+//!   their ports.
+//!
+//! Addresses, ports and MACs live in sets, never in rules: a network of
+//! 1,000 containers is the same few dozen rules as one of 3, and a
+//! container starting is one set update.
+
+pub(crate) mod bridge;
+pub(crate) mod exprs;
+
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+
+pub use bridge::{conntrack_probe_table, eui64_link_local, timeouts, PREROUTING_PRIORITY};
+
+use crate::model::{BaseChain, Chain, Expr, Family, Hook, MetaKey, Rule, Set, SetKey, Table, Verdict};
+use crate::{Policy, TABLE_COMMENT};
+use exprs::{drop, established, icmpv6_types, ifname_in, lookup, rule, Ip};
+
+/// Names of the objects inside an instance's tables.
+pub mod names {
+    /// Managed IPv4 subnets (interval set).
+    pub const SUBNETS4: &str = "subnets4";
+    /// Managed IPv6 subnets (interval set).
+    pub const SUBNETS6: &str = "subnets6";
+    /// Whitelisted IPv4 addresses.
+    pub const WHITELIST4: &str = "whitelist4";
+    /// Whitelisted IPv6 addresses.
+    pub const WHITELIST6: &str = "whitelist6";
+    /// The managed bridges (`inet` table).
+    pub const BRIDGES: &str = "bridges";
+    /// Base chain on the forward hook: traffic between containers.
+    pub const FORWARD: &str = "forward";
+    /// Base chain on the input hook: container to host.
+    pub const INPUT: &str = "input";
+    /// Every container port (`bridge` table).
+    pub const PORTS: &str = "ports";
+    /// The ports of whitelisted containers.
+    pub const PROXIES: &str = "proxies";
+    /// Ports leading out of the host (`bridge` table).
+    pub const UPLINKS: &str = "uplinks";
+    /// `iifname . ether saddr`: each port's MAC.
+    pub const MACS: &str = "macs";
+    /// `iifname . ip saddr`: each port's IPv4 addresses.
+    pub const ADDRS4: &str = "addrs4";
+    /// `iifname . ip6 saddr`: each port's IPv6 addresses, link-local too.
+    pub const ADDRS6: &str = "addrs6";
+    /// `iifname . @th,64,128`: the same, as neighbour-discovery targets.
+    pub const ND_TARGETS6: &str = "nd_targets6";
+    /// Base chain on the bridge family's prerouting hook: port security.
+    pub const PREROUTING: &str = "prerouting";
+    /// Base chain on the bridge family's forward hook: between ports.
+    pub const BRIDGE_FORWARD: &str = "forward";
+}
+
+/// Priority of trafficjam's `inet` base chains and of the bridge `forward`
+/// chain: just before the standard `filter` priority, so drops are counted
+/// here before other tables see the packet. (A drop is final in any base
+/// chain, so ordering is not what makes the policy hold.)
+pub const CHAIN_PRIORITY: i32 = -10;
+
+/// Every table trafficjam wants in the kernel for one policy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ruleset {
+    /// The tables, each owned entirely by trafficjam.
+    pub tables: Vec<Table>,
+}
+
+/// ICMPv6 neighbour solicitation and advertisement.
+const ND: (u8, u8) = (135, 136);
+
+impl Policy {
+    /// The ruleset that enforces this policy.
+    pub fn ruleset(&self) -> Ruleset {
+        let mut tables = vec![self.inet_table(), self.bridge_table()];
+        if let Some(rate) = self.log_blocked() {
+            let (group, prefix) = (self.instance().log_group(), self.instance().log_prefix());
+            for chain in tables.iter_mut().flat_map(|t| t.chains.iter_mut()) {
+                chain.rules = with_logging(&chain.rules, rate, group, &prefix);
+            }
+        }
+        Ruleset { tables }
+    }
+
+    /// The address sets of the `inet` table.
+    fn address_sets(&self) -> Vec<Set> {
+        let v4 = |n: &&IpNet| matches!(n, IpNet::V4(_));
+        let subnets4 = self.subnets().iter().filter(v4).copied();
+        let subnets6 = self.subnets().iter().filter(|n| !v4(n)).copied();
+        let host = |ip: &IpAddr| IpNet::from(*ip);
+        let white4 = self.whitelist().iter().filter(|ip| ip.is_ipv4()).map(host);
+        let white6 = self.whitelist().iter().filter(|ip| ip.is_ipv6()).map(host);
+        vec![
+            Set::new(names::SUBNETS4, SetKey::ipv4(), true, subnets4),
+            Set::new(names::SUBNETS6, SetKey::ipv6(), true, subnets6),
+            Set::new(names::WHITELIST4, SetKey::ipv4(), false, white4),
+            Set::new(names::WHITELIST6, SetKey::ipv6(), false, white6),
+            Set::of_ifnames(names::BRIDGES, self.bridges().iter().cloned()),
+        ]
+    }
+
+    fn inet_table(&self) -> Table {
+        let mut chains = vec![forward_chain()];
+        if !self.allow_host_traffic() {
+            chains.push(input_chain(!self.bridges().is_empty()));
+        }
+        Table {
+            family: Family::Inet,
+            name: self.instance().table_name(),
+            comment: Some(TABLE_COMMENT.to_string()),
+            sets: self.address_sets(),
+            chains,
+        }
+    }
+}
+
+/// Before every dropping rule, the same matches with a rate limit and a
+/// `log` to NFLOG: every blocked attempt is reported, a flood is not.
+fn with_logging(rules: &[Rule], rate: u32, group: u16, prefix: &str) -> Vec<Rule> {
+    let mut out = Vec::with_capacity(rules.len() * 2);
+    for r in rules {
+        if r.exprs.last() == Some(&Expr::Verdict(Verdict::Drop)) {
+            let mut exprs: Vec<Expr> = r
+                .exprs
+                .iter()
+                .filter(|e| !matches!(e, Expr::Counter { .. } | Expr::Verdict(_)))
+                .cloned()
+                .collect();
+            exprs.push(Expr::Limit {
+                rate: u64::from(rate),
+                unit: 1,
+                burst: rate,
+            });
+            exprs.push(Expr::Log {
+                group,
+                prefix: prefix.to_string(),
+            });
+            out.push(Rule::new(exprs));
+        }
+        out.push(r.clone());
+    }
+    out
+}
+
+pub(crate) fn base_chain(name: &str, hook: Hook, rules: Vec<Rule>) -> Chain {
+    Chain {
+        name: name.to_string(),
+        base: Some(BaseChain {
+            hook,
+            priority: CHAIN_PRIORITY,
+            policy: Verdict::Accept,
+        }),
+        rules,
+    }
+}
+
+/// Forwarded by the IP layer between addresses of the network: routed by
+/// the host (a neighbour's published port through the gateway) or, with
+/// br_netfilter, bridged (the bridge table has judged those by port
+/// already). Whitelisted addresses may open connections into the subnets,
+/// nobody else in the subnets may.
+fn forward_chain() -> Chain {
+    let mut rules = vec![established(), neighbour_discovery()];
+    for ip in Ip::BOTH {
+        rules.push(rule(
+            [from_set(ip, whitelist(ip)), to_set(ip, subnets(ip))],
+            false,
+            Verdict::Accept,
+        ));
+    }
+    for ip in Ip::BOTH {
+        rules.push(drop(
+            [from_set(ip, subnets(ip)), to_set(ip, subnets(ip))],
+            "lateral",
+        ));
+    }
+    base_chain(names::FORWARD, Hook::Forward, rules)
+}
+
+/// Container to host: whatever arrives on a managed bridge, whatever its
+/// addresses (link-local, forged, multicast) — gateway, any other host
+/// address and published ports alike. Replies to the host's own
+/// connections and neighbour discovery with the gateway pass. Without
+/// known bridges, the source addresses tell containers apart.
+fn input_chain(by_bridge: bool) -> Chain {
+    let mut rules = vec![established(), neighbour_discovery()];
+    if by_bridge {
+        rules.push(drop(
+            [ifname_in(MetaKey::IifName, names::BRIDGES, false)],
+            "to-host",
+        ));
+    } else {
+        for ip in Ip::BOTH {
+            rules.push(drop([from_set(ip, subnets(ip))], "to-host"));
+        }
+    }
+    base_chain(names::INPUT, Hook::Input, rules)
+}
+
+fn subnets(ip: Ip) -> &'static str {
+    match ip {
+        Ip::V4 => names::SUBNETS4,
+        Ip::V6 => names::SUBNETS6,
+    }
+}
+
+fn whitelist(ip: Ip) -> &'static str {
+    match ip {
+        Ip::V4 => names::WHITELIST4,
+        Ip::V6 => names::WHITELIST6,
+    }
+}
+
+/// `icmpv6 type 135-136 accept`: neighbour solicitation and advertisement
+/// are never tracked by conntrack, and without them IPv6 between a
+/// container and its neighbours or its gateway stops resolving addresses.
+/// (Router advertisements and redirects from containers are not needed;
+/// the bridge layer drops them.)
+pub(crate) fn neighbour_discovery() -> Rule {
+    let mut exprs = nfproto(Ip::V6);
+    exprs.extend(icmpv6_types(ND.0, ND.1));
+    exprs.push(Expr::Verdict(Verdict::Accept));
+    Rule::new(exprs)
+}
+
+/// `meta nfproto ipv4|ipv6`: the dependency nft adds before matching an
+/// IP header field in an `inet` table.
+fn nfproto(ip: Ip) -> Vec<Expr> {
+    exprs::meta_is(MetaKey::NfProto, vec![ip.nfproto()])
+}
+
+/// `ip saddr @set` (with its nfproto dependency).
+fn from_set(ip: Ip, set: &str) -> Vec<Expr> {
+    let mut exprs = nfproto(ip);
+    exprs.extend(lookup(&[ip.saddr()], set, false));
+    exprs
+}
+
+/// `ip daddr @set`, after [`from_set`] of the same family.
+fn to_set(ip: Ip, set: &str) -> Vec<Expr> {
+    lookup(&[ip.daddr()], set, false)
+}

@@ -1,0 +1,508 @@
+//! Named sets: what their keys are made of, and their elements.
+//!
+//! A key is one field (a set of addresses, of interface names) or a
+//! concatenation of fields (`iifname . ether saddr`): one lookup then
+//! matches several packet fields at once, so a per-port binding of 1,000
+//! containers is one rule and 1,000 elements, not 1,000 rules.
+
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use ipnet::IpNet;
+
+/// A MAC address.
+pub type Mac = [u8; 6];
+
+/// A MAC address written `02:42:ac:11:00:02` (case-insensitive).
+pub fn parse_mac(s: &str) -> Option<Mac> {
+    let mut mac = [0u8; 6];
+    let mut parts = s.split(':');
+    for b in &mut mac {
+        let part = parts.next()?;
+        if part.is_empty() || part.len() > 2 {
+            return None;
+        }
+        *b = u8::from_str_radix(part, 16).ok()?;
+    }
+    parts.next().is_none().then_some(mac)
+}
+
+/// One field of a set key, named after the packet field it holds.
+///
+/// The first three are declared by type (nft `type ipv4_addr`); the rest
+/// by the expression that fills them (nft `typeof iifname . ip saddr`),
+/// which is how they are declared inside a concatenation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Field {
+    /// `ipv4_addr`
+    Ipv4Addr,
+    /// `ipv6_addr`
+    Ipv6Addr,
+    /// `ifname`
+    Ifname,
+    /// `iifname`: the port a frame came in on.
+    Iifname,
+    /// `oifname`: the port a frame leaves by.
+    Oifname,
+    /// `ether saddr`
+    EtherSaddr,
+    /// `ip saddr`
+    IpSaddr,
+    /// `ip daddr`
+    IpDaddr,
+    /// `ip6 saddr`
+    Ip6Saddr,
+    /// `ip6 daddr`
+    Ip6Daddr,
+    /// `arp saddr ether`: the sender hardware address of an ARP packet.
+    ArpSha,
+    /// `arp saddr ip`: the sender protocol address of an ARP packet.
+    ArpSpa,
+    /// `tcp sport`
+    TcpSport,
+    /// `tcp dport`
+    TcpDport,
+    /// `udp sport`
+    UdpSport,
+    /// `udp dport`
+    UdpDport,
+    /// `icmp id`: the identifier of an echo request or reply.
+    IcmpId,
+    /// `icmpv6 id`
+    Icmpv6Id,
+    /// `@th,64,128`: the target address of an IPv6 neighbour solicitation
+    /// or advertisement (nft 1.0.6 has no name for it).
+    NdTarget,
+}
+
+/// What a field's bytes mean, for storing and printing values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// An interface name, NUL-padded to 16 bytes.
+    Ifname,
+    /// A MAC address.
+    Ether,
+    /// An IPv4 address.
+    Ipv4,
+    /// An IPv6 address.
+    Ipv6,
+    /// A 16-bit number in network byte order (port, echo identifier).
+    U16,
+}
+
+impl Field {
+    /// What the field's bytes mean.
+    pub fn kind(self) -> Kind {
+        use Field::*;
+        match self {
+            Ifname | Iifname | Oifname => Kind::Ifname,
+            EtherSaddr | ArpSha => Kind::Ether,
+            Ipv4Addr | IpSaddr | IpDaddr | ArpSpa => Kind::Ipv4,
+            Ipv6Addr | Ip6Saddr | Ip6Daddr | NdTarget => Kind::Ipv6,
+            TcpSport | TcpDport | UdpSport | UdpDport | IcmpId | Icmpv6Id => Kind::U16,
+        }
+    }
+
+    /// The field's length in bytes (before register padding).
+    pub fn len(self) -> usize {
+        match self.kind() {
+            Kind::Ifname | Kind::Ipv6 => 16,
+            Kind::Ether => 6,
+            Kind::Ipv4 => 4,
+            Kind::U16 => 2,
+        }
+    }
+
+    /// The field's length in a key: each field of a concatenation starts
+    /// on a 32-bit register boundary.
+    pub fn padded_len(self) -> usize {
+        self.len().div_ceil(4) * 4
+    }
+
+    /// nft's datatype number for the field (`TYPE_*` of nft's datatype.h).
+    pub fn datatype(self) -> u32 {
+        use Field::*;
+        match self {
+            Ipv4Addr | IpSaddr | IpDaddr | ArpSpa => 7,
+            Ipv6Addr | Ip6Saddr | Ip6Daddr => 8,
+            EtherSaddr | ArpSha => 9,
+            TcpSport | TcpDport | UdpSport | UdpDport => 13,
+            Ifname | Iifname | Oifname => 41,
+            // `integer`: nft has no better type for these.
+            IcmpId | Icmpv6Id | NdTarget => 4,
+        }
+    }
+
+    /// How nft names the field in a `typeof` declaration, or the type in a
+    /// `type` declaration.
+    pub fn nft(self) -> &'static str {
+        use Field::*;
+        match self {
+            Ipv4Addr => "ipv4_addr",
+            Ipv6Addr => "ipv6_addr",
+            Ifname => "ifname",
+            Iifname => "iifname",
+            Oifname => "oifname",
+            EtherSaddr => "ether saddr",
+            IpSaddr => "ip saddr",
+            IpDaddr => "ip daddr",
+            Ip6Saddr => "ip6 saddr",
+            Ip6Daddr => "ip6 daddr",
+            ArpSha => "arp saddr ether",
+            ArpSpa => "arp saddr ip",
+            TcpSport => "tcp sport",
+            TcpDport => "tcp dport",
+            UdpSport => "udp sport",
+            UdpDport => "udp dport",
+            IcmpId => "icmp id",
+            Icmpv6Id => "icmpv6 id",
+            NdTarget => "@th,64,128",
+        }
+    }
+
+    /// True for the fields declared by type rather than by expression.
+    pub fn is_type(self) -> bool {
+        matches!(self, Field::Ipv4Addr | Field::Ipv6Addr | Field::Ifname)
+    }
+}
+
+/// The key of a set: one field, or a concatenation of several.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct SetKey(Vec<Field>);
+
+impl SetKey {
+    /// A set of IPv4 addresses (`type ipv4_addr`).
+    pub fn ipv4() -> SetKey {
+        SetKey(vec![Field::Ipv4Addr])
+    }
+
+    /// A set of IPv6 addresses (`type ipv6_addr`).
+    pub fn ipv6() -> SetKey {
+        SetKey(vec![Field::Ipv6Addr])
+    }
+
+    /// A set of interface names (`type ifname`).
+    pub fn ifname() -> SetKey {
+        SetKey(vec![Field::Ifname])
+    }
+
+    /// A key of these fields, in order (`typeof a . b . c`).
+    pub fn concat(fields: impl IntoIterator<Item = Field>) -> SetKey {
+        SetKey(fields.into_iter().collect())
+    }
+
+    /// The fields of the key.
+    pub fn fields(&self) -> &[Field] {
+        &self.0
+    }
+
+    /// True for a concatenation of two or more fields.
+    pub fn is_concat(&self) -> bool {
+        self.0.len() > 1
+    }
+
+    /// The key's datatype as nft stores it: each field's type in 6 bits,
+    /// the first field in the highest bits.
+    pub fn datatype(&self) -> u32 {
+        self.0
+            .iter()
+            .fold(0u32, |acc, f| (acc << 6) | f.datatype())
+    }
+
+    /// The key's length in bytes, every field padded to 32 bits.
+    pub fn len(&self) -> usize {
+        self.0.iter().map(|f| f.padded_len()).sum()
+    }
+
+    /// True for a key without fields (never built; a decoded oddity).
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// One value of one field of an element.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Value {
+    /// An interface name.
+    Ifname(String),
+    /// A MAC address.
+    Ether(Mac),
+    /// An address; in an interval set, a prefix.
+    Net(IpNet),
+    /// A port or echo identifier.
+    U16(u16),
+}
+
+impl Value {
+    /// An address as a value (a host prefix).
+    pub fn addr(ip: IpAddr) -> Value {
+        Value::Net(IpNet::from(ip))
+    }
+
+    /// The value's bytes as a key field of `kind`, padded to 32 bits, or
+    /// `None` when the value is not of that kind.
+    pub fn to_key(&self, kind: Kind) -> Option<Vec<u8>> {
+        let mut bytes = match (self, kind) {
+            (Value::Ifname(n), Kind::Ifname) => {
+                let mut b = n.as_bytes().to_vec();
+                b.resize(16, 0);
+                b
+            }
+            (Value::Ether(m), Kind::Ether) => m.to_vec(),
+            (Value::Net(IpNet::V4(n)), Kind::Ipv4) => n.addr().octets().to_vec(),
+            (Value::Net(IpNet::V6(n)), Kind::Ipv6) => n.addr().octets().to_vec(),
+            (Value::U16(v), Kind::U16) => v.to_be_bytes().to_vec(),
+            _ => return None,
+        };
+        bytes.resize(bytes.len().div_ceil(4) * 4, 0);
+        Some(bytes)
+    }
+
+    /// The value of a key field of `kind` from its (unpadded) bytes.
+    pub fn from_key(kind: Kind, bytes: &[u8]) -> Option<Value> {
+        Some(match kind {
+            Kind::Ifname => {
+                let name = bytes.split(|b| *b == 0).next().unwrap_or_default();
+                Value::Ifname(String::from_utf8(name.to_vec()).ok()?)
+            }
+            Kind::Ether => Value::Ether(bytes.get(..6)?.try_into().ok()?),
+            Kind::Ipv4 => Value::addr(IpAddr::V4(Ipv4Addr::from(
+                <[u8; 4]>::try_from(bytes.get(..4)?).ok()?,
+            ))),
+            Kind::Ipv6 => Value::addr(IpAddr::V6(Ipv6Addr::from(
+                <[u8; 16]>::try_from(bytes.get(..16)?).ok()?,
+            ))),
+            Kind::U16 => Value::U16(u16::from_be_bytes(bytes.get(..2)?.try_into().ok()?)),
+        })
+    }
+}
+
+impl fmt::Display for Value {
+    /// nft's spelling: names quoted, MACs with colons, host prefixes as
+    /// bare addresses.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Value::Ifname(n) => write!(f, "\"{}\"", n.replace('"', "'")),
+            Value::Ether(m) => write!(
+                f,
+                "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+                m[0], m[1], m[2], m[3], m[4], m[5]
+            ),
+            Value::Net(n) if n.prefix_len() == n.max_prefix_len() => write!(f, "{}", n.addr()),
+            Value::Net(n) => write!(f, "{n}"),
+            Value::U16(v) => write!(f, "{v}"),
+        }
+    }
+}
+
+/// One element: a value per field of the set's key.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Element(pub Vec<Value>);
+
+impl Element {
+    /// An element of a one-field set.
+    pub fn one(value: Value) -> Element {
+        Element(vec![value])
+    }
+
+    /// The element as a key of `key`, or `None` when its values do not
+    /// fit the key's fields.
+    pub fn to_key(&self, key: &SetKey) -> Option<Vec<u8>> {
+        if self.0.len() != key.fields().len() {
+            return None;
+        }
+        let mut out = Vec::with_capacity(key.len());
+        for (v, f) in self.0.iter().zip(key.fields()) {
+            out.extend(v.to_key(f.kind())?);
+        }
+        Some(out)
+    }
+
+    /// The element a key of `key` holds, or `None` when the bytes do not
+    /// fit the key.
+    pub fn from_key(key: &SetKey, bytes: &[u8]) -> Option<Element> {
+        if bytes.len() != key.len() {
+            return None;
+        }
+        let mut values = Vec::with_capacity(key.fields().len());
+        let mut rest = bytes;
+        for f in key.fields() {
+            let (field, tail) = rest.split_at_checked(f.padded_len())?;
+            values.push(Value::from_key(f.kind(), field)?);
+            rest = tail;
+        }
+        Some(Element(values))
+    }
+
+    /// The one address or prefix of an address set's element.
+    pub fn net(&self) -> Option<IpNet> {
+        match self.0.as_slice() {
+            [Value::Net(n)] => Some(*n),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Element {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, v) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(" . ")?;
+            }
+            write!(f, "{v}")?;
+        }
+        Ok(())
+    }
+}
+
+/// A set the packet path fills (`update @set { … }`): its elements are the
+/// kernel's runtime state, never managed or compared by trafficjam.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Dynamic {
+    /// The most elements the kernel keeps at once.
+    pub size: u32,
+}
+
+/// A named set.
+///
+/// Elements are kept sorted and deduplicated so that two sets with the same
+/// content compare equal whatever order the kernel returned them in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Set {
+    /// Set name, unique in its table.
+    pub name: String,
+    /// What each element holds.
+    pub key: SetKey,
+    /// `flags interval`: elements are prefixes, not single addresses.
+    pub interval: bool,
+    /// `flags dynamic,timeout` with a size: filled by the packet path.
+    pub dynamic: Option<Dynamic>,
+    /// The elements (always empty for a dynamic set).
+    pub elements: Vec<Element>,
+}
+
+impl Set {
+    /// A set of addresses or prefixes, normalised (sorted, deduplicated,
+    /// host bits cleared; merged when `interval`, as the kernel merges).
+    pub fn new(
+        name: &str,
+        key: SetKey,
+        interval: bool,
+        elements: impl IntoIterator<Item = IpNet>,
+    ) -> Set {
+        let mut nets: Vec<IpNet> = elements.into_iter().map(|n| n.trunc()).collect();
+        if interval {
+            // The kernel stores intervals, not prefixes: overlapping or
+            // adjacent prefixes come back merged, so merge them here too.
+            nets = IpNet::aggregate(&nets);
+        }
+        Set::of(name, key, nets.into_iter().map(|n| Element::one(Value::Net(n))))
+            .with_interval(interval)
+    }
+
+    /// A set of interface names (bridge ports), sorted and deduplicated.
+    pub fn of_ifnames(name: &str, ifnames: impl IntoIterator<Item = String>) -> Set {
+        Set::of(
+            name,
+            SetKey::ifname(),
+            ifnames.into_iter().map(|n| Element::one(Value::Ifname(n))),
+        )
+    }
+
+    /// A set of any key with these elements, sorted and deduplicated.
+    pub fn of(name: &str, key: SetKey, elements: impl IntoIterator<Item = Element>) -> Set {
+        let mut elements: Vec<Element> = elements.into_iter().collect();
+        elements.sort();
+        elements.dedup();
+        Set {
+            name: name.to_string(),
+            key,
+            interval: false,
+            dynamic: None,
+            elements,
+        }
+    }
+
+    /// An empty set that rules fill from the packet path, holding at most
+    /// `size` elements, each with the timeout its `update` gives.
+    pub fn dynamic(name: &str, key: SetKey, size: u32) -> Set {
+        Set {
+            dynamic: Some(Dynamic { size }),
+            ..Set::of(name, key, [])
+        }
+    }
+
+    fn with_interval(mut self, interval: bool) -> Set {
+        self.interval = interval;
+        self
+    }
+
+    /// The addresses or prefixes of an address set.
+    pub fn nets(&self) -> Vec<IpNet> {
+        self.elements.iter().filter_map(Element::net).collect()
+    }
+
+    /// The names of an interface-name set.
+    pub fn ifnames(&self) -> Vec<String> {
+        self.elements
+            .iter()
+            .filter_map(|e| match e.0.as_slice() {
+                [Value::Ifname(n)] => Some(n.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn macs_parse_strictly() {
+        assert_eq!(parse_mac("02:42:AC:11:00:02"), Some([2, 0x42, 0xac, 0x11, 0, 2]));
+        for bad in ["02:42", "02:42:ac:11:00:02:03", "02:42:ac:11:00:xx", "02:42:ac:11::02", "002:42:ac:11:00:02"] {
+            assert_eq!(parse_mac(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn concatenated_keys_match_nft() {
+        // Datatypes and lengths nft 1.0.6 sends for these typeof sets.
+        let macs = SetKey::concat([Field::Iifname, Field::EtherSaddr]);
+        assert_eq!((macs.datatype(), macs.len()), (0xa49, 24));
+        let flows = SetKey::concat([
+            Field::Oifname,
+            Field::IpSaddr,
+            Field::IpDaddr,
+            Field::TcpSport,
+            Field::TcpDport,
+        ]);
+        assert_eq!((flows.datatype(), flows.len()), (0x291c_734d, 32));
+        let pings = SetKey::concat([
+            Field::Oifname,
+            Field::Ip6Saddr,
+            Field::Ip6Daddr,
+            Field::Icmpv6Id,
+        ]);
+        assert_eq!((pings.datatype(), pings.len()), (0x00a4_8204, 52));
+    }
+
+    #[test]
+    fn elements_round_trip_through_key_bytes() {
+        let key = SetKey::concat([Field::Iifname, Field::EtherSaddr, Field::IpSaddr]);
+        let e = Element(vec![
+            Value::Ifname("vb1".into()),
+            Value::Ether([2, 0, 0, 0, 0, 1]),
+            Value::addr("10.0.0.1".parse().unwrap()),
+        ]);
+        let bytes = e.to_key(&key).unwrap();
+        assert_eq!(bytes.len(), 28);
+        assert_eq!(&bytes[16..24], &[2, 0, 0, 0, 0, 1, 0, 0]);
+        assert_eq!(Element::from_key(&key, &bytes), Some(e.clone()));
+        assert_eq!(e.to_string(), "\"vb1\" . 02:00:00:00:00:01 . 10.0.0.1");
+        // Wrong lengths and kinds are refused, never a panic.
+        assert_eq!(Element::from_key(&key, &bytes[..27]), None);
+        assert_eq!(Element::one(Value::U16(1)).to_key(&key), None);
+    }
+}
