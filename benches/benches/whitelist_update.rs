@@ -9,8 +9,8 @@
 use std::net::{IpAddr, Ipv4Addr};
 
 use trafficjam_benches::{median, time_runs, us};
-use trafficjam_core::wire::{encode, plan, Batch, Change};
 use trafficjam_core::model::{Element, Value};
+use trafficjam_core::wire::{encode, plan, Batch, Change};
 use trafficjam_core::{names, InstanceId, Policy};
 use trafficjam_netlink::NetfilterSocket;
 use trafficjam_testbed::Netns;

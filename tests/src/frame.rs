@@ -12,7 +12,7 @@ pub type Mac = [u8; 6];
 
 /// The MAC address of `ifname` in `ns`.
 pub fn mac_of(ns: &Netns, ifname: &str) -> io::Result<Mac> {
-    let out = ns.exec("ip", &["-o", "link", "show", ifname])?;
+    let out = ns.iproute2("ip", &["-o", "link", "show", ifname])?;
     let text = String::from_utf8_lossy(&out.stdout);
     let hex = text
         .split_whitespace()

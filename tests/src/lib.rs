@@ -17,6 +17,7 @@ pub mod matrix;
 mod netns;
 pub mod observe;
 pub mod probe;
+pub mod scenario;
 pub mod topology;
 
 pub use listener::{Arrivals, Listener};

@@ -41,14 +41,12 @@ impl Netns {
         // No router solicitations either: an interface coming up would
         // otherwise send one from its link-local address, and the host (a
         // router) would learn that neighbour before the test's first packet.
-        for key in [
-            "net.ipv6.conf.all.accept_dad",
-            "net.ipv6.conf.default.accept_dad",
-            "net.ipv6.conf.all.router_solicitations",
-            "net.ipv6.conf.default.router_solicitations",
-        ] {
-            ns.sysctl(key, "0")?;
-        }
+        ns.sysctls(&[
+            ("net.ipv6.conf.all.accept_dad", "0"),
+            ("net.ipv6.conf.default.accept_dad", "0"),
+            ("net.ipv6.conf.all.router_solicitations", "0"),
+            ("net.ipv6.conf.default.router_solicitations", "0"),
+        ])?;
         Ok(ns)
     }
 
@@ -100,8 +98,66 @@ impl Netns {
 
     /// Set a sysctl inside the namespace.
     pub fn sysctl(&self, key: &str, value: &str) -> io::Result<()> {
-        let out = self.exec("sysctl", &["-qw", &format!("{key}={value}")])?;
-        check("sysctl", &out)
+        self.sysctls(&[(key, value)])
+    }
+
+    /// Set several sysctls inside the namespace, in order, stopping at
+    /// the first that fails. Written to `/proc/sys` from a thread inside
+    /// the namespace (the `net.*` tree there is the namespace's own), so
+    /// no process is started.
+    pub fn sysctls(&self, settings: &[(&str, &str)]) -> io::Result<()> {
+        let settings: Vec<(String, String)> = settings
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        self.run(move || -> io::Result<()> {
+            for (key, value) in settings {
+                let path = Path::new("/proc/sys").join(key.replace('.', "/"));
+                std::fs::write(&path, &value).map_err(|e| {
+                    io::Error::new(e.kind(), format!("`sysctl -w {key}={value}` failed: {e}"))
+                })?;
+            }
+            Ok(())
+        })?
+    }
+
+    /// Run `ip -n <ns> -batch -` with `commands` (one `ip` command line
+    /// each, without the leading `ip`), failing at the first that fails:
+    /// one process for many changes.
+    pub fn ip_batch(&self, commands: &[String]) -> io::Result<()> {
+        use std::io::Write;
+        let mut child = Command::new("ip")
+            .args(["-n", &self.name, "-batch", "-"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .map_err(|e| {
+                io::Error::new(e.kind(), format!("cannot run ip: {e} (is it installed?)"))
+            })?;
+        let mut text = commands.join("\n");
+        text.push('\n');
+        child
+            .stdin
+            .take()
+            .expect("piped stdin")
+            .write_all(text.as_bytes())?;
+        let out = child.wait_with_output()?;
+        check(&format!("ip -n {} -batch:\n{text}", self.name), &out)
+    }
+
+    /// `ip`, `bridge` or another iproute2 tool with `ARGS` in the
+    /// namespace, its output whatever its exit status: `PROGRAM -n <ns>`
+    /// for a namespace of ours (no mount namespace to set up, unlike
+    /// [`Netns::exec`]), `nsenter` for an attached one.
+    pub fn iproute2(&self, program: &str, args: &[&str]) -> io::Result<Output> {
+        match &self.attached {
+            None => Command::new(program)
+                .args(["-n", &self.name])
+                .args(args)
+                .output(),
+            Some(_) => self.exec(program, args),
+        }
     }
 
     /// Run `f` on a new thread inside this namespace: sockets it creates

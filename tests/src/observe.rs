@@ -18,7 +18,7 @@ use crate::Netns;
 /// Run `program ARGS` inside `ns` and parse its JSON output (an empty
 /// output is an empty list).
 fn json(ns: &Netns, program: &str, args: &[&str]) -> io::Result<Vec<Value>> {
-    let out = ns.exec(program, args)?;
+    let out = ns.iproute2(program, args)?;
     if !out.status.success() {
         return Err(io::Error::other(format!(
             "`{program} {}` in {} failed: {}",

@@ -101,7 +101,7 @@ fn missing_cap_net_admin_is_named() {
     let bin = env!("CARGO_BIN_EXE_trafficjam");
     let p = ns.path();
     for cmd in [
-        vec!["apply", "--subnet", "10.1.0.0/16"],
+        vec!["apply", "--subnet", "10.1.0.0/16", "--bridge", "tj-none"],
         vec!["status"],
         vec!["clear", "--all"],
     ] {

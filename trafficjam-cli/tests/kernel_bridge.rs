@@ -1,8 +1,8 @@
 //! Without br_netfilter (bridged frames never reach the IP hooks), the
-//! bridge-family layer still keeps backends apart. It is stateless on
-//! kernels without nf_conntrack_bridge (this one); the degraded part is
-//! exactly what this test documents: a backend can still send UDP to the
-//! whitelisted proxy, but cannot open a TCP connection to it or ping it.
+//! bridge-family layer alone keeps backends apart, and it is stateful on
+//! every kernel: where there is no nf_conntrack_bridge (this one) the flows
+//! the proxy opens are remembered in dynamic sets, so a backend reaches the
+//! proxy only with replies — no UDP, no TCP, no ping of its own.
 
 use std::time::Duration;
 
@@ -24,23 +24,8 @@ fn flows(enforced: bool) -> Vec<Flow> {
         ("proxy", "backend2", B2_4, B2_6, &all, true),
         ("backend1", "backend2", B2_4, B2_6, &all, b),
         ("backend2", "backend1", B1_4, B1_6, &all, b),
-        (
-            "backend1",
-            "proxy",
-            PROXY4,
-            PROXY6,
-            &[Proto::Tcp, Proto::Icmp],
-            b,
-        ),
-        // The degraded part of a stateless bridge layer, stated exactly.
-        (
-            "backend1",
-            "proxy (degraded: UDP passes)",
-            PROXY4,
-            PROXY6,
-            &[Proto::Udp],
-            true,
-        ),
+        ("backend1", "proxy", PROXY4, PROXY6, &all, b),
+        ("backend2", "proxy", PROXY4, PROXY6, &all, b),
         ("backend1", "host gateway", GW4, GW6, &all, b),
         ("backend1", "outside", OUTSIDE4, OUTSIDE6, &all, true),
         ("other", "proxy (unmanaged)", PROXY_U4, PROXY_U6, &all, true),
@@ -99,7 +84,8 @@ fn bridge_layer_keeps_backends_apart_without_br_netfilter() {
         .iter()
         .map(|l| l.as_str().unwrap())
         .collect();
-    assert!(layers.contains(&"bridge forward (stateless)"), "{status}");
+    assert!(layers.contains(&"bridge forward (flow sets)"), "{status}");
+    assert_eq!(inst["tracking"], "flow-sets", "{status}");
     let drops = |chain: &str| {
         inst["drops"]
             .as_array()
@@ -111,6 +97,18 @@ fn bridge_layer_keeps_backends_apart_without_br_netfilter() {
     };
     assert!(drops("bridge forward") > 0, "{status}");
     assert_eq!(drops("inet forward"), 0, "{status}");
+    // By kind: backend to backend, and backend to proxy (not a reply).
+    let kind = |k: &str| {
+        inst["drops_by_kind"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["chain"] == k)
+            .map(|d| d["packets"].as_u64().unwrap())
+            .unwrap_or(0)
+    };
+    assert!(kind("lateral") > 0, "{status}");
+    assert!(kind("to-proxy") > 0, "{status}");
     let text = trafficjam(&bed, &["status"]);
     assert!(text.contains("br_netfilter: off"), "{text}");
 

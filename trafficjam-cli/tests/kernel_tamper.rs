@@ -20,7 +20,7 @@ fn intact(bed: &Testbed) -> bool {
         .map(|o| {
             let t = String::from_utf8_lossy(&o.stdout);
             o.status.success()
-                && t.contains("ip6 saddr @subnets6 counter")
+                && t.contains("iifname @bridges counter")
                 && t.contains("elements = { 10.77.1.10 }")
         })
         .unwrap_or(false)

@@ -77,7 +77,9 @@ pub fn add(conf: &NetConf, inv: &Invocation) -> Result<Value, PluginError> {
         Member {
             addresses: at.addresses.clone(),
             port: at.port.clone(),
-            mac: at.mac.map(|m| trafficjam_core::model::Value::Ether(m).to_string()),
+            mac: at
+                .mac
+                .map(|m| trafficjam_core::model::Value::Ether(m).to_string()),
             whitelisted: inv.whitelisted || conf.whitelisted(),
         },
     );

@@ -149,7 +149,9 @@ impl Attachment {
             .find(|i| !i.sandbox.as_deref().unwrap_or("").is_empty());
         let mac = match inside.and_then(|i| i.mac.as_deref()) {
             Some(m) => Some(trafficjam_core::model::parse_mac(m).ok_or_else(|| {
-                PluginError::Decode(format!("prevResult MAC address {m:?} is not like 02:42:ac:11:00:02"))
+                PluginError::Decode(format!(
+                    "prevResult MAC address {m:?} is not like 02:42:ac:11:00:02"
+                ))
             })?),
             None => None,
         };

@@ -172,10 +172,17 @@ fn assert_state(rt: &Runtime, live: &[&Member]) {
         want6,
         "kernel whitelist6"
     );
+    // The bridge layer knows them by port: every live container's, the
+    // whitelisted ones as proxies.
     assert_eq!(
-        set_elements(rt, "bridge", t, "whitelist4"),
-        want4,
-        "bridge whitelist4"
+        set_elements(rt, "bridge", t, "ports").len(),
+        live.len(),
+        "bridge ports"
+    );
+    assert_eq!(
+        set_elements(rt, "bridge", t, "proxies").len(),
+        live.iter().filter(|m| m.whitelisted).count(),
+        "bridge proxies"
     );
 }
 

@@ -194,13 +194,24 @@ fn podman_runs_containers_through_trafficjam() {
         "{tables}"
     );
 
-    // Removing the containers runs DEL: the isolated bridge's objects go
-    // with its last container, everything with the last of all.
+    // Removing the containers runs DEL: the isolated bridge's ports go
+    // with its last container (the other bridge's stay port-secured),
+    // everything with the last of all.
     drop((i1, i2, o1, o2));
     p.ok(&["rm", "-f", "-t", "0", "tji1", "tji2"]);
     let tables = p.tables();
-    assert!(!tables.contains("bridge trafficjam-cni"), "{tables}");
     assert!(tables.contains("inet trafficjam-cni"), "{tables}");
+    let isolated =
+        p.ns.exec(
+            "nft",
+            &["list", "set", "bridge", "trafficjam-cni", "isolated_ports"],
+        )
+        .unwrap();
+    assert!(
+        !String::from_utf8_lossy(&isolated.stdout).contains("elements"),
+        "{}",
+        String::from_utf8_lossy(&isolated.stdout)
+    );
     p.ok(&["rm", "-f", "-t", "0", "tjo1", "tjo2"]);
     let tables = p.tables();
     assert!(!tables.contains("trafficjam"), "{tables}");

@@ -13,12 +13,20 @@ use trafficjam_core::{text, Port, Role};
 
 /// A container's host-side port, its MAC and addresses (what the CNI
 /// `bridge` plugin reports in `prevResult`).
-fn port(name: &str, role: Role, mac_last: u8, addrs: &[&str]) -> Result<Port, std::net::AddrParseError> {
+fn port(
+    name: &str,
+    role: Role,
+    mac_last: u8,
+    addrs: &[&str],
+) -> Result<Port, std::net::AddrParseError> {
     Ok(Port {
         name: name.into(),
         role,
         mac: [0x02, 0x88, 0, 0, 0, mac_last],
-        addrs: addrs.iter().map(|a| a.parse()).collect::<Result<Vec<IpAddr>, _>>()?,
+        addrs: addrs
+            .iter()
+            .map(|a| a.parse())
+            .collect::<Result<Vec<IpAddr>, _>>()?,
     })
 }
 

@@ -32,7 +32,10 @@ use ipnet::IpNet;
 use crate::compile::bridge::{port_security, port_sets, PREROUTING_PRIORITY};
 use crate::compile::exprs::{ct_any, established};
 use crate::compile::{base_chain, neighbour_discovery};
-use crate::model::{BaseChain, Chain, CmpOp, CtKey, Expr, Family, Hook, MetaKey, Register, Rule, Set, Table, Verdict};
+use crate::model::{
+    BaseChain, Chain, CmpOp, CtKey, Expr, Family, Hook, MetaKey, Register, Rule, Set, Table,
+    Verdict,
+};
 use crate::{InstanceId, Policy, PolicyError, Port, Ruleset, TABLE_COMMENT, TABLE_PREFIX};
 
 /// The shared tables of bridge isolation (one per family).
@@ -440,7 +443,11 @@ mod tests {
         // same-bridge only: port security, but no same-bridge drop.
         let tables = iso.ruleset().tables;
         assert_eq!(tables.len(), 2);
-        assert!(tables[1].set(names::ISOLATED_PORTS).unwrap().elements.is_empty());
+        assert!(tables[1]
+            .set(names::ISOLATED_PORTS)
+            .unwrap()
+            .elements
+            .is_empty());
         assert!(t.contains("spoofed-mac"), "{t}");
         assert!(!t.contains("oifname \"cni1\""), "{t}");
     }
@@ -459,7 +466,9 @@ mod tests {
         assert!(t.contains("iifname \"cni1\" oifname \"cni1\""), "{t}");
         // Any ethertype: the drop names no protocol.
         assert!(
-            t.contains("iifname @isolated_ports oifname @isolated_ports counter packets 0 bytes 0 drop"),
+            t.contains(
+                "iifname @isolated_ports oifname @isolated_ports counter packets 0 bytes 0 drop"
+            ),
             "{t}"
         );
     }

@@ -13,7 +13,10 @@ const SUBSYS: u16 = 4;
 const MSG_PACKET: u8 = 0;
 /// `NFULNL_MSG_CONFIG`
 const MSG_CONFIG: u16 = 1;
+const NFULA_PACKET_HDR: u16 = 1;
 const NFULA_PAYLOAD: u16 = 9;
+/// `ETH_P_ARP`
+const ARP: u16 = 0x0806;
 const NFULA_PREFIX: u16 = 10;
 const NFULA_CFG_CMD: u16 = 1;
 const NFULA_CFG_MODE: u16 = 2;
@@ -71,6 +74,8 @@ pub enum Transport {
     Udp(u16),
     /// ICMP or ICMPv6.
     Icmp,
+    /// An ARP request (who has the destination? tell the source).
+    Arp,
     /// Anything else, by protocol number.
     Other(u8),
 }
@@ -81,6 +86,7 @@ impl std::fmt::Display for Transport {
             Transport::Tcp(p) => write!(f, "tcp/{p}"),
             Transport::Udp(p) => write!(f, "udp/{p}"),
             Transport::Icmp => f.write_str("icmp"),
+            Transport::Arp => f.write_str("arp who-has"),
             Transport::Other(n) => write!(f, "proto {n}"),
         }
     }
@@ -106,16 +112,30 @@ pub fn parse_blocked(bytes: &[u8]) -> Option<Blocked> {
     if u16::from(m.subsys) != SUBSYS || m.kind != MSG_PACKET {
         return None;
     }
-    let (mut prefix, mut payload) = (String::new(), None);
+    let (mut prefix, mut payload, mut ethertype) = (String::new(), None, None);
     for a in Attrs::new(m.attrs) {
         let (kind, v) = a.ok()?;
         match kind {
             NFULA_PREFIX => prefix = string(v, "prefix").ok()?,
             NFULA_PAYLOAD => payload = Some(v),
+            // struct nfulnl_msg_packet_hdr: hw_protocol (BE), hook, pad.
+            NFULA_PACKET_HDR => ethertype = v.get(..2).map(|b| u16::from_be_bytes([b[0], b[1]])),
             _ => {}
         }
     }
-    let (source, destination, proto, l4) = ip_header(payload?)?;
+    let payload = payload?;
+    if ethertype == Some(ARP) {
+        // Ethernet/IPv4 ARP: sender address at 14, target at 24.
+        let spa: [u8; 4] = payload.get(14..18)?.try_into().ok()?;
+        let tpa: [u8; 4] = payload.get(24..28)?.try_into().ok()?;
+        return Some(Blocked {
+            prefix,
+            source: spa.into(),
+            destination: tpa.into(),
+            transport: Transport::Arp,
+        });
+    }
+    let (source, destination, proto, l4) = ip_header(payload)?;
     let port = |l4: &[u8]| l4.get(2..4).map(|p| u16::from_be_bytes([p[0], p[1]]));
     let transport = match proto {
         6 => Transport::Tcp(port(l4)?),
@@ -170,5 +190,31 @@ mod tests {
         assert_eq!(b.transport, Transport::Tcp(8080));
         assert_eq!(b.transport.to_string(), "tcp/8080");
         assert_eq!(parse_blocked(&m[..24]), None);
+    }
+
+    #[test]
+    fn logged_arp_request_parses() {
+        let mut arp = vec![0, 1, 8, 0, 6, 4, 0, 1];
+        arp.extend_from_slice(&[2, 0, 0, 0, 0, 11, 10, 77, 1, 11]);
+        arp.extend_from_slice(&[0, 0, 0, 0, 0, 0, 10, 77, 1, 12]);
+        let hdr = [0x08, 0x06, 2, 0];
+        let attrs = [
+            nla(NFULA_PACKET_HDR, &hdr),
+            nla(NFULA_PREFIX, b"tj: \0"),
+            nla(NFULA_PAYLOAD, &arp),
+        ]
+        .concat();
+        let mut m = config(0, &attrs);
+        m[4..6].copy_from_slice(&(SUBSYS << 8).to_ne_bytes());
+        let b = parse_blocked(&m).unwrap();
+        assert_eq!(b.source, "10.77.1.11".parse::<IpAddr>().unwrap());
+        assert_eq!(b.destination, "10.77.1.12".parse::<IpAddr>().unwrap());
+        assert_eq!(b.transport.to_string(), "arp who-has");
+        let mut short = config(
+            0,
+            &[nla(NFULA_PACKET_HDR, &hdr), nla(NFULA_PAYLOAD, &arp[..20])].concat(),
+        );
+        short[4..6].copy_from_slice(&(SUBSYS << 8).to_ne_bytes());
+        assert_eq!(parse_blocked(&short), None, "a truncated ARP header");
     }
 }

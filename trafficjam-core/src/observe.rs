@@ -195,7 +195,10 @@ impl Enforced {
 /// (the link-local address the compiler adds for each MAC left out).
 fn ports_of(t: &Table) -> Vec<Port> {
     let set = |name: &str| t.set(name).map(|s| s.elements.clone()).unwrap_or_default();
-    let proxies = t.set(names::PROXIES).map(|s| s.ifnames()).unwrap_or_default();
+    let proxies = t
+        .set(names::PROXIES)
+        .map(|s| s.ifnames())
+        .unwrap_or_default();
     let mut macs: BTreeMap<String, Mac> = BTreeMap::new();
     for e in set(names::MACS) {
         if let [Value::Ifname(n), Value::Ether(m)] = e.0.as_slice() {

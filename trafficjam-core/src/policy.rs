@@ -298,7 +298,10 @@ impl Policy {
     /// port listed twice, a multicast or zero MAC, and a MAC or an address
     /// claimed by two ports. The addresses of [`Role::Proxy`] ports inside
     /// the subnets join the whitelist.
-    pub fn with_ports(mut self, ports: impl IntoIterator<Item = Port>) -> Result<Policy, PolicyError> {
+    pub fn with_ports(
+        mut self,
+        ports: impl IntoIterator<Item = Port>,
+    ) -> Result<Policy, PolicyError> {
         let mut ports: Vec<Port> = ports.into_iter().collect();
         for p in &mut ports {
             check_ifname(&p.name)?;

@@ -239,10 +239,13 @@ fn render(e: &Expr, regs: &mut Vec<Operand>, ctx: &mut Context) -> Result<Option
                 DynsetOp::Update => "update",
                 DynsetOp::Delete => "delete",
             };
-            let timeout = timeout_ms.map_or(String::new(), |ms| format!(" timeout {}", duration(ms)));
+            let timeout =
+                timeout_ms.map_or(String::new(), |ms| format!(" timeout {}", duration(ms)));
             Ok(Some(format!("{verb} @{set} {{ {key}{timeout} }}")))
         }
-        Expr::Counter { packets, bytes } => Ok(Some(format!("counter packets {packets} bytes {bytes}"))),
+        Expr::Counter { packets, bytes } => {
+            Ok(Some(format!("counter packets {packets} bytes {bytes}")))
+        }
         Expr::Limit { rate, unit, burst } => {
             let per = match unit {
                 1 => "second",
@@ -250,9 +253,13 @@ fn render(e: &Expr, regs: &mut Vec<Operand>, ctx: &mut Context) -> Result<Option
                 3600 => "hour",
                 _ => "day",
             };
-            Ok(Some(format!("limit rate {rate}/{per} burst {burst} packets")))
+            Ok(Some(format!(
+                "limit rate {rate}/{per} burst {burst} packets"
+            )))
         }
-        Expr::Log { group, prefix } => Ok(Some(format!("log prefix {} group {group}", quote(prefix)))),
+        Expr::Log { group, prefix } => {
+            Ok(Some(format!("log prefix {} group {group}", quote(prefix))))
+        }
         Expr::Verdict(v) => Ok(Some(v.to_string())),
         Expr::Unknown { .. } => Err(()),
     }
@@ -301,6 +308,7 @@ fn payload_name(base: PayloadBase, offset: u32, len: u32, ctx: Context) -> (Stri
         (PayloadBase::Network, Some(0x86dd), _, 24, 16) => Some(named("ip6 daddr", Kind::Addr)),
         (PayloadBase::Network, Some(0x0806), _, 8, 6) => Some(named("arp saddr ether", Kind::Mac)),
         (PayloadBase::Network, Some(0x0806), _, 14, 4) => Some(named("arp saddr ip", Kind::Addr)),
+        (PayloadBase::Network, Some(0x0806), _, 24, 4) => Some(named("arp daddr ip", Kind::Addr)),
         (PayloadBase::Transport, _, Some(6), 0, 2) => Some(named("tcp sport", Kind::Number)),
         (PayloadBase::Transport, _, Some(6), 2, 2) => Some(named("tcp dport", Kind::Number)),
         (PayloadBase::Transport, _, Some(6), 13, 1) => Some(named("tcp flags", Kind::TcpFlags)),
@@ -353,7 +361,11 @@ fn comparison(op: &Operand, cmp: CmpOp, data: &[u8]) -> String {
                 tcp_flags(data.first().copied().unwrap_or(0))
             };
             let m = m.first().copied().unwrap_or(0);
-            format!("tcp flags & ({}) {}{value}", tcp_flags(m), op_text(cmp, true))
+            format!(
+                "tcp flags & ({}) {}{value}",
+                tcp_flags(m),
+                op_text(cmp, true)
+            )
         }
         (_, Some(m)) => format!(
             "{} & 0x{} {}0x{}",
@@ -401,8 +413,12 @@ fn value(kind: Kind, data: &[u8]) -> String {
         }
         (Kind::Mac, [a, b, c, d, e, f]) => Value::Ether([*a, *b, *c, *d, *e, *f]).to_string(),
         (Kind::Addr, _) => match data.len() {
-            4 => <[u8; 4]>::try_from(data).map(IpAddr::from).map(|a| a.to_string()),
-            16 => <[u8; 16]>::try_from(data).map(IpAddr::from).map(|a| a.to_string()),
+            4 => <[u8; 4]>::try_from(data)
+                .map(IpAddr::from)
+                .map(|a| a.to_string()),
+            16 => <[u8; 16]>::try_from(data)
+                .map(IpAddr::from)
+                .map(|a| a.to_string()),
             _ => Ok(format!("0x{}", hex(data))),
         }
         .unwrap_or_else(|_| format!("0x{}", hex(data))),
@@ -457,7 +473,12 @@ fn ct_states(mask: u32) -> String {
 
 /// A timeout as nft writes it: `30s`, `2m`, `1d`.
 fn duration(ms: u64) -> String {
-    const UNITS: [(u64, &str); 4] = [(86_400_000, "d"), (3_600_000, "h"), (60_000, "m"), (1000, "s")];
+    const UNITS: [(u64, &str); 4] = [
+        (86_400_000, "d"),
+        (3_600_000, "h"),
+        (60_000, "m"),
+        (1000, "s"),
+    ];
     for (size, unit) in UNITS {
         if ms >= size && ms % size == 0 {
             return format!("{}{unit}", ms / size);

@@ -323,7 +323,10 @@ fn bridge_table_with_conntrack() {
         fixture_text("ruleset_ports_conntrack.nft"),
         "the rendering changed: update fixtures/ruleset_ports_conntrack.nft and run fixtures/capture.sh"
     );
-    assert!(text.contains("ct state established,related accept"), "{text}");
+    assert!(
+        text.contains("ct state established,related accept"),
+        "{text}"
+    );
     assert!(!text.contains("update @"), "{text}");
     check("ruleset_ports_conntrack", |b| {
         for t in bridge {

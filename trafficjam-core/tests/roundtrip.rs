@@ -150,7 +150,10 @@ fn ports_policy(n: u16) -> Policy {
     ports.extend((1..=n).map(|i| port(i, Role::Backend)));
     Policy::new(
         InstanceId::new("rt").unwrap(),
-        ["10.77.0.0/16".parse().unwrap(), "fd77:1::/64".parse().unwrap()],
+        [
+            "10.77.0.0/16".parse().unwrap(),
+            "fd77:1::/64".parse().unwrap(),
+        ],
         [],
         false,
     )
@@ -203,7 +206,10 @@ fn a_container_starting_is_one_set_update() {
 #[test]
 fn a_thousand_ports_are_the_same_rules_as_three() {
     let rules = |t: &Table| t.chains.iter().map(|c| c.rules.len()).sum::<usize>();
-    let (small, big) = (bridge_table(&ports_policy(3)), bridge_table(&ports_policy(1000)));
+    let (small, big) = (
+        bridge_table(&ports_policy(3)),
+        bridge_table(&ports_policy(1000)),
+    );
     assert_eq!(rules(&small), rules(&big));
     assert_eq!(big.set("ports").unwrap().elements.len(), 1001);
     assert_eq!(big.set("addrs6").unwrap().elements.len(), 2002);
@@ -222,5 +228,7 @@ fn flows_in_dynamic_sets_are_not_the_configuration() {
     }
     let names = dump.set_names();
     assert!(names.contains(&"macs".to_string()));
-    assert!(!names.iter().any(|n| n.starts_with("tcp") || n.starts_with("ping")));
+    assert!(!names
+        .iter()
+        .any(|n| n.starts_with("tcp") || n.starts_with("ping")));
 }

@@ -11,8 +11,7 @@ use std::path::Path;
 
 use ipnet::IpNet;
 use trafficjam_core::links::{
-    dump_addresses_request, dump_request, get_in_namespace_request, parse_address, parse_link,
-    Link,
+    dump_addresses_request, dump_request, get_in_namespace_request, parse_address, parse_link, Link,
 };
 
 use crate::netns::in_namespace;
@@ -96,7 +95,9 @@ impl RouteSocket {
         let mut ports = Vec::new();
         for port in links.iter().filter(|l| l.master == Some(br.index)) {
             let (peer_mac, peer_addrs) = match (port.link_netnsid, port.link) {
-                (Some(nsid), Some(peer)) => (self.peer_mac(nsid, peer), self.peer_addrs(nsid, peer)),
+                (Some(nsid), Some(peer)) => {
+                    (self.peer_mac(nsid, peer), self.peer_addrs(nsid, peer))
+                }
                 _ => (None, Vec::new()),
             };
             ports.push(BridgePort {

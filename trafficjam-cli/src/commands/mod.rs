@@ -39,6 +39,9 @@ pub fn static_policy(args: &PolicyArgs) -> Result<StaticPolicy, CliError> {
         args.whitelist.iter().copied(),
         args.allow_host_traffic,
     )?;
+    if let Some(path) = args.target.netns.as_deref().filter(|p| !p.exists()) {
+        return Err(CliError::NoNamespace(path.to_path_buf()));
+    }
     let mut route = RouteSocket::open_in(args.target.netns.as_deref())?;
     let mut notes = Vec::new();
     let bridge = match &args.bridge {
@@ -103,7 +106,10 @@ fn static_ports(
         })
         .collect();
     let mut uplinks = Vec::new();
-    for f in found.iter().filter(|f| !args.ports.iter().any(|p| p.name == f.name)) {
+    for f in found
+        .iter()
+        .filter(|f| !args.ports.iter().any(|p| p.name == f.name))
+    {
         match (f.peer_mac, f.has_peer) {
             (Some(mac), _) => ports.push(Port {
                 name: f.name.clone(),
@@ -111,7 +117,9 @@ fn static_ports(
                 mac,
                 addrs: f.peer_addrs.clone(),
             }),
-            (None, true) => return Err(CliError::UnreadablePort(f.name.clone(), bridge.to_string())),
+            (None, true) => {
+                return Err(CliError::UnreadablePort(f.name.clone(), bridge.to_string()))
+            }
             (None, false) => uplinks.push(f.name.clone()),
         }
     }
@@ -126,7 +134,10 @@ fn static_ports(
 }
 
 fn list<T: std::fmt::Display>(v: &[T]) -> String {
-    v.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(", ")
+    v.iter()
+        .map(|x| x.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The policy with the blocked-connection log the options ask for.

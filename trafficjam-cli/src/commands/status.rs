@@ -152,9 +152,9 @@ pub fn run(args: &StatusArgs) -> Result<(), CliError> {
         Some(true) => {
             println!("br_netfilter: on (bridged traffic also passes the IP layer)")
         }
-        Some(false) => println!(
-            "br_netfilter: off (between containers the bridge layer decides alone)"
-        ),
+        Some(false) => {
+            println!("br_netfilter: off (between containers the bridge layer decides alone)")
+        }
         None => {
             println!("br_netfilter: unknown (could not read net.bridge.bridge-nf-call-iptables)")
         }

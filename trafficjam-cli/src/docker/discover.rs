@@ -195,7 +195,6 @@ fn short(id: &str) -> String {
     id.get(..12).unwrap_or(id).to_string()
 }
 
-
 /// Split `key=value` filters (Docker's `--filter` syntax) for the API.
 pub fn parse_filters(filters: &[String]) -> Result<Vec<(String, String)>, DockerError> {
     filters
@@ -381,7 +380,11 @@ mod tests {
         d.find_ports(&[port("veth-p", 2), port("veth-a", 3)]);
         assert!(d.unbound().is_empty());
         let p = d.policy(InstanceId::default(), false).unwrap();
-        let roles: Vec<(&str, Role)> = p.ports().iter().map(|p| (p.name.as_str(), p.role)).collect();
+        let roles: Vec<(&str, Role)> = p
+            .ports()
+            .iter()
+            .map(|p| (p.name.as_str(), p.role))
+            .collect();
         assert_eq!(roles, [("veth-a", Role::Backend), ("veth-p", Role::Proxy)]);
         assert_eq!(p.bridges(), ["br-abc"]);
         assert_eq!(

@@ -27,8 +27,8 @@ use crate::policy::{Port, Role};
 use crate::{Policy, Tracking, TABLE_COMMENT};
 
 use super::exprs::{
-    cmp, drop, established, ether_type, icmp_type, icmpv6_types, ifname_in, l4proto, lookup,
-    rule, statement, tcp_flags_any, update, Ip, TCP, UDP,
+    cmp, drop, established, ether_type, icmp_type, icmpv6_types, ifname_in, l4proto, lookup, rule,
+    statement, tcp_flags_any, update, Ip, TCP, UDP,
 };
 use super::names;
 
@@ -74,7 +74,10 @@ impl Policy {
     /// The bridge-family table of the policy.
     pub(crate) fn bridge_table(&self) -> Table {
         let mut sets = port_sets(self.ports());
-        sets.push(Set::of_ifnames(names::UPLINKS, self.uplinks().iter().cloned()));
+        sets.push(Set::of_ifnames(
+            names::UPLINKS,
+            self.uplinks().iter().cloned(),
+        ));
         let forward = match self.tracking() {
             Tracking::FlowSets => {
                 for ip in Ip::BOTH {
@@ -109,8 +112,12 @@ impl Policy {
 pub(crate) fn port_sets(ports: &[Port]) -> Vec<Set> {
     let name = |p: &Port| Value::Ifname(p.name.clone());
     let bound = |p: &Port, v4: bool| -> Vec<Element> {
-        let mut addrs: Vec<std::net::IpAddr> =
-            p.addrs.iter().copied().filter(|a| a.is_ipv4() == v4).collect();
+        let mut addrs: Vec<std::net::IpAddr> = p
+            .addrs
+            .iter()
+            .copied()
+            .filter(|a| a.is_ipv4() == v4)
+            .collect();
         if !v4 {
             addrs.push(eui64_link_local(p.mac).into());
         }
@@ -202,22 +209,35 @@ pub(crate) fn port_security() -> Vec<Rule> {
     vec![
         rule([from_port(names::PORTS, true)], false, Verdict::Accept),
         drop(
-            [lookup(&[Field::Iifname, Field::EtherSaddr], names::MACS, true)],
+            [lookup(
+                &[Field::Iifname, Field::EtherSaddr],
+                names::MACS,
+                true,
+            )],
             "spoofed-mac",
         ),
         drop(
-            [v4(), lookup(&[Field::Iifname, Field::IpSaddr], names::ADDRS4, true)],
+            [
+                v4(),
+                lookup(&[Field::Iifname, Field::IpSaddr], names::ADDRS4, true),
+            ],
             "spoofed-ip",
         ),
         drop([v4(), icmp_type(Ip::V4, ICMP_REDIRECT)], "router"),
         rule([v4()], false, Verdict::Accept),
         drop([arp(), arp_header_is_not_ether_ipv4()], "malformed-arp"),
         drop(
-            [arp(), lookup(&[Field::Iifname, Field::ArpSha], names::MACS, true)],
+            [
+                arp(),
+                lookup(&[Field::Iifname, Field::ArpSha], names::MACS, true),
+            ],
             "spoofed-arp",
         ),
         drop(
-            [arp(), lookup(&[Field::Iifname, Field::ArpSpa], names::ADDRS4, true)],
+            [
+                arp(),
+                lookup(&[Field::Iifname, Field::ArpSpa], names::ADDRS4, true),
+            ],
             "spoofed-arp",
         ),
         rule([arp()], false, Verdict::Accept),
@@ -229,13 +249,20 @@ pub(crate) fn port_security() -> Vec<Rule> {
                 v6(),
                 unspecified_ip6_source(),
                 icmp_type(Ip::V6, ND_NEIGHBOR_SOLICIT),
-                lookup(&[Field::Iifname, Field::NdTarget], names::ND_TARGETS6, false),
+                lookup(
+                    &[Field::Iifname, Field::NdTarget],
+                    names::ND_TARGETS6,
+                    false,
+                ),
             ],
             false,
             Verdict::Accept,
         ),
         drop(
-            [v6(), lookup(&[Field::Iifname, Field::Ip6Saddr], names::ADDRS6, true)],
+            [
+                v6(),
+                lookup(&[Field::Iifname, Field::Ip6Saddr], names::ADDRS6, true),
+            ],
             "spoofed-ip",
         ),
         drop([v6(), icmp_type(Ip::V6, ND_ROUTER_ADVERT)], "router"),
@@ -285,14 +312,26 @@ fn unspecified_ip6_source() -> Vec<Expr> {
 fn flow_sets(ip: Ip) -> Vec<Set> {
     let d = ip.digit();
     vec![
-        Set::dynamic(&format!("tcp{d}"), SetKey::concat(flow(ip, TCP, true)), timeouts::FLOWS),
+        Set::dynamic(
+            &format!("tcp{d}"),
+            SetKey::concat(flow(ip, TCP, true)),
+            timeouts::FLOWS,
+        ),
         Set::dynamic(
             &format!("closing{d}"),
             SetKey::concat(flow(ip, TCP, true)),
             timeouts::FLOWS,
         ),
-        Set::dynamic(&format!("udp{d}"), SetKey::concat(flow(ip, UDP, true)), timeouts::FLOWS),
-        Set::dynamic(&format!("ping{d}"), SetKey::concat(ping(ip, true)), timeouts::FLOWS),
+        Set::dynamic(
+            &format!("udp{d}"),
+            SetKey::concat(flow(ip, UDP, true)),
+            timeouts::FLOWS,
+        ),
+        Set::dynamic(
+            &format!("ping{d}"),
+            SetKey::concat(ping(ip, true)),
+            timeouts::FLOWS,
+        ),
     ]
 }
 
@@ -355,7 +394,12 @@ fn forward_with_flow_sets() -> Vec<Rule> {
                 Verdict::Accept,
             ),
             rule(
-                [proxy(), et(), l4proto(TCP), update(&out_tcp, &tcp, timeouts::TCP_SECS)],
+                [
+                    proxy(),
+                    et(),
+                    l4proto(TCP),
+                    update(&out_tcp, &tcp, timeouts::TCP_SECS),
+                ],
                 false,
                 Verdict::Accept,
             ),
@@ -408,7 +452,11 @@ fn forward_with_flow_sets() -> Vec<Rule> {
                 Verdict::Accept,
             ),
             rule(
-                [et(), l4proto(UDP), lookup(&flow(ip, UDP, false), &udp, false)],
+                [
+                    et(),
+                    l4proto(UDP),
+                    lookup(&flow(ip, UDP, false), &udp, false),
+                ],
                 false,
                 Verdict::Accept,
             ),

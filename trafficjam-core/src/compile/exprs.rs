@@ -97,6 +97,7 @@ pub(crate) fn load(field: Field, dreg: Register) -> Expr {
         Field::Ip6Daddr => payload(Network, 24, 16),
         Field::ArpSha => payload(Network, 8, 6),
         Field::ArpSpa => payload(Network, 14, 4),
+        Field::ArpTpa => payload(Network, 24, 4),
         Field::TcpSport | Field::UdpSport => payload(Transport, 0, 2),
         Field::TcpDport | Field::UdpDport => payload(Transport, 2, 2),
         Field::IcmpId | Field::Icmpv6Id => payload(Transport, 4, 2),
@@ -238,7 +239,11 @@ pub(crate) fn ifname_in(key: MetaKey, set: &str, invert: bool) -> Vec<Expr> {
 }
 
 /// A rule from match fragments, an optional counter and a verdict.
-pub(crate) fn rule<const N: usize>(matches: [Vec<Expr>; N], counter: bool, verdict: Verdict) -> Rule {
+pub(crate) fn rule<const N: usize>(
+    matches: [Vec<Expr>; N],
+    counter: bool,
+    verdict: Verdict,
+) -> Rule {
     let mut exprs: Vec<Expr> = matches.into_iter().flatten().collect();
     if counter {
         exprs.push(counter_expr());

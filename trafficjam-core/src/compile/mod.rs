@@ -24,7 +24,10 @@ use ipnet::IpNet;
 
 pub use bridge::{conntrack_probe_table, eui64_link_local, timeouts, PREROUTING_PRIORITY};
 
-use crate::model::{BaseChain, Chain, Expr, Family, Hook, MetaKey, Rule, Set, SetKey, Table, Verdict};
+use crate::model::{
+    BaseChain, Bitwise, Chain, CmpOp, Expr, Family, Hook, MetaKey, PayloadBase, Register, Rule,
+    Set, SetKey, Table, Verdict,
+};
 use crate::{Policy, TABLE_COMMENT};
 use exprs::{drop, established, icmpv6_types, ifname_in, lookup, rule, Ip};
 
@@ -85,9 +88,15 @@ impl Policy {
     pub fn ruleset(&self) -> Ruleset {
         let mut tables = vec![self.inet_table(), self.bridge_table()];
         if let Some(rate) = self.log_blocked() {
-            let (group, prefix) = (self.instance().log_group(), self.instance().log_prefix());
-            for chain in tables.iter_mut().flat_map(|t| t.chains.iter_mut()) {
-                chain.rules = with_logging(&chain.rules, rate, group, &prefix);
+            let log = Log {
+                rate,
+                group: self.instance().log_group(),
+                prefix: self.instance().log_prefix(),
+            };
+            for table in &mut tables {
+                for chain in &mut table.chains {
+                    chain.rules = log.around(&chain.rules, table.family);
+                }
             }
         }
         Ruleset { tables }
@@ -125,32 +134,96 @@ impl Policy {
     }
 }
 
-/// Before every dropping rule, the same matches with a rate limit and a
-/// `log` to NFLOG: every blocked attempt is reported, a flood is not.
-fn with_logging(rules: &[Rule], rate: u32, group: u16, prefix: &str) -> Vec<Rule> {
-    let mut out = Vec::with_capacity(rules.len() * 2);
-    for r in rules {
-        if r.exprs.last() == Some(&Expr::Verdict(Verdict::Drop)) {
-            let mut exprs: Vec<Expr> = r
+/// The blocked-connection log: NFLOG group, prefix and rate.
+struct Log {
+    rate: u32,
+    group: u16,
+    prefix: String,
+}
+
+impl Log {
+    /// Before every dropping rule, the same matches with a rate limit and
+    /// a `log` to NFLOG: every blocked attempt is reported, a flood is not.
+    /// Only frames sent to one destination are logged: multicast and
+    /// broadcast (a container's multicast listener reports, say) are
+    /// dropped as silently as they are sent, and cannot use up the rate.
+    /// Except ARP requests between containers: with ARP blocked between
+    /// backends, a backend's attempt to reach another ends there, so that
+    /// is the attempt to report.
+    fn around(&self, rules: &[Rule], family: Family) -> Vec<Rule> {
+        let mut out = Vec::with_capacity(rules.len() * 2);
+        for r in rules {
+            if r.exprs.last() == Some(&Expr::Verdict(Verdict::Drop)) {
+                out.push(self.rule(unicast_frame(), r));
+                if family == Family::Bridge && r.comment.as_deref() == Some("lateral") {
+                    out.push(self.rule(arp_request(), r));
+                }
+            }
+            out.push(r.clone());
+        }
+        out
+    }
+
+    fn rule(&self, mut exprs: Vec<Expr>, dropping: &Rule) -> Rule {
+        exprs.extend(
+            dropping
                 .exprs
                 .iter()
                 .filter(|e| !matches!(e, Expr::Counter { .. } | Expr::Verdict(_)))
-                .cloned()
-                .collect();
-            exprs.push(Expr::Limit {
-                rate: u64::from(rate),
-                unit: 1,
-                burst: rate,
-            });
-            exprs.push(Expr::Log {
-                group,
-                prefix: prefix.to_string(),
-            });
-            out.push(Rule::new(exprs));
-        }
-        out.push(r.clone());
+                .cloned(),
+        );
+        exprs.push(Expr::Limit {
+            rate: u64::from(self.rate),
+            unit: 1,
+            burst: self.rate,
+        });
+        exprs.push(Expr::Log {
+            group: self.group,
+            prefix: self.prefix.clone(),
+        });
+        Rule::new(exprs)
     }
-    out
+}
+
+/// `ether type arp @nh,48,16 0x0001 oifname . arp daddr ip @addrs4`: an
+/// ARP request, in the copy going to the port that holds the address it
+/// asks for (a broadcast is flooded to every port; the other copies are
+/// dropped too, but were not aimed at their port).
+fn arp_request() -> Vec<Expr> {
+    let mut e = exprs::ether_type(0x0806);
+    e.push(Expr::Payload {
+        base: PayloadBase::Network,
+        offset: 6,
+        len: 2,
+        dreg: Register::R1,
+    });
+    e.push(exprs::cmp(CmpOp::Eq, vec![0, 1]));
+    e.extend(lookup(
+        &[crate::model::Field::Oifname, crate::model::Field::ArpTpa],
+        names::ADDRS4,
+        false,
+    ));
+    e
+}
+
+/// `@ll,0,8 & 0x01 == 0x00`: the destination MAC's group bit is clear.
+fn unicast_frame() -> Vec<Expr> {
+    vec![
+        Expr::Payload {
+            base: PayloadBase::Link,
+            offset: 0,
+            len: 1,
+            dreg: Register::R1,
+        },
+        Expr::Bitwise(Bitwise {
+            sreg: Register::R1,
+            dreg: Register::R1,
+            len: 1,
+            mask: vec![1],
+            xor: vec![0],
+        }),
+        exprs::cmp(CmpOp::Eq, vec![0]),
+    ]
 }
 
 pub(crate) fn base_chain(name: &str, hook: Hook, rules: Vec<Rule>) -> Chain {

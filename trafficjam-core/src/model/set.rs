@@ -58,6 +58,8 @@ pub enum Field {
     ArpSha,
     /// `arp saddr ip`: the sender protocol address of an ARP packet.
     ArpSpa,
+    /// `arp daddr ip`: the target protocol address of an ARP packet.
+    ArpTpa,
     /// `tcp sport`
     TcpSport,
     /// `tcp dport`
@@ -97,7 +99,7 @@ impl Field {
         match self {
             Ifname | Iifname | Oifname => Kind::Ifname,
             EtherSaddr | ArpSha => Kind::Ether,
-            Ipv4Addr | IpSaddr | IpDaddr | ArpSpa => Kind::Ipv4,
+            Ipv4Addr | IpSaddr | IpDaddr | ArpSpa | ArpTpa => Kind::Ipv4,
             Ipv6Addr | Ip6Saddr | Ip6Daddr | NdTarget => Kind::Ipv6,
             TcpSport | TcpDport | UdpSport | UdpDport | IcmpId | Icmpv6Id => Kind::U16,
         }
@@ -123,7 +125,7 @@ impl Field {
     pub fn datatype(self) -> u32 {
         use Field::*;
         match self {
-            Ipv4Addr | IpSaddr | IpDaddr | ArpSpa => 7,
+            Ipv4Addr | IpSaddr | IpDaddr | ArpSpa | ArpTpa => 7,
             Ipv6Addr | Ip6Saddr | Ip6Daddr => 8,
             EtherSaddr | ArpSha => 9,
             TcpSport | TcpDport | UdpSport | UdpDport => 13,
@@ -150,6 +152,7 @@ impl Field {
             Ip6Daddr => "ip6 daddr",
             ArpSha => "arp saddr ether",
             ArpSpa => "arp saddr ip",
+            ArpTpa => "arp daddr ip",
             TcpSport => "tcp sport",
             TcpDport => "tcp dport",
             UdpSport => "udp sport",
@@ -204,9 +207,7 @@ impl SetKey {
     /// The key's datatype as nft stores it: each field's type in 6 bits,
     /// the first field in the highest bits.
     pub fn datatype(&self) -> u32 {
-        self.0
-            .iter()
-            .fold(0u32, |acc, f| (acc << 6) | f.datatype())
+        self.0.iter().fold(0u32, |acc, f| (acc << 6) | f.datatype())
     }
 
     /// The key's length in bytes, every field padded to 32 bits.
@@ -396,8 +397,12 @@ impl Set {
             // adjacent prefixes come back merged, so merge them here too.
             nets = IpNet::aggregate(&nets);
         }
-        Set::of(name, key, nets.into_iter().map(|n| Element::one(Value::Net(n))))
-            .with_interval(interval)
+        Set::of(
+            name,
+            key,
+            nets.into_iter().map(|n| Element::one(Value::Net(n))),
+        )
+        .with_interval(interval)
     }
 
     /// A set of interface names (bridge ports), sorted and deduplicated.
@@ -460,8 +465,17 @@ mod tests {
 
     #[test]
     fn macs_parse_strictly() {
-        assert_eq!(parse_mac("02:42:AC:11:00:02"), Some([2, 0x42, 0xac, 0x11, 0, 2]));
-        for bad in ["02:42", "02:42:ac:11:00:02:03", "02:42:ac:11:00:xx", "02:42:ac:11::02", "002:42:ac:11:00:02"] {
+        assert_eq!(
+            parse_mac("02:42:AC:11:00:02"),
+            Some([2, 0x42, 0xac, 0x11, 0, 2])
+        );
+        for bad in [
+            "02:42",
+            "02:42:ac:11:00:02:03",
+            "02:42:ac:11:00:xx",
+            "02:42:ac:11::02",
+            "002:42:ac:11:00:02",
+        ] {
             assert_eq!(parse_mac(bad), None, "{bad}");
         }
     }

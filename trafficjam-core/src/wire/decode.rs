@@ -315,7 +315,8 @@ impl TableDump {
             return Ok(());
         }
         let chain_name = chain_name.ok_or(DecodeError::Missing("rule chain"))?;
-        self.rules.push((chain_name, handle, Rule { exprs, comment }));
+        self.rules
+            .push((chain_name, handle, Rule { exprs, comment }));
         Ok(())
     }
 }
@@ -459,7 +460,10 @@ mod tests {
             nets(&["0.0.0.0/0"])
         );
         let keys = vec![(key("fd00::"), true), (key("ff00::"), false)];
-        assert_eq!(intervals(&SetKey::ipv6(), &keys).unwrap(), nets(&["ff00::/8"]));
+        assert_eq!(
+            intervals(&SetKey::ipv6(), &keys).unwrap(),
+            nets(&["ff00::/8"])
+        );
     }
 
     #[test]

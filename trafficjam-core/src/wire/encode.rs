@@ -8,9 +8,8 @@ use netlink_packet_core::{DefaultNla, Emitable, NLA_F_NESTED, NLM_F_APPEND, NLM_
 use netlink_packet_netfilter::nftables::{
     ChainAttribute, ChainMessage, DataAttribute, Hook as NlHook, HookNumber, InetHookNumber,
     ListAttribute, NfTablesMessage, RuleAttribute, RuleMessage, SetAttribute, SetDescription,
-    SetElementAttribute,
-    SetElementFlags, SetElementList, SetElementMessage, SetFlags, SetMessage, TableAttribute,
-    TableFlags, TableMessage,
+    SetElementAttribute, SetElementFlags, SetElementList, SetElementMessage, SetFlags, SetMessage,
+    TableAttribute, TableFlags, TableMessage,
 };
 
 use super::batch::{Batch, ObjectRef};
