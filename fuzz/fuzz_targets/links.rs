@@ -1,8 +1,10 @@
-//! rtnetlink link answers (interfaces, bridge ports) never panic the parser.
+//! rtnetlink link and address answers (interfaces, bridge ports, the
+//! addresses of a port's peer) never panic the parsers.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let _ = trafficjam_core::links::parse_link(data);
+    let _ = trafficjam_core::links::parse_address(data);
 });

@@ -155,6 +155,12 @@ impl Listener {
         self.arrivals.lock().unwrap().clone()
     }
 
+    /// Tell its threads to stop without waiting for them (drop joins):
+    /// several listeners then stop in the time of one.
+    pub(crate) fn signal_stop(&self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+
     /// Forget what arrived so far.
     pub fn reset(&self) {
         *self.arrivals.lock().unwrap() = Arrivals::default();

@@ -105,18 +105,26 @@ impl Stage {
         attack::send(&self.bed.backend1, "eth0", frames).expect("send forged frames");
     }
 
-    /// Poll `f` every 5 ms for up to [`Stage::wait`]; how long it took to
-    /// hold, if it did. Errors inside `f` count as "not yet".
+    /// Poll `f` for up to [`Stage::wait`] (every 5 ms for the first
+    /// 100 ms, when effects show, then every 25 ms: many checks start a
+    /// process); how long it took to hold, if it did. Errors inside `f`
+    /// count as "not yet".
     pub fn until(&self, mut f: impl FnMut() -> bool) -> Option<Duration> {
         let start = Instant::now();
         loop {
             if f() {
                 return Some(start.elapsed());
             }
-            if start.elapsed() >= self.wait {
+            let spent = start.elapsed();
+            if spent >= self.wait {
                 return None;
             }
-            std::thread::sleep(Duration::from_millis(5));
+            let pause = if spent < Duration::from_millis(100) {
+                5
+            } else {
+                25
+            };
+            std::thread::sleep(Duration::from_millis(pause).min(self.wait - spent));
         }
     }
 
@@ -556,7 +564,26 @@ pub fn all() -> Vec<Scenario> {
     v.extend(routers());
     v.extend(dad());
     v.extend(syns_and_fragments());
+    v.extend(routed());
+    v.extend(icmp_errors());
     v
+}
+
+/// [`all`], or only the scenarios whose name contains the value of
+/// `TRAFFICJAM_SCENARIO` when it is set (to rerun one while debugging).
+pub fn selected() -> Vec<Scenario> {
+    match std::env::var("TRAFFICJAM_SCENARIO") {
+        Ok(part) if !part.is_empty() => {
+            let v: Vec<Scenario> = all()
+                .into_iter()
+                .filter(|s| s.name.contains(&part))
+                .collect();
+            assert!(!v.is_empty(), "no scenario name contains {part:?}");
+            eprintln!("TRAFFICJAM_SCENARIO={part:?}: {} scenario(s) only", v.len());
+            v
+        }
+        _ => all(),
+    }
 }
 
 /// VLAN tags of every depth and kind, other ethertypes, malformed ARP.
@@ -1098,18 +1125,15 @@ fn fdb_theft() -> Vec<Scenario> {
                     ethertype::LOCAL_EXPERIMENTAL,
                     b"tj-forged-mac",
                 );
-                let hello_ip = attack::udp_to(
-                    mac,
-                    attack::BROADCAST,
-                    ip(addr::B1_4),
-                    IpAddr::V4(Ipv4Addr::BROADCAST),
-                    attack::fresh_port(),
-                    UDP_PORT,
-                    b"tj-forged-mac",
-                );
-                s.attack(&[hello, hello_ip]);
+                // Again on every poll: the real owner's last packets of
+                // the preparation may still teach the bridge its port.
+                let forged = [hello];
                 let where_ = || observe::fdb_port(h, "br-m", mac).ok().flatten();
-                let moved = s.until(|| where_().as_deref() == Some("vb1"));
+                let moved = s.until(|| {
+                    s.attack(&forged);
+                    where_().as_deref() == Some("vb1")
+                });
+                s.attack(&forged);
                 let at_b1 = Capture::start(&s.bed.backend1, "eth0").expect("capture");
                 let victim = if whose == "proxy" { Victim::Proxy } else { Victim::Backend2 };
                 let at_victim = Capture::start(s.ns(victim), "eth0").expect("capture");
@@ -1466,14 +1490,15 @@ fn syns_and_fragments() -> Vec<Scenario> {
                     };
                     let echo = Capture::start(&s.bed.backend1, "eth0").expect("capture");
                     let mut o = datagram_arrives(s, victim, src, frames);
-                    let answered = echo.count_matching(|f| {
-                        f.incoming()
-                            && f.ip().is_some_and(|p| {
-                                p.src == dst
-                                    && p.protocol == proto::UDP
-                                    && p.payload.get(2..4) == Some(&sport.to_be_bytes())
-                            })
-                    }) > 0;
+                    let answered = o.succeeded
+                        && echo.wait_for(s.wait, |f| {
+                            f.incoming()
+                                && f.ip().is_some_and(|p| {
+                                    p.src == dst
+                                        && p.protocol == proto::UDP
+                                        && p.payload.get(2..4) == Some(&sport.to_be_bytes())
+                                })
+                        });
                     o.evidence.push_str(if answered {
                         "; the echo came back to backend1"
                     } else {
@@ -1483,6 +1508,189 @@ fn syns_and_fragments() -> Vec<Scenario> {
                 },
             ));
         }
+    }
+    out
+}
+
+/// Connection attempts sent to the gateway's MAC, so that the host
+/// routes them back onto br-m: they never cross the bridge from port to
+/// port, the host's IP forwarding carries them.
+fn routed() -> Vec<Scenario> {
+    let mut out = Vec::new();
+    for victim in [Victim::Backend2, Victim::Proxy] {
+        for six in [false, true] {
+            let fam = if six { "IPv6" } else { "IPv4" };
+            out.push(Scenario::new(
+                format!(
+                    "UDP request over {fam} routed via the gateway's MAC -> {}",
+                    victim.label()
+                ),
+                victim,
+                move |s| {
+                    let (src, dst) = if six {
+                        (ip(addr::B1_6), victim.v6())
+                    } else {
+                        (ip(addr::B1_4), victim.v4())
+                    };
+                    udp(s, victim, src, dst, s.host, &[], None)
+                },
+            ));
+            out.push(Scenario::new(
+                format!(
+                    "TCP SYN over {fam} routed via the gateway's MAC -> {} (SYN-ACK)",
+                    victim.label()
+                ),
+                victim,
+                move |s| {
+                    let (src, dst) = if six {
+                        (ip(addr::B1_6), victim.v6())
+                    } else {
+                        (ip(addr::B1_4), victim.v4())
+                    };
+                    let port = attack::fresh_port();
+                    let f = attack::tcp_syn(s.b1, s.host, src, dst, port, TCP_PORT);
+                    syn_answered(s, victim, dst, port, vec![f])
+                },
+            ));
+        }
+    }
+    out
+}
+
+/// A connected UDP socket in `ns` to `to` (a bed listener, which echoes),
+/// with one round trip done: the flow is known to conntrack wherever the
+/// host tracks it.
+fn udp_flow(ns: &Netns, to: std::net::SocketAddr) -> UdpSocket {
+    let sock = ns
+        .run(move || -> io::Result<UdpSocket> {
+            let any: std::net::SocketAddr = if to.is_ipv4() {
+                "0.0.0.0:0".parse().unwrap()
+            } else {
+                "[::]:0".parse().unwrap()
+            };
+            let sock = UdpSocket::bind(any)?;
+            sock.connect(to)?;
+            sock.set_read_timeout(Some(PREPARE))?;
+            sock.send(b"tj-flow")?;
+            let mut buf = [0u8; 64];
+            sock.recv(&mut buf)?;
+            Ok(sock)
+        })
+        .expect("enter the namespace")
+        .unwrap_or_else(|e| {
+            panic!(
+                "preparation: no UDP round trip from {} to {to}: {e}",
+                ns.name()
+            )
+        });
+    assert!(sock.take_error().unwrap().is_none());
+    sock
+}
+
+/// An ICMP "port unreachable" (ICMPv6 "destination unreachable, port
+/// unreachable") from `src` to `dst`, quoting the datagram `quoted_src`
+/// → `quoted_dst` (UDP): what a router or the far end sends when the
+/// datagram could not be delivered.
+fn port_unreachable(
+    src_mac: Mac,
+    dst_mac: Mac,
+    src: IpAddr,
+    dst: IpAddr,
+    quoted_src: std::net::SocketAddr,
+    quoted_dst: std::net::SocketAddr,
+) -> Vec<u8> {
+    let original = attack::udp_to(
+        [0; 6],
+        [0; 6],
+        quoted_src.ip(),
+        quoted_dst.ip(),
+        quoted_src.port(),
+        quoted_dst.port(),
+        b"tj-flow",
+    );
+    // The IP header and the first 8 bytes of UDP, as routers quote.
+    let (ty, code, protocol, quote) = if src.is_ipv4() {
+        (3, 3, proto::ICMP, 20 + 8)
+    } else {
+        (1, 4, proto::ICMPV6, 40 + 8)
+    };
+    let mut m = vec![ty, code, 0, 0, 0, 0, 0, 0];
+    m.extend_from_slice(&original[14..14 + quote]);
+    attack::ip_frame(src_mac, dst_mac, src, dst, protocol, m, 64)
+}
+
+/// ICMP errors from backend1's own address (no spoofing) about flows of
+/// others, which conntrack calls RELATED to those flows: a connected UDP
+/// socket that takes one reports "connection refused" and the flow is
+/// broken. A real attacker sweeps the source ports; here it is told the
+/// port.
+fn icmp_errors() -> Vec<Scenario> {
+    let mut out = Vec::new();
+    // (victim, whose flow to what, routed via the gateway's MAC)
+    let cases: [(Victim, &str, &str, bool); 7] = [
+        (Victim::Proxy, "backend2", addr::B2_4, true),
+        (Victim::Proxy, "backend2", addr::B2_6, true),
+        (Victim::Proxy, "backend2", addr::B2_4, false),
+        (Victim::Proxy, "the outside", addr::OUTSIDE4, true),
+        (Victim::Proxy, "the outside", addr::OUTSIDE6, true),
+        (Victim::Host, "the proxy", addr::PROXY4, true),
+        (Victim::Host, "the proxy", addr::PROXY6, true),
+    ];
+    for (victim, peer_name, peer, routed) in cases {
+        let six = peer.contains(':');
+        out.push(Scenario::new(
+            format!(
+                "ICMP{} port unreachable from backend1 about {}'s UDP flow to {peer_name} ({peer}){} -> {}",
+                if six { "v6" } else { "" },
+                victim.label(),
+                match (victim, routed) {
+                    (Victim::Host, _) => ", to the gateway",
+                    (_, true) => ", routed via the gateway's MAC",
+                    (_, false) => ", bridged",
+                },
+                victim.label()
+            ),
+            victim,
+            move |s| {
+                let to = std::net::SocketAddr::new(ip(peer), UDP_PORT);
+                let sock = udp_flow(s.ns(victim), to);
+                let local = sock.local_addr().unwrap();
+                let b1 = if six { ip(addr::B1_6) } else { ip(addr::B1_4) };
+                let dst_mac = if routed { s.host } else { s.mac(victim) };
+                let f = port_unreachable(s.b1, dst_mac, b1, local.ip(), local, to);
+                // Seen on the victim's interface (for the host: on br-m
+                // before its IP layer and firewall, so only evidence).
+                let cap = Capture::start(s.ns(victim), victim.ifname()).expect("capture");
+                s.attack(&[f]);
+                let err = Mutex::new(None);
+                let after = s.until(|| match sock.take_error() {
+                    Ok(Some(e)) => {
+                        *err.lock().unwrap() = Some(e.to_string());
+                        true
+                    }
+                    _ => false,
+                });
+                let seen = cap.count_matching(|f| {
+                    f.incoming()
+                        && f.ip().is_some_and(|p| {
+                            p.src == b1 && (p.protocol == proto::ICMP || p.protocol == proto::ICMPV6)
+                        })
+                });
+                Observation::new(
+                    after,
+                    format!(
+                        "{}'s UDP socket {local} -> {to}: {}; ICMP error frames from backend1 on {}:{}: {seen}",
+                        victim.label(),
+                        err.lock()
+                            .unwrap()
+                            .clone()
+                            .map_or("no error".into(), |e| format!("error \"{e}\"")),
+                        victim.label(),
+                        victim.ifname()
+                    ),
+                )
+            },
+        ));
     }
     out
 }

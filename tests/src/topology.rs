@@ -77,6 +77,15 @@ pub mod addr {
     pub const OUTSIDE6: &str = "2001:db8:100::2";
 }
 
+/// The `ip` command creating a veth pair: `host_end` in the namespace
+/// running it, `peer_if` in `peer`.
+fn veth(host_end: &str, peer: &Netns, peer_if: &str) -> String {
+    format!(
+        "link add {host_end} type veth peer name {peer_if} netns {}",
+        peer.name()
+    )
+}
+
 /// Parse one of the [`addr`] constants.
 pub fn ip(s: &str) -> IpAddr {
     s.parse().expect("valid address constant")
@@ -114,109 +123,110 @@ impl Testbed {
             stub: Netns::new("tjstub")?,
         };
         bed.host_setup()?;
+        // Every link, address and route is one line of an `ip -batch` per
+        // namespace: the host's first (bridges, veths, its ends), then
+        // each container's. One process per namespace instead of one per
+        // change keeps a bed at a fraction of a second.
         use addr::*;
-        bed.container(&bed.proxy, "eth0", "vproxy", "br-m", PROXY4, PROXY6, true)?;
-        bed.container(
-            &bed.proxy, "eth1", "vproxyu", "br-u", PROXY_U4, PROXY_U6, false,
-        )?;
-        bed.container(&bed.backend1, "eth0", "vb1", "br-m", B1_4, B1_6, true)?;
-        bed.container(&bed.backend2, "eth0", "vb2", "br-m", B2_4, B2_6, true)?;
-        bed.container(&bed.other, "eth0", "vother", "br-u", OTHER4, OTHER6, true)?;
-        bed.outside_setup()?;
+        let mut host = bed.bridges();
+        let mut peers: Vec<(&Netns, Vec<String>)> = Vec::new();
+        let containers: [(&Netns, &str, &str, &str, &str, &str, bool); 5] = [
+            (&bed.proxy, "eth0", "vproxy", "br-m", PROXY4, PROXY6, true),
+            (
+                &bed.proxy, "eth1", "vproxyu", "br-u", PROXY_U4, PROXY_U6, false,
+            ),
+            (&bed.backend1, "eth0", "vb1", "br-m", B1_4, B1_6, true),
+            (&bed.backend2, "eth0", "vb2", "br-m", B2_4, B2_6, true),
+            (&bed.other, "eth0", "vother", "br-u", OTHER4, OTHER6, true),
+        ];
+        for (c, ifname, host_end, bridge, v4, v6, default_route) in containers {
+            host.push(veth(host_end, c, ifname));
+            host.push(format!("link set {host_end} master {bridge} up"));
+            let mut cmds = vec![
+                format!("addr add {v4}/24 dev {ifname}"),
+                format!("addr add {v6}/64 dev {ifname} nodad"),
+                format!("link set {ifname} up"),
+            ];
+            if default_route {
+                let (gw4, gw6) = if bridge == "br-m" {
+                    (GW4, GW6)
+                } else {
+                    (GW_U4, GW_U6)
+                };
+                cmds.push(format!("route add default via {gw4}"));
+                cmds.push(format!("route add ::/0 via {gw6}"));
+            }
+            match peers.iter_mut().find(|(n, _)| n.name() == c.name()) {
+                Some((_, list)) => list.extend(cmds),
+                None => peers.push((c, cmds)),
+            }
+        }
+        let (outside_host, outside_peers) = bed.outside();
+        host.extend(outside_host);
+        peers.extend(outside_peers);
+        bed.host.ip_batch(&host)?;
+        for (ns, cmds) in peers {
+            ns.ip_batch(&cmds)?;
+        }
         Ok(bed)
     }
 
     fn host_setup(&self) -> io::Result<()> {
         let h = &self.host;
-        h.sysctl("net.ipv4.ip_forward", "1")?;
-        h.sysctl("net.ipv6.conf.all.forwarding", "1")?;
+        h.sysctls(&[
+            ("net.ipv4.ip_forward", "1"),
+            ("net.ipv6.conf.all.forwarding", "1"),
+        ])?;
         // Bridged traffic must pass the IP hooks (br_netfilter).
-        for key in [
-            "net.bridge.bridge-nf-call-iptables",
-            "net.bridge.bridge-nf-call-ip6tables",
-        ] {
-            h.sysctl(key, "1").map_err(|e| {
-                io::Error::other(format!(
-                    "{e}: br_netfilter is needed for bridged traffic to reach the IP hooks (modprobe br_netfilter)"
-                ))
-            })?;
-        }
+        h.sysctls(&[
+            ("net.bridge.bridge-nf-call-iptables", "1"),
+            ("net.bridge.bridge-nf-call-ip6tables", "1"),
+        ])
+        .map_err(|e| {
+            io::Error::other(format!(
+                "{e}: br_netfilter is needed for bridged traffic to reach the IP hooks (modprobe br_netfilter)"
+            ))
+        })
+    }
+
+    /// The host's two bridges, with their gateway addresses, up.
+    fn bridges(&self) -> Vec<String> {
+        let mut cmds = Vec::new();
         for (br, v4, v6) in [
             ("br-m", "10.77.1.1/24", "fd77:1::1/64"),
             ("br-u", "10.77.2.1/24", "fd77:2::1/64"),
         ] {
-            h.ip(&["link", "add", br, "type", "bridge"])?;
-            h.ip(&["addr", "add", v4, "dev", br])?;
-            h.ip(&["addr", "add", v6, "dev", br, "nodad"])?;
-            h.ip(&["link", "set", br, "up"])?;
+            cmds.push(format!("link add {br} type bridge"));
+            cmds.push(format!("addr add {v4} dev {br}"));
+            cmds.push(format!("addr add {v6} dev {br} nodad"));
+            cmds.push(format!("link set {br} up"));
         }
-        Ok(())
+        cmds
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn container(
-        &self,
-        c: &Netns,
-        ifname: &str,
-        host_end: &str,
-        bridge: &str,
-        v4: &str,
-        v6: &str,
-        default_route: bool,
-    ) -> io::Result<()> {
-        let h = &self.host;
-        self.veth(host_end, c, ifname)?;
-        h.ip(&["link", "set", host_end, "master", bridge, "up"])?;
-        c.ip(&["addr", "add", &format!("{v4}/24"), "dev", ifname])?;
-        c.ip(&["addr", "add", &format!("{v6}/64"), "dev", ifname, "nodad"])?;
-        c.ip(&["link", "set", ifname, "up"])?;
-        if default_route {
-            let (gw4, gw6) = if bridge == "br-m" {
-                (addr::GW4, addr::GW6)
-            } else {
-                (addr::GW_U4, addr::GW_U6)
-            };
-            c.ip(&["route", "add", "default", "via", gw4])?;
-            c.ip(&["-6", "route", "add", "default", "via", gw6])?;
-        }
-        Ok(())
-    }
-
-    /// A veth pair: `host_end` in the host namespace, `peer_if` in `peer`.
-    fn veth(&self, host_end: &str, peer: &Netns, peer_if: &str) -> io::Result<()> {
-        self.host.ip(&[
-            "link",
-            "add",
-            host_end,
-            "type",
-            "veth",
-            "peer",
-            "name",
-            peer_if,
-            "netns",
-            peer.name(),
-        ])?;
-        Ok(())
-    }
-
-    fn outside_setup(&self) -> io::Result<()> {
-        let (h, o, s) = (&self.host, &self.outside, &self.stub);
-        self.veth("vout", o, "eth0")?;
-        h.ip(&["addr", "add", "198.51.100.1/24", "dev", "vout"])?;
-        h.ip(&["addr", "add", "2001:db8:100::1/64", "dev", "vout", "nodad"])?;
-        h.ip(&["link", "set", "vout", "up"])?;
-        o.ip(&["addr", "add", "198.51.100.2/24", "dev", "eth0"])?;
-        o.ip(&["addr", "add", "2001:db8:100::2/64", "dev", "eth0", "nodad"])?;
-        o.ip(&["link", "set", "eth0", "up"])?;
-        o.ip(&["route", "add", "10.77.0.0/16", "via", "198.51.100.1"])?;
-        o.ip(&["-6", "route", "add", "fd77::/16", "via", "2001:db8:100::1"])?;
-        // The host's extra address lives on a link of its own.
-        self.veth("vx", s, "eth0")?;
-        h.ip(&["addr", "add", "203.0.113.1/24", "dev", "vx"])?;
-        h.ip(&["addr", "add", "2001:db8:203::1/64", "dev", "vx", "nodad"])?;
-        h.ip(&["link", "set", "vx", "up"])?;
-        s.ip(&["link", "set", "eth0", "up"])?;
-        Ok(())
+    /// The outside machine and the stub link of the host's extra address:
+    /// the host's commands and each peer's.
+    fn outside(&self) -> (Vec<String>, Vec<(&Netns, Vec<String>)>) {
+        let host = vec![
+            veth("vout", &self.outside, "eth0"),
+            "addr add 198.51.100.1/24 dev vout".into(),
+            "addr add 2001:db8:100::1/64 dev vout nodad".into(),
+            "link set vout up".into(),
+            // The host's extra address lives on a link of its own.
+            veth("vx", &self.stub, "eth0"),
+            "addr add 203.0.113.1/24 dev vx".into(),
+            "addr add 2001:db8:203::1/64 dev vx nodad".into(),
+            "link set vx up".into(),
+        ];
+        let outside = vec![
+            "addr add 198.51.100.2/24 dev eth0".into(),
+            "addr add 2001:db8:100::2/64 dev eth0 nodad".into(),
+            "link set eth0 up".into(),
+            "route add 10.77.0.0/16 via 198.51.100.1".into(),
+            "route add fd77::/16 via 2001:db8:100::1".into(),
+        ];
+        let stub = vec!["link set eth0 up".into()];
+        (host, vec![(&self.outside, outside), (&self.stub, stub)])
     }
 
     /// `/run/netns/<host>`: what `trafficjam --netns` takes.
@@ -294,6 +304,14 @@ impl Testbed {
 pub struct Listeners {
     /// One listener per namespace label.
     pub by_label: Vec<(&'static str, crate::Listener)>,
+}
+
+impl Drop for Listeners {
+    fn drop(&mut self) {
+        for (_, l) in &self.by_label {
+            l.signal_stop();
+        }
+    }
 }
 
 impl Listeners {
