@@ -25,7 +25,9 @@
 #           chain (conntrack alone; bridged packets reach it only through
 #           br_netfilter);
 #   bridge  trafficjam's bridge table alone (its inet table deleted);
-#   inet    trafficjam's inet table alone (its bridge table deleted).
+#   inet    trafficjam's inet table alone (its bridge table deleted);
+# and times `trafficjam plan` (port discovery and ruleset, no kernel write)
+# and `trafficjam status` (table dump) to split an apply's time.
 #
 # Nothing outside the tjbench-*-PID namespaces is touched; a trap removes
 # them (and the servers started inside) on exit, failure or Ctrl-C.
@@ -104,7 +106,7 @@ H=tjbench-host-$$ P=tjbench-proxy-$$ B=tjbench-backend-$$ C=tjbench-crowd-$$
 NETNS=/run/netns/$H
 PIDS=()
 CREATED=()
-WORK=$(mktemp -d /tmp/tjbench.XXXXXX)
+WORK=
 
 stop_servers() {
     local pid
@@ -122,12 +124,16 @@ cleanup() {
     local rc=$?
     trap - EXIT INT TERM
     teardown
-    rm -rf "$WORK"
+    [[ -z $WORK ]] || rm -rf "$WORK"
     exit "$rc"
 }
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
+WORK=$(mktemp -d /tmp/tjbench.XXXXXX)
+# Run private copies: a rebuild in the tree during the run changes nothing.
+cp "$TJ" "$WORK/trafficjam" && TJ=$WORK/trafficjam
+cp "$CONNRATE" "$WORK/connrate" && CONNRATE=$WORK/connrate
 
 in_ns() { local ns=$1; shift; ip netns exec "$ns" "$@"; }
 
@@ -237,14 +243,15 @@ tj_clear() { "$TJ" clear --netns "$NETNS" >/dev/null 2>&1 || die "trafficjam cle
 tj_ports() { "$TJ" status --netns "$NETNS" | grep -cE '^[[:space:]]*port ' || true; }
 
 now_ns() { date +%s%N; }
-# Milliseconds of one whole `trafficjam apply` process.
-timed_apply() {
+# Milliseconds of one whole process.
+timed() {
     local t0 t1
     t0=$(now_ns)
-    "$TJ" apply "${TJARGS[@]}" >/dev/null 2>"$WORK/apply.err" || die "trafficjam apply: $(cat "$WORK/apply.err")"
+    "$@" >/dev/null 2>"$WORK/timed.err" || die "$*: $(cat "$WORK/timed.err")"
     t1=$(now_ns)
     awk -v d=$((t1 - t0)) 'BEGIN { printf "%.2f", d / 1e6 }'
 }
+timed_apply() { timed "$TJ" apply "${TJARGS[@]}"; }
 
 median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a > 0) printf "%.3f", b / a; else print "-" }'; }
@@ -332,6 +339,18 @@ measure_apply() {
     done
     got=$(tj_ports)
     ((got == n)) || die "status shows $got ports, expected $n"
+    if ((diagnose)); then
+        # Where an apply's time goes: `plan` discovers the ports and builds
+        # the ruleset without touching the kernel; `status` only dumps it.
+        local p=() s=()
+        for ((r = 0; r < runs; r++)); do
+            ms=$(timed "$TJ" plan "${TJARGS[@]}"); p+=("$ms")
+            ms=$(timed "$TJ" status --netns "$NETNS"); s+=("$ms")
+        done
+        PLAN_MS=$(median "${p[@]}")
+        STATUS_MS=$(median "${s[@]}")
+        log "$n ports: plan ${p[*]} ms; status ${s[*]} ms"
+    fi
     for ((r = 0; r < runs; r++)); do
         # One container more: a new veth with its own address, then apply.
         i=$r
@@ -361,6 +380,7 @@ measure_apply() {
 log "iperf3 and connrate: $seconds s each, $repeat repeats, $threads connrate threads, IPv$family; apply: $runs runs"
 ROWS=()
 DIAG=()
+APPLY_DIAG=()
 for n in "${PORT_COUNTS[@]}"; do
     setup "$n"
     for brnf in "${BRNF_MODES[@]}"; do
@@ -373,6 +393,7 @@ for n in "${PORT_COUNTS[@]}"; do
             "${CONN[none]}" "${CONN[rules]}" "$(ratio "${CONN[none]}" "${CONN[rules]}")" \
             "$APPLY_MS" "$NOOP_MS" "$UPDATE_MS")")
         if ((diagnose)); then
+            APPLY_DIAG+=("$(printf '%-6s %-6s %8s %8s %8s %8s %9s' "$n" "$brnf" "$APPLY_MS" "$PLAN_MS" "$STATUS_MS" "$NOOP_MS" "$UPDATE_MS")")
             for mode in "${MODES[@]}"; do
                 DIAG+=("$(printf '%-6s %-6s %-7s %7s %6s   %7s %6s %7s' "$n" "$brnf" "$mode" \
                     "${TPUT[$mode]}" "$(ratio "${TPUT[none]}" "${TPUT[$mode]}")" \
@@ -397,4 +418,8 @@ if ((diagnose)); then
     echo "where the cost goes (ratio to none; ct = conntrack only, bridge/inet = that trafficjam table alone)"
     printf '%-6s %-6s %-7s %7s %6s   %7s %6s %7s\n' ports br_nf mode Gbit/s ratio conn/s ratio errors
     printf '%s\n' "${DIAG[@]}"
+    echo
+    echo "where an apply's time goes (ms; plan = discovery + ruleset, no kernel write; status = dump only)"
+    printf '%-6s %-6s %8s %8s %8s %8s %9s\n' ports br_nf apply plan status no-op "+1 port"
+    printf '%s\n' "${APPLY_DIAG[@]}"
 fi

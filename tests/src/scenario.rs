@@ -1,5 +1,6 @@
 //! Attack scenarios: each is one attack a compromised backend (backend1,
-//! with CAP_NET_RAW) makes against backend2, the proxy or the host, and
+//! with CAP_NET_RAW; in the late-port scenarios, a container attached after the
+//! rules) makes against backend2, the proxy or the host, and
 //! what it takes to tell whether it worked, read **on the receiving side**:
 //! a listener's arrivals, a capture on the victim's interface, the
 //! victim's neighbour table, routes or addresses, the host bridge's
@@ -35,6 +36,9 @@ const PREPARE: Duration = Duration::from_secs(2);
 /// The UDP port of the IPv4-only sinks (see [`UdpSink`]) for 224.0.0.1.
 const SINK_PORT: u16 = 8091;
 
+/// What [`Stage::on_arm`] runs.
+type ArmHook = Box<dyn Fn(&Testbed) + Send + Sync>;
+
 /// A fresh bed with listeners in every namespace and the facts the
 /// attacks need (MAC addresses), and the time every observation may take.
 pub struct Stage {
@@ -52,7 +56,7 @@ pub struct Stage {
     pub host: Mac,
     /// How long to wait for an effect.
     pub wait: Duration,
-    on_arm: Option<Box<dyn Fn(&Testbed) + Send + Sync>>,
+    on_arm: Option<ArmHook>,
     armed: AtomicBool,
     armed_at: Mutex<Option<Instant>>,
 }
@@ -566,6 +570,7 @@ pub fn all() -> Vec<Scenario> {
     v.extend(syns_and_fragments());
     v.extend(routed());
     v.extend(icmp_errors());
+    v.extend(late_port());
     v
 }
 
@@ -1087,7 +1092,7 @@ fn neighbour_poisoning() -> Vec<Scenario> {
 /// and forwards that port's traffic there.
 fn fdb_theft() -> Vec<Scenario> {
     let mut out = Vec::new();
-    // (whose MAC, who then sends to it, to which address)
+    // (whose MAC is stolen, who then sends to its owner)
     let cases: [(&str, Victim); 2] = [("proxy", Victim::Host), ("backend2", Victim::Proxy)];
     for (whose, sender) in cases {
         out.push(Scenario::new(
@@ -1361,14 +1366,17 @@ fn dad() -> Vec<Scenario> {
                     s.attack(std::slice::from_ref(&frame));
                     flags().iter().any(|f| f == "dadfailed")
                 });
-                Observation::new(
-                    after,
-                    format!(
-                        "{}'s fd77:1::99: flags before {before:?}, after {:?}",
-                        victim.label(),
-                        flags()
-                    ),
-                )
+                let evidence = format!(
+                    "{}'s fd77:1::99: flags before {before:?}, after {:?}",
+                    victim.label(),
+                    flags()
+                );
+                // The address is the scenario's, not the container's: gone
+                // again, so the victim's own traffic keeps the addresses its
+                // port is bound to (a bound port drops any other source).
+                ns.ip(&["addr", "del", "fd77:1::99/64", "dev", "eth0"])
+                    .unwrap();
+                Observation::new(after, evidence)
             },
         ));
     }
@@ -1687,6 +1695,89 @@ fn icmp_errors() -> Vec<Scenario> {
                             .map_or("no error".into(), |e| format!("error \"{e}\"")),
                         victim.label(),
                         victim.ifname()
+                    ),
+                )
+            },
+        ));
+    }
+    out
+}
+
+/// The attacker is a container attached to br-m after the bed was built
+/// (and, in a protected run, after `trafficjam apply`): a port the
+/// firewall's sets do not know yet, as every container started since the
+/// last update is.
+fn late_port() -> Vec<Scenario> {
+    let mut out = Vec::new();
+    for victim in [Victim::Host, Victim::Proxy] {
+        out.push(Scenario::new(
+            format!(
+                "gratuitous ARP for {} from a port attached after the rules -> {}'s entry, and its traffic for it reaches the attacker",
+                if victim == Victim::Host { "the proxy" } else { "backend2" },
+                victim.label()
+            ),
+            victim,
+            move |s| {
+                let (target, real) = if victim == Victim::Host {
+                    (addr::PROXY4, s.proxy)
+                } else {
+                    (addr::B2_4, s.b2)
+                };
+                let late = Netns::new("tjlate").expect("namespace");
+                s.bed
+                    .host
+                    .ip_batch(&[
+                        format!("link add vlate type veth peer name eth0 netns {}", late.name()),
+                        "link set vlate master br-m up".into(),
+                    ])
+                    .expect("attach a port");
+                late.ip_batch(&["addr add 10.77.1.13/24 dev eth0".into(), "link set eth0 up".into()])
+                    .expect("configure it");
+                let mac = mac_of(&late, "eth0").expect("its MAC");
+                // The bridge forwards on the new port once it has seen its
+                // carrier (a link-watch event, which can lag by a second).
+                let forwarding = || {
+                    s.bed
+                        .host
+                        .iproute2("bridge", &["-j", "link", "show", "dev", "vlate"])
+                        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("\"forwarding\""))
+                };
+                assert!(
+                    observe::wait_until(Duration::from_secs(5), forwarding),
+                    "preparation: the new port vlate never forwards"
+                );
+                // Only now: a new port may change the bridge's MAC (the
+                // lowest of its ports'), which flushes the host's
+                // neighbour table.
+                learn(s, victim, target, real);
+                let cap = Capture::start(&late, "eth0").expect("capture");
+                s.arm();
+                let garp = attack::gratuitous_arp(mac, v4(target), ArpOp::Request);
+                let (ns, ifname) = (s.ns(victim), victim.ifname());
+                let entry = || observe::neighbour_mac(ns, ifname, ip(target)).ok().flatten();
+                // Again on every poll: the new port forwards only once the
+                // bridge has seen its carrier, which may take a moment.
+                let after = s.until(|| {
+                    attack::send(&late, "eth0", std::slice::from_ref(&garp)).expect("send");
+                    entry() == Some(mac)
+                });
+                let dst = v4(target);
+                ns.run(move || {
+                    let sock = UdpSocket::bind("0.0.0.0:0").unwrap();
+                    let _ = sock.send_to(b"tj-for-the-late-port", (dst, UDP_PORT));
+                })
+                .unwrap();
+                let stolen = s.until(|| cap.contains(b"tj-for-the-late-port"));
+                Observation::new(
+                    after.or(stolen),
+                    format!(
+                        "{}'s entry for {target}: {} (real {}, attacker {}); the attacker {} {}'s datagram for {target}",
+                        victim.label(),
+                        entry().map_or("none".into(), format_mac),
+                        format_mac(real),
+                        format_mac(mac),
+                        if stolen.is_some() { "received" } else { "did not receive" },
+                        victim.label()
                     ),
                 )
             },

@@ -5,8 +5,8 @@
 //! same scenario stopped therefore proves the firewall stopped it, not a
 //! malformed frame or a kernel default.
 //!
-//! The attacker is always backend1 (`eth0`); victims are backend2, the
-//! proxy and the host. Each scenario gets its own bed (deleted on drop) and
+//! The attacker is backend1 (`eth0`), or a container attached to the
+//! bridge late; victims are backend2, the proxy and the host. Each scenario gets its own bed (deleted on drop) and
 //! waits only until its effect shows (at most [`WAIT`]); the scenarios run
 //! a few at a time. Run as root; nothing is skipped.
 

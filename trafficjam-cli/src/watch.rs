@@ -55,3 +55,36 @@ pub fn watch(
     });
     Ok(rx)
 }
+
+/// Start watching the bridges whose indexes are in `bridges` (kept up to
+/// date by the daemon) for ports coming and going: the receiver yields an
+/// instant per change to a port of one of them, or a bridge itself, so
+/// the new port is enrolled (quarantined until identified) within
+/// milliseconds instead of at the next poll.
+pub fn links(
+    netns: Option<PathBuf>,
+    bridges: std::sync::Arc<std::sync::Mutex<HashSet<u32>>>,
+    log: Log,
+) -> Result<UnboundedReceiver<Touched>, trafficjam_netlink::NetlinkError> {
+    let mut socket = trafficjam_netlink::RouteSocket::open_in(netns.as_deref())?;
+    socket.watch_links()?;
+    let (tx, rx) = unbounded_channel();
+    std::thread::spawn(move || loop {
+        let hit = match socket.link_changes() {
+            Ok(changes) => {
+                let ours = bridges.lock().map(|b| b.clone()).unwrap_or_default();
+                changes.iter().any(|(_, l)| {
+                    ours.contains(&l.index) || l.master.is_some_and(|m| ours.contains(&m))
+                })
+            }
+            Err(e) => {
+                log.debug(&format!("link notifications: {e}"));
+                true
+            }
+        };
+        if hit && tx.send(Instant::now()).is_err() {
+            return;
+        }
+    });
+    Ok(rx)
+}

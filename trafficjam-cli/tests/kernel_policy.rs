@@ -4,7 +4,6 @@
 //! has its positive control after `clear`, and listeners prove that nothing
 //! arrived where nothing should.
 
-use std::process::{Command, Output};
 use std::time::Duration;
 
 use trafficjam_testbed::{
@@ -16,17 +15,6 @@ const TIMEOUT: Duration = Duration::from_millis(600);
 /// Run the binary against the bed's host namespace; it must succeed.
 fn trafficjam(bed: &Testbed, args: &[&str]) -> String {
     bed.trafficjam(env!("CARGO_BIN_EXE_trafficjam"), args)
-}
-
-/// Stdout of a command that must have succeeded.
-fn ok(out: Output) -> String {
-    assert!(
-        out.status.success(),
-        "trafficjam failed ({}): {}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 fn policy_args(allow_host: bool) -> Vec<&'static str> {

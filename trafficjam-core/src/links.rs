@@ -11,6 +11,7 @@
 use crate::wire::nla::{string, Attrs};
 
 const RTM_NEWLINK: u16 = 16;
+const RTM_DELLINK: u16 = 17;
 const RTM_GETLINK: u16 = 18;
 const RTM_NEWADDR: u16 = 20;
 const RTM_GETADDR: u16 = 22;
@@ -81,11 +82,25 @@ pub fn get_in_namespace_request(netnsid: i32, index: u32) -> Vec<u8> {
 /// The interface an `RTM_NEWLINK` answer describes; `None` otherwise or
 /// when malformed.
 pub fn parse_link(bytes: &[u8]) -> Option<Link> {
+    match link_message(bytes)? {
+        (false, link) => Some(link),
+        (true, _) => None,
+    }
+}
+
+/// The interface a link notification (`RTM_NEWLINK` or `RTM_DELLINK`)
+/// is about, and whether it was deleted; `None` for anything else.
+pub fn parse_link_change(bytes: &[u8]) -> Option<(bool, Link)> {
+    link_message(bytes)
+}
+
+fn link_message(bytes: &[u8]) -> Option<(bool, Link)> {
     let len = u32::from_ne_bytes(bytes.get(..4)?.try_into().ok()?) as usize;
     let ty = u16::from_ne_bytes(bytes.get(4..6)?.try_into().ok()?);
-    if ty != RTM_NEWLINK || len < HEADERS || len > bytes.len() {
+    if !matches!(ty, RTM_NEWLINK | RTM_DELLINK) || len < HEADERS || len > bytes.len() {
         return None;
     }
+    let deleted = ty == RTM_DELLINK;
     let index = u32::from_ne_bytes(bytes.get(20..24)?.try_into().ok()?);
     let mut link = Link {
         index,
@@ -102,7 +117,7 @@ pub fn parse_link(bytes: &[u8]) -> Option<Link> {
             _ => {}
         }
     }
-    Some(link)
+    Some((deleted, link))
 }
 
 /// One address of an interface, as an rtnetlink answer describes it.

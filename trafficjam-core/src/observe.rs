@@ -62,6 +62,9 @@ pub struct Enforced {
     pub bridges: Vec<String>,
     /// The container ports, with what each may send as.
     pub ports: Vec<PortView>,
+    /// Ports whose container is not identified yet: nothing they send
+    /// passes.
+    pub unidentified: Vec<String>,
     /// Bridge ports leading out of the host, left alone.
     pub uplinks: Vec<String>,
     /// How replies are told from new connections between ports:
@@ -131,6 +134,13 @@ impl Enforced {
                 _ => None,
             });
         let ports = bridge.map(|t| ports_of(t)).unwrap_or_default();
+        let unidentified: Vec<String> = bridge
+            .and_then(|t| t.set(names::PORTS))
+            .map(|s| s.ifnames())
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|n| !ports.iter().any(|p| p.name == *n))
+            .collect();
         let uplinks = bridge
             .and_then(|t| t.set(names::UPLINKS))
             .map(|s| s.ifnames())
@@ -152,6 +162,7 @@ impl Enforced {
         .and_then(|p| p.with_bridges(bridges.clone()))
         .and_then(|p| p.with_ports(ports.clone()))
         .and_then(|p| p.with_uplinks(uplinks.clone()))
+        .and_then(|p| p.with_unidentified(unidentified.clone()))
         .map(|p| p.with_tracking(tracking.unwrap_or_default()))
         .map(|p| match log_rate {
             Some(r) => p.with_log_blocked(r),
@@ -177,6 +188,7 @@ impl Enforced {
             allow_host_traffic,
             bridges,
             ports: ports.iter().map(view).collect(),
+            unidentified,
             uplinks,
             tracking: tracking.map(|t| match t {
                 Tracking::FlowSets => "flow-sets",

@@ -211,6 +211,7 @@ pub struct Policy {
     allow_host_traffic: bool,
     bridges: Vec<String>,
     ports: Vec<Port>,
+    unidentified: Vec<String>,
     uplinks: Vec<String>,
     tracking: Tracking,
     log_per_second: Option<u32>,
@@ -258,6 +259,7 @@ impl Policy {
             allow_host_traffic,
             bridges: Vec::new(),
             ports: Vec::new(),
+            unidentified: Vec::new(),
             uplinks: Vec::new(),
             tracking: Tracking::default(),
             log_per_second: None,
@@ -365,6 +367,33 @@ impl Policy {
         uplinks.dedup();
         self.uplinks = uplinks;
         Ok(self)
+    }
+
+    /// Ports of a managed bridge whose container is not known (yet): a
+    /// runtime plugged it in and has not said whose it is. Nothing they
+    /// send passes, and they count as backends for what is sent to them,
+    /// until they are identified. A name that is already a container port
+    /// or an uplink is refused.
+    pub fn with_unidentified(
+        mut self,
+        ports: impl IntoIterator<Item = String>,
+    ) -> Result<Policy, PolicyError> {
+        let mut names: Vec<String> = ports.into_iter().collect();
+        for n in &names {
+            check_ifname(n)?;
+            if self.ports.iter().any(|p| p.name == *n) || self.uplinks.contains(n) {
+                return Err(PolicyError::DuplicatePort(n.clone()));
+            }
+        }
+        names.sort();
+        names.dedup();
+        self.unidentified = names;
+        Ok(self)
+    }
+
+    /// The unidentified ports, sorted.
+    pub fn unidentified(&self) -> &[String] {
+        &self.unidentified
     }
 
     /// The uplink ports, sorted.

@@ -202,31 +202,32 @@ fn rules() {
     let mut t6 = empty_table(None);
     t6.sets = vec![Set::new("s6", SetKey::ipv6(), true, [])];
     let (fwd, input) = (chain("forward"), chain("input"));
-    // compiled forward chain: 0 ct state, 1 icmpv6 nd, 2 ip whitelist->subnets,
-    // 3 ip6 whitelist->subnets, 4 ip subnets->subnets drop, 5 ip6 drop;
-    // input (no bridge known): 0 ct state, 1 nd, 2 ip subnets drop.
+    // compiled forward chain: 0/1 ICMP errors from containers, 2 ct state,
+    // 3 icmpv6 nd, 4 ip whitelist->subnets, 5 ip6 whitelist->subnets,
+    // 6 ip subnets->subnets drop, 7 ip6 drop; input (no bridge known):
+    // 0/1 ICMP errors, 2 ct state, 3 nd, 4 ip subnets drop.
     let mut t4 = empty_table(None);
     t4.sets = vec![Set::new("s4", SetKey::ipv4(), true, [])];
     let cases = [
-        ("rule_ct_state", &t, &fwd, rule("forward", 0, &[])),
-        ("rule_icmpv6_nd", &t, &fwd, rule("forward", 1, &[])),
+        ("rule_ct_state", &t, &fwd, rule("forward", 2, &[])),
+        ("rule_icmpv6_nd", &t, &fwd, rule("forward", 3, &[])),
         (
             "rule_ip_saddr_daddr_sets",
             &t,
             &fwd,
-            rule("forward", 2, &[("whitelist4", "w4"), ("subnets4", "s4")]),
+            rule("forward", 4, &[("whitelist4", "w4"), ("subnets4", "s4")]),
         ),
         (
             "rule_ip6_saddr_daddr_counter_drop",
             &t6,
             &fwd,
-            rule("forward", 5, &[("subnets6", "s6")]),
+            rule("forward", 7, &[("subnets6", "s6")]),
         ),
         (
             "rule_ip_saddr_counter_drop",
             &t4,
             &input,
-            rule("input", 2, &[("subnets4", "s4")]),
+            rule("input", 4, &[("subnets4", "s4")]),
         ),
     ];
     for (fixture, table, c, r) in cases {
@@ -246,9 +247,9 @@ fn whole_small_ruleset() {
     ];
     let mut fwd = chain("forward");
     fwd.rules = vec![
-        rule("forward", 0, &[]),
-        rule("forward", 2, &[("whitelist4", "w4"), ("subnets4", "s4")]),
-        rule("forward", 4, &[("subnets4", "s4")]),
+        rule("forward", 2, &[]),
+        rule("forward", 4, &[("whitelist4", "w4"), ("subnets4", "s4")]),
+        rule("forward", 6, &[("subnets4", "s4")]),
     ];
     t.chains = vec![fwd];
     check("ruleset_small", |b| encode::create_table(b, &t));
@@ -351,7 +352,7 @@ fn ifname_sets() {
 fn limit_and_log_to_nflog() {
     let mut t = empty_table(None);
     t.sets = vec![Set::new("s4", SetKey::ipv4(), true, [])];
-    let mut r = rule("forward", 4, &[("subnets4", "s4")]);
+    let mut r = rule("forward", 6, &[("subnets4", "s4")]);
     r.exprs
         .retain(|e| !matches!(e, Expr::Counter { .. } | Expr::Verdict(_)));
     r.exprs.push(Expr::Limit {

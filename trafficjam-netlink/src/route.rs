@@ -19,6 +19,8 @@ use crate::{NetfilterSocket, NetlinkError};
 
 /// `NETLINK_ROUTE`
 const NETLINK_ROUTE: isize = 0;
+/// How many times an interrupted dump is read again.
+const DUMP_ATTEMPTS: usize = 10;
 
 /// A port of a bridge and what is plugged into it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,11 +59,43 @@ impl RouteSocket {
         }))
     }
 
+    /// A dump, again when the kernel says it was interrupted by a change
+    /// (containers come and go while we read): a partial list of ports
+    /// must never be taken for the whole.
+    fn dump(&mut self, request: &[u8]) -> Result<Vec<Vec<u8>>, NetlinkError> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self.0.request(request) {
+                Err(NetlinkError::DumpInterrupted) if attempt < DUMP_ATTEMPTS => continue,
+                r => return r,
+            }
+        }
+    }
+
+    /// Join `RTNLGRP_LINK`: be told of every interface change (a port
+    /// plugged into or out of a bridge, a veth's peer moved or set up).
+    pub fn watch_links(&mut self) -> Result<(), NetlinkError> {
+        const RTNLGRP_LINK: u32 = 1;
+        self.0.join_group(RTNLGRP_LINK)
+    }
+
+    /// Wait for the next notifications of [`watch_links`](Self::watch_links):
+    /// each changed interface and whether it was deleted. An error means
+    /// notifications were lost (ENOBUFS): anything may have changed.
+    pub fn link_changes(&mut self) -> Result<Vec<(bool, Link)>, NetlinkError> {
+        Ok(self
+            .0
+            .recv_messages(None)?
+            .iter()
+            .filter_map(|m| trafficjam_core::links::parse_link_change(m))
+            .collect())
+    }
+
     /// Every interface of the namespace.
     pub fn links(&mut self) -> Result<Vec<Link>, NetlinkError> {
         Ok(self
-            .0
-            .request(&dump_request())?
+            .dump(&dump_request())?
             .iter()
             .filter_map(|m| parse_link(m))
             .collect())
@@ -72,8 +106,7 @@ impl RouteSocket {
     pub fn interfaces_in(&mut self, subnets: &[IpNet]) -> Result<Vec<String>, NetlinkError> {
         let links = self.links()?;
         let mut names: Vec<String> = self
-            .0
-            .request(&dump_addresses_request(None, 0))?
+            .dump(&dump_addresses_request(None, 0))?
             .iter()
             .filter_map(|m| parse_address(m))
             .filter(|a| subnets.iter().any(|n| n.contains(&a.addr)))
@@ -88,9 +121,16 @@ impl RouteSocket {
     /// The ports of the bridge called `bridge`, with their peers' MACs and
     /// addresses. An unknown bridge has no ports.
     pub fn bridge_ports(&mut self, bridge: &str) -> Result<Vec<BridgePort>, NetlinkError> {
+        Ok(self.bridge(bridge)?.map(|(_, p)| p).unwrap_or_default())
+    }
+
+    /// The interface index of the bridge called `bridge`, and its ports
+    /// (see [`bridge_ports`](Self::bridge_ports)); `None` when there is no
+    /// such interface.
+    pub fn bridge(&mut self, bridge: &str) -> Result<Option<(u32, Vec<BridgePort>)>, NetlinkError> {
         let links = self.links()?;
         let Some(br) = links.iter().find(|l| l.name == bridge) else {
-            return Ok(Vec::new());
+            return Ok(None);
         };
         let mut ports = Vec::new();
         for port in links.iter().filter(|l| l.master == Some(br.index)) {
@@ -98,16 +138,22 @@ impl RouteSocket {
                 (Some(nsid), Some(peer)) => {
                     (self.peer_mac(nsid, peer), self.peer_addrs(nsid, peer))
                 }
+                // The other end still in this namespace: a runtime setting
+                // a container up has not moved it into the container yet.
+                (None, Some(peer)) if peer != port.index => (
+                    links.iter().find(|l| l.index == peer).and_then(|l| l.mac),
+                    Vec::new(),
+                ),
                 _ => (None, Vec::new()),
             };
             ports.push(BridgePort {
                 name: port.name.clone(),
                 peer_mac,
                 peer_addrs,
-                has_peer: port.link_netnsid.is_some(),
+                has_peer: port.link_netnsid.is_some() || port.link.is_some_and(|l| l != port.index),
             });
         }
-        Ok(ports)
+        Ok(Some((br.index, ports)))
     }
 
     fn peer_mac(&mut self, nsid: i32, peer: u32) -> Option<[u8; 6]> {
@@ -120,8 +166,7 @@ impl RouteSocket {
 
     fn peer_addrs(&mut self, nsid: i32, peer: u32) -> Vec<IpAddr> {
         let mut addrs: Vec<IpAddr> = self
-            .0
-            .request(&dump_addresses_request(Some(nsid), peer))
+            .dump(&dump_addresses_request(Some(nsid), peer))
             .unwrap_or_default()
             .iter()
             .filter_map(|m| parse_address(m))

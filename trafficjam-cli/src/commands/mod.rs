@@ -27,6 +27,8 @@ pub struct StaticPolicy {
     pub policy: Policy,
     /// What trafficjam chose or assumed (the bridge, uplinks).
     pub notes: Vec<String>,
+    /// The bridge's interface index, when it exists.
+    pub bridge_index: Option<u32>,
 }
 
 /// The validated policy of static-mode (`--subnet`) arguments: the bridge
@@ -60,7 +62,9 @@ pub fn static_policy(args: &PolicyArgs) -> Result<StaticPolicy, CliError> {
             }
         }
     };
-    let found = route.bridge_ports(&bridge)?;
+    let read = route.bridge(&bridge)?;
+    let bridge_index = read.as_ref().map(|(i, _)| *i);
+    let found = read.map(|(_, p)| p).unwrap_or_default();
     let (ports, uplinks) = static_ports(args, &bridge, &found)?;
     for u in &uplinks {
         notes.push(format!(
@@ -74,6 +78,7 @@ pub fn static_policy(args: &PolicyArgs) -> Result<StaticPolicy, CliError> {
     Ok(StaticPolicy {
         policy: with_log(policy, args),
         notes,
+        bridge_index,
     })
 }
 
@@ -226,7 +231,7 @@ pub async fn docker_policies(
     let mut out = Vec::new();
     for network in &args.networks {
         let mut discovery = client.discover(network, &filters).await?;
-        bind_ports(&mut discovery, args.target.netns.as_deref());
+        bind_ports(&mut discovery, args.target.netns.as_deref())?;
         let policy = docker_policy(args, &discovery, network)?;
         out.push(DockerPolicy { discovery, policy });
     }
@@ -235,12 +240,17 @@ pub async fn docker_policies(
 
 /// Find every container's bridge port (by the MAC Docker gave it), in the
 /// namespace where the rules go (the host's, normally). A container whose
-/// port is not found is not bound (see [`Discovery::unbound`]).
-pub fn bind_ports(discovery: &mut Discovery, netns: Option<&std::path::Path>) {
-    let ports = RouteSocket::open_in(netns)
-        .and_then(|mut s| s.bridge_ports(&discovery.bridge))
-        .unwrap_or_default();
-    discovery.find_ports(&ports);
+/// port is not found is not bound (see [`Discovery::unbound`]). When the
+/// bridge cannot be read at all, that is an error: a policy without the
+/// ports would not isolate them.
+pub fn bind_ports(
+    discovery: &mut Discovery,
+    netns: Option<&std::path::Path>,
+) -> Result<(), CliError> {
+    let found = RouteSocket::open_in(netns)?.bridge(&discovery.bridge)?;
+    discovery.bridge_index = found.as_ref().map(|(i, _)| *i);
+    discovery.find_ports(&found.map(|(_, p)| p).unwrap_or_default());
+    Ok(())
 }
 
 /// The policies `apply` and `plan` act on: from the command line, or one

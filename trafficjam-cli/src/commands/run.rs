@@ -8,6 +8,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bollard::models::{EventMessage, EventMessageTypeEnum};
@@ -25,7 +26,7 @@ use crate::error::CliError;
 use crate::firewall::Firewall;
 use crate::log::Log;
 use crate::metrics::{self, METRICS};
-use crate::watch::{watch, Touched};
+use crate::watch::{self, watch, Touched};
 use tokio::sync::mpsc::UnboundedReceiver;
 use trafficjam_core::model::Table;
 use trafficjam_core::nflog::Blocked;
@@ -179,12 +180,30 @@ async fn run_static(
         log.info(n);
     }
     let mut policy = found.policy;
+    let bridges = Arc::new(Mutex::new(found.bridge_index.into_iter().collect()));
+    let mut links = watch::links(args.policy.target.netns.clone(), bridges.clone(), log)?;
     let mut touched = watch_ours(args, log)?;
     enforce(fw, &policy, "", log)?;
-    log.info("enforcing; restoring the rules whenever they are changed from outside");
+    log.info("enforcing; restoring the rules whenever they are changed from outside, and following the bridge's ports");
     loop {
         tokio::select! {
             stop = signals.next() => return Ok(stop),
+            Some(_) = links.recv() => {
+                while links.try_recv().is_ok() {}
+                // A port came or went: read the bridge again at once.
+                match static_policy(&args.policy) {
+                    Ok(found) => {
+                        if let Ok(mut b) = bridges.lock() {
+                            *b = found.bridge_index.into_iter().collect();
+                        }
+                        policy = found.policy;
+                        if let Err(e) = enforce(fw, &policy, "", log) {
+                            log.warn(&format!("re-applying failed: {e}"));
+                        }
+                    }
+                    Err(e) => log.warn(&format!("reading the bridge failed: {e}; keeping the last rules")),
+                }
+            }
             Some(b) = next_blocked(blocked) => {
                 METRICS.blocked_line();
                 log.info(&blocked::line(&b, &names));
@@ -215,7 +234,18 @@ struct State {
     /// Containers that died or left a network: never whitelisted again
     /// until Docker says they started, whatever a racing listing says.
     revoked: HashSet<String>,
+    /// Containers Docker reports on a network whose bridge port is not
+    /// found yet (or that a `connect` event announced and Docker does not
+    /// list yet), and how many times they were looked for.
+    unbound: HashMap<String, u32>,
 }
+
+/// How soon, and how many times, a container whose bridge port is not
+/// found yet is looked for again: Docker reports a container connected a
+/// few milliseconds before its veth is complete, and its process starts
+/// right after — a proxy must be bound before its first packet.
+const UNBOUND_RETRY: Duration = Duration::from_millis(2);
+const UNBOUND_TRIES: u32 = 250;
 
 /// Docker mode.
 async fn run_docker(
@@ -230,6 +260,8 @@ async fn run_docker(
     parse_filters(&args.policy.whitelist_filters)?;
     instances(args)?;
     let mut touched = watch_ours(args, log)?;
+    let bridges: Arc<Mutex<HashSet<u32>>> = Arc::default();
+    let mut links = watch::links(args.policy.target.netns.clone(), bridges.clone(), log)?;
     let mut state = State::default();
     let mut backoff = Duration::from_secs(1);
     loop {
@@ -287,6 +319,12 @@ async fn run_docker(
                     let policies = applied_policies(args, &state);
                     reassert(fw, &policies, seen, log);
                 }
+                Some(_) = links.recv() => {
+                    // A port plugged into (or out of) a managed bridge:
+                    // enrol it at once, quarantined until Docker says whose.
+                    while links.try_recv().is_ok() {}
+                    pending = Some(Instant::now());
+                }
                 event = events.next() => match event {
                     Some(Ok(ev)) => {
                         let action = ev.action.clone().unwrap_or_default();
@@ -304,7 +342,16 @@ async fn run_docker(
                             // there is nothing left to remember.
                             state.revoked.remove(&id);
                         }
-                        if relevant(&action) && pending.is_none() {
+                        if is_connect(&ev) {
+                            // A container plugged into a network: its process
+                            // is about to run, and if it is a proxy its first
+                            // packet must find it whitelisted. No debounce,
+                            // and it is looked for until it is bound.
+                            if let Some(id) = starting_container(&ev) {
+                                state.unbound.entry(id).or_insert(0);
+                            }
+                            pending = Some(Instant::now());
+                        } else if relevant(&action) && pending.is_none() {
                             pending = Some(Instant::now() + DEBOUNCE);
                         }
                     }
@@ -329,6 +376,12 @@ async fn run_docker(
                             log.warn(&format!("{e}; keeping the current rules, reconnecting"));
                             break;
                         }
+                    }
+                    if state.unbound.values().any(|tries| *tries < UNBOUND_TRIES) {
+                        pending = Some(Instant::now() + UNBOUND_RETRY);
+                    }
+                    if let Ok(mut b) = bridges.lock() {
+                        *b = state.applied.values().filter_map(|d| d.bridge_index).collect();
                     }
                 }
             }
@@ -397,6 +450,11 @@ fn leaving_container(ev: &EventMessage) -> Option<String> {
         }
         _ => None,
     }
+}
+
+/// Whether an event is a container being connected to a network.
+fn is_connect(ev: &EventMessage) -> bool {
+    ev.typ == Some(EventMessageTypeEnum::NETWORK) && ev.action.as_deref() == Some("connect")
 }
 
 /// The container an event says was removed.
@@ -473,6 +531,8 @@ async fn reconcile(
     log: Log,
 ) -> Result<(), DockerError> {
     let filters = parse_filters(&args.policy.whitelist_filters)?;
+    // Who is still looked for is worked out again below, network by network.
+    let looked_for = std::mem::take(&mut state.unbound);
     for network in &args.policy.networks {
         let discovery = match client.discover(network, &filters).await {
             Ok(d) => d,
@@ -494,15 +554,32 @@ async fn reconcile(
         };
         state.waiting.remove(network);
         let mut discovery = discovery.without(&state.revoked);
-        super::bind_ports(&mut discovery, args.policy.target.netns.as_deref());
-        for e in discovery.unbound() {
+        if let Err(e) = super::bind_ports(&mut discovery, args.policy.target.netns.as_deref()) {
             log.warn(&format!(
-                "network {network}: the bridge port of container {} is not found (no veth on {} with its MAC {}); it is not bound yet{}",
-                e.name,
-                discovery.bridge,
-                e.mac.map_or("(none reported)".to_string(), |m| trafficjam_core::model::Value::Ether(m).to_string()),
-                if discovery.whitelist.iter().any(|w| w.id == e.id) { " and cannot open connections until it is" } else { "" }
+                "network {network}: reading the ports of {} failed: {e}; keeping its last rules",
+                discovery.bridge
             ));
+            state.unbound.insert(String::new(), 0);
+            continue;
+        }
+        // Announced by an event, not listed by Docker yet.
+        for (id, tries) in &looked_for {
+            if !discovery.endpoints.iter().any(|e| e.id == *id) && *tries < UNBOUND_TRIES {
+                state.unbound.insert(id.clone(), tries + 1);
+            }
+        }
+        for e in discovery.unbound() {
+            let tries = looked_for.get(&e.id).map_or(1, |t| t + 1);
+            if tries == UNBOUND_TRIES {
+                log.warn(&format!(
+                    "network {network}: the bridge port of container {} is not found (no veth on {} with its MAC {}); it is not bound{}",
+                    e.name,
+                    discovery.bridge,
+                    e.mac.map_or("(none reported)".to_string(), |m| trafficjam_core::model::Value::Ether(m).to_string()),
+                    if discovery.whitelist.iter().any(|w| w.id == e.id) { " and cannot open connections until it is" } else { "" }
+                ));
+            }
+            state.unbound.insert(e.id.clone(), tries);
         }
         let policy = match docker_policy(&args.policy, &discovery, network) {
             Ok(p) => p,

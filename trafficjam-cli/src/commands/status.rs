@@ -111,6 +111,12 @@ pub fn run(args: &StatusArgs) -> Result<(), CliError> {
                 join(&p.addrs)
             );
         }
+        if !e.unidentified.is_empty() {
+            println!(
+                "  unidentified:  {} (nothing they send passes until their container is known)",
+                e.unidentified.join(", ")
+            );
+        }
         if !e.uplinks.is_empty() {
             println!("  uplinks:       {} (left alone)", e.uplinks.join(", "));
         }

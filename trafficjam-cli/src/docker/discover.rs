@@ -37,10 +37,16 @@ pub struct Discovery {
     pub subnets: Vec<IpNet>,
     /// The Linux bridge behind it.
     pub bridge: String,
-    /// Running containers on it matching a whitelist filter.
+    /// Containers attached to it (running, or being started) matching a
+    /// whitelist filter.
     pub whitelist: Vec<Endpoint>,
     /// Every container endpoint on it, whitelisted or not.
     pub endpoints: Vec<Endpoint>,
+    /// Ports of the bridge no endpoint was found on (a container being
+    /// set up, or one Docker does not report): quarantined.
+    pub unidentified: Vec<String>,
+    /// The bridge's interface index, once its ports were read.
+    pub bridge_index: Option<u32>,
     /// Every container on the network by address, for log lines.
     pub names: std::collections::BTreeMap<IpAddr, String>,
 }
@@ -69,7 +75,8 @@ impl Discovery {
         });
         Policy::new(instance, self.subnets.clone(), addrs, allow_host_traffic)?
             .with_bridges([self.bridge.clone()])?
-            .with_ports(ports)
+            .with_ports(ports)?
+            .with_unidentified(self.unidentified.iter().cloned())
     }
 
     fn is_whitelisted(&self, id: &str) -> bool {
@@ -96,6 +103,16 @@ impl Discovery {
         for e in self.endpoints.iter_mut().chain(self.whitelist.iter_mut()) {
             e.port = find(e.mac);
         }
+        self.unidentified = ports
+            .iter()
+            .filter(|p| {
+                !self
+                    .endpoints
+                    .iter()
+                    .any(|e| e.port.as_ref() == Some(&p.name))
+            })
+            .map(|p| p.name.clone())
+            .collect();
     }
 
     /// The same discovery without the given containers.
@@ -271,7 +288,13 @@ impl DockerClient {
             let mut f = HashMap::new();
             f.insert(key.clone(), vec![value.clone()]);
             f.insert("network".to_string(), vec![id.clone()]);
+            // Every container, not only running ones: a container being
+            // started is connected to the network (its endpoint is there)
+            // before its process runs, and a proxy must be whitelisted
+            // before its first packet. Stopped containers have no endpoint
+            // and are left out below.
             let opts = ListContainersOptions {
+                all: true,
                 filters: Some(f),
                 ..Default::default()
             };
@@ -296,10 +319,12 @@ impl DockerClient {
                     .and_then(|n| n.into_iter().next())
                     .map(|n| n.trim_start_matches('/').to_string())
                     .unwrap_or_else(|| short(&cid));
-                // A container with no address on the network (still
-                // starting, or disconnected since) simply has nothing to
-                // whitelist yet: the next event or poll picks it up.
-                let (addrs, mac) = endpoints.get(&cid).cloned().unwrap_or_default();
+                // A container with no endpoint on the network (stopped, or
+                // disconnected since) has nothing to whitelist: the next
+                // event or poll picks it up when it is attached again.
+                let Some((addrs, mac)) = endpoints.get(&cid).cloned() else {
+                    continue;
+                };
                 let mut addrs: Vec<IpAddr> = addrs
                     .into_iter()
                     .filter(|a| subnets.iter().any(|s| s.contains(a)))
@@ -326,6 +351,8 @@ impl DockerClient {
             bridge,
             whitelist,
             endpoints: all,
+            unidentified: Vec::new(),
+            bridge_index: None,
             names,
         })
     }
@@ -353,6 +380,8 @@ mod tests {
             bridge: "br-abc".into(),
             names: Default::default(),
             endpoints: whitelist.clone(),
+            unidentified: vec![],
+            bridge_index: None,
             whitelist,
         }
     }
@@ -377,8 +406,9 @@ mod tests {
         };
         d.find_ports(&[port("veth-p", 2)]);
         assert_eq!(d.unbound().len(), 1, "app's port is not plugged in yet");
-        d.find_ports(&[port("veth-p", 2), port("veth-a", 3)]);
+        d.find_ports(&[port("veth-p", 2), port("veth-a", 3), port("veth-x", 9)]);
         assert!(d.unbound().is_empty());
+        assert_eq!(d.unidentified, ["veth-x"], "a port nobody reports");
         let p = d.policy(InstanceId::default(), false).unwrap();
         let roles: Vec<(&str, Role)> = p
             .ports()
@@ -386,6 +416,7 @@ mod tests {
             .map(|p| (p.name.as_str(), p.role))
             .collect();
         assert_eq!(roles, [("veth-a", Role::Backend), ("veth-p", Role::Proxy)]);
+        assert_eq!(p.unidentified(), ["veth-x"]);
         assert_eq!(p.bridges(), ["br-abc"]);
         assert_eq!(
             parse_mac("02:42:ac:17:00:02"),

@@ -74,6 +74,15 @@ impl Policy {
     /// The bridge-family table of the policy.
     pub(crate) fn bridge_table(&self) -> Table {
         let mut sets = port_sets(self.ports());
+        // Unidentified ports are ports with no MAC and no address: every
+        // frame they send fails the first check of port security.
+        if let Some(ports) = sets.iter_mut().find(|s| s.name == names::PORTS) {
+            let all = ports
+                .ifnames()
+                .into_iter()
+                .chain(self.unidentified().iter().cloned());
+            *ports = Set::of_ifnames(names::PORTS, all);
+        }
         sets.push(Set::of_ifnames(
             names::UPLINKS,
             self.uplinks().iter().cloned(),

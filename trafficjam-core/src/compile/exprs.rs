@@ -113,7 +113,7 @@ pub(crate) fn concat(fields: &[Field]) -> Vec<Expr> {
         .iter()
         .map(|f| {
             let e = load(*f, Register::at_offset(offset));
-            offset += f.padded_len();
+            offset += f.padded_width();
             e
         })
         .collect()
@@ -269,10 +269,17 @@ pub(crate) fn counter_expr() -> Expr {
     }
 }
 
-/// `ct KEY & MASK != 0 VERDICT`: any of the bits set. Conntrack keys are
-/// host-endian u32s, as the kernel stores them.
+/// `ct KEY & MASK != 0 VERDICT`: any of the bits set.
 pub(crate) fn ct_any(key: CtKey, mask: u32, verdict: Verdict) -> Rule {
-    Rule::new(vec![
+    let mut exprs = ct_bits(key, mask);
+    exprs.push(Expr::Verdict(verdict));
+    Rule::new(exprs)
+}
+
+/// `ct KEY & MASK != 0`. Conntrack keys are host-endian u32s, as the
+/// kernel stores them.
+pub(crate) fn ct_bits(key: CtKey, mask: u32) -> Vec<Expr> {
+    vec![
         Expr::Ct {
             key,
             dreg: Register::R1,
@@ -289,12 +296,14 @@ pub(crate) fn ct_any(key: CtKey, mask: u32, verdict: Verdict) -> Rule {
             op: CmpOp::Neq,
             data: vec![0; 4],
         },
-        Expr::Verdict(verdict),
-    ])
+    ]
 }
+
+/// `NF_CT_STATE_BIT(IP_CT_RELATED)`
+pub(crate) const CT_RELATED: u32 = 4;
 
 /// `ct state established,related accept`
 pub(crate) fn established() -> Rule {
     // NF_CT_STATE_BIT(IP_CT_ESTABLISHED) | NF_CT_STATE_BIT(IP_CT_RELATED).
-    ct_any(CtKey::State, 2 | 4, Verdict::Accept)
+    ct_any(CtKey::State, 2 | CT_RELATED, Verdict::Accept)
 }

@@ -29,7 +29,9 @@ use crate::model::{
     Set, SetKey, Table, Verdict,
 };
 use crate::{Policy, TABLE_COMMENT};
-use exprs::{drop, established, icmpv6_types, ifname_in, lookup, rule, Ip};
+use exprs::{
+    ct_bits, drop, established, icmpv6_types, ifname_in, l4proto, lookup, rule, Ip, CT_RELATED,
+};
 
 /// Names of the objects inside an instance's tables.
 pub mod names {
@@ -244,7 +246,8 @@ pub(crate) fn base_chain(name: &str, hook: Hook, rules: Vec<Rule>) -> Chain {
 /// already). Whitelisted addresses may open connections into the subnets,
 /// nobody else in the subnets may.
 fn forward_chain() -> Chain {
-    let mut rules = vec![established(), neighbour_discovery()];
+    let mut rules = icmp_errors_from_containers();
+    rules.extend([established(), neighbour_discovery()]);
     for ip in Ip::BOTH {
         rules.push(rule(
             [from_set(ip, whitelist(ip)), to_set(ip, subnets(ip))],
@@ -267,7 +270,8 @@ fn forward_chain() -> Chain {
 /// connections and neighbour discovery with the gateway pass. Without
 /// known bridges, the source addresses tell containers apart.
 fn input_chain(by_bridge: bool) -> Chain {
-    let mut rules = vec![established(), neighbour_discovery()];
+    let mut rules = icmp_errors_from_containers();
+    rules.extend([established(), neighbour_discovery()]);
     if by_bridge {
         rules.push(drop(
             [ifname_in(MetaKey::IifName, names::BRIDGES, false)],
@@ -279,6 +283,28 @@ fn input_chain(by_bridge: bool) -> Chain {
         }
     }
     base_chain(names::INPUT, Hook::Input, rules)
+}
+
+/// ICMP errors sent from a managed bridge that conntrack calls related:
+/// dropped before `ct state established,related` accepts them. An error
+/// quoting a flow is related to that flow whoever sends it (a router on
+/// the path legitimately may), so a container could otherwise send the
+/// proxy, or the host, "port unreachable" for their flows and break them.
+/// Containers are not routers: none of their errors is needed.
+fn icmp_errors_from_containers() -> Vec<Rule> {
+    Ip::BOTH
+        .into_iter()
+        .map(|ip| {
+            drop(
+                [
+                    ifname_in(MetaKey::IifName, names::BRIDGES, false),
+                    ct_bits(crate::model::CtKey::State, CT_RELATED),
+                    l4proto(ip.icmp()),
+                ],
+                "icmp-error",
+            )
+        })
+        .collect()
 }
 
 fn subnets(ip: Ip) -> &'static str {

@@ -106,7 +106,7 @@ impl Field {
     }
 
     /// The field's length in bytes (before register padding).
-    pub fn len(self) -> usize {
+    pub fn width(self) -> usize {
         match self.kind() {
             Kind::Ifname | Kind::Ipv6 => 16,
             Kind::Ether => 6,
@@ -117,8 +117,8 @@ impl Field {
 
     /// The field's length in a key: each field of a concatenation starts
     /// on a 32-bit register boundary.
-    pub fn padded_len(self) -> usize {
-        self.len().div_ceil(4) * 4
+    pub fn padded_width(self) -> usize {
+        self.width().div_ceil(4) * 4
     }
 
     /// nft's datatype number for the field (`TYPE_*` of nft's datatype.h).
@@ -212,7 +212,7 @@ impl SetKey {
 
     /// The key's length in bytes, every field padded to 32 bits.
     pub fn len(&self) -> usize {
-        self.0.iter().map(|f| f.padded_len()).sum()
+        self.0.iter().map(|f| f.padded_width()).sum()
     }
 
     /// True for a key without fields (never built; a decoded oddity).
@@ -328,7 +328,7 @@ impl Element {
         let mut values = Vec::with_capacity(key.fields().len());
         let mut rest = bytes;
         for f in key.fields() {
-            let (field, tail) = rest.split_at_checked(f.padded_len())?;
+            let (field, tail) = rest.split_at_checked(f.padded_width())?;
             values.push(Value::from_key(f.kind(), field)?);
             rest = tail;
         }

@@ -98,7 +98,7 @@ fn typeof_field(f: Field) -> (u32, Vec<u8>) {
         let mut a = u32_tlv(0, desc);
         a.extend(u32_tlv(1, template));
         if f.datatype() == 4 {
-            a.extend(u32_tlv(4, 8 * f.len() as u32));
+            a.extend(u32_tlv(4, 8 * f.width() as u32));
         }
         (PAYLOAD, a)
     };
