@@ -55,6 +55,11 @@ The live part builds a lab in anonymous network namespaces: a bridge with 192.0.
 2001:db8:7a::/64, a proxy and two backends on veths. It makes every TCP and UDP \
 connection over IPv4 and IPv6 without rules (the lab must work), applies the trafficjam \
 policy with the proxy whitelisted, and tries again: only proxy → backend may connect. \
+Then backend1 attacks, as a compromised container holding CAP_NET_RAW would (a forged \
+source address and MAC, a VLAN-tagged frame, link-local addresses of a neighbour and \
+of the host, limited broadcast, a request split into fragments, a gratuitous ARP \
+taking over the proxy's address), once in a lab without rules (each must work there) \
+and once with the policy (each must be stopped).\n\n\
 The namespaces are held by file descriptors only, so when check ends - or is \
 interrupted or killed - the kernel removes them with every interface and rule in them; \
 nothing on the host is changed.\n\n\

@@ -85,6 +85,7 @@ fn check_passes_with_the_required_matrix_and_leaves_no_trace() {
         "without rules: 36 of 36 connections made",
         "read back intact",
         "✓ 36 of 36 probes as the policy requires",
+        "✓ 8 of 8 attacks work without rules and are stopped by the policy",
         "result: every check passed",
     ] {
         assert!(stdout.contains(needle), "{needle:?} missing in:\n{stdout}");
@@ -110,6 +111,20 @@ fn check_passes_with_the_required_matrix_and_leaves_no_trace() {
             .split_whitespace()
             .collect();
         assert_eq!(words, [cell, cell, cell, cell, verdict], "row {line:?}");
+    }
+    // Every attack, both columns: it works without rules, not with them.
+    let attacks = stdout
+        .lines()
+        .skip_while(|l| !l.contains("attacks from backend1"))
+        .skip(2)
+        .take_while(|l| l.starts_with("    "))
+        .collect::<Vec<_>>();
+    assert_eq!(attacks.len(), 8, "{stdout}");
+    for line in attacks {
+        assert!(
+            line.contains("✓ works") && line.trim_end().ends_with("✗ stopped"),
+            "attack row {line:?}"
+        );
     }
     assert!(!stdout.contains('!') && !stdout.contains('?'), "{stdout}");
     assert_eq!(

@@ -188,6 +188,65 @@ pub fn parse_address(bytes: &[u8]) -> Option<Address> {
     })
 }
 
+const RTM_NEWNEIGH: u16 = 28;
+const RTM_GETNEIGH: u16 = 30;
+const NDA_DST: u16 = 1;
+const NDA_LLADDR: u16 = 2;
+/// nlmsghdr (16) + ndmsg (12).
+const NEIGH_HEADERS: usize = 28;
+
+/// One entry of a neighbour table (ARP, NDP): which MAC an address is
+/// believed to be at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Neighbour {
+    /// Index of the interface the entry is for.
+    pub index: u32,
+    /// The neighbour's address.
+    pub addr: std::net::IpAddr,
+    /// Its MAC address, when resolved.
+    pub mac: Option<[u8; 6]>,
+}
+
+/// Dump the neighbour tables (IPv4 and IPv6) of the namespace.
+pub fn dump_neighbours_request() -> Vec<u8> {
+    let len = NEIGH_HEADERS;
+    let mut m = Vec::with_capacity(len);
+    m.extend_from_slice(&(len as u32).to_ne_bytes());
+    m.extend_from_slice(&RTM_GETNEIGH.to_ne_bytes());
+    m.extend_from_slice(&(NLM_F_REQUEST | NLM_F_DUMP).to_ne_bytes());
+    m.extend_from_slice(&[0; 8]);
+    // ndmsg: family (any), pads, index, state, flags, type.
+    m.extend_from_slice(&[0; 12]);
+    m
+}
+
+/// The entry an `RTM_NEWNEIGH` answer describes; `None` otherwise or when
+/// malformed.
+pub fn parse_neighbour(bytes: &[u8]) -> Option<Neighbour> {
+    let len = u32::from_ne_bytes(bytes.get(..4)?.try_into().ok()?) as usize;
+    let ty = u16::from_ne_bytes(bytes.get(4..6)?.try_into().ok()?);
+    if ty != RTM_NEWNEIGH || len < NEIGH_HEADERS || len > bytes.len() {
+        return None;
+    }
+    let family = *bytes.get(16)?;
+    let index = u32::from_ne_bytes(bytes.get(20..24)?.try_into().ok()?);
+    let (mut addr, mut mac) = (None, None);
+    for a in Attrs::new(&bytes[NEIGH_HEADERS..len]) {
+        let (kind, v) = a.ok()?;
+        match (kind, family, v.len()) {
+            (NDA_DST, 2, 4) => addr = Some(std::net::IpAddr::from(<[u8; 4]>::try_from(v).ok()?)),
+            (NDA_DST, 10, 16) => addr = Some(std::net::IpAddr::from(<[u8; 16]>::try_from(v).ok()?)),
+            (NDA_LLADDR, _, 6) => mac = <[u8; 6]>::try_from(v).ok(),
+            _ => {}
+        }
+    }
+    Some(Neighbour {
+        index,
+        addr: addr?,
+        mac,
+    })
+}
+
 /// rtnetlink attributes are host-endian (nf_tables' are big-endian).
 fn ne_u32(v: &[u8]) -> Option<u32> {
     <[u8; 4]>::try_from(v).ok().map(u32::from_ne_bytes)
@@ -233,6 +292,29 @@ mod tests {
         );
         assert_eq!(parse_link(&m[..20]), None);
         assert_eq!(parse_link(&dump_request()), None);
+    }
+
+    #[test]
+    fn neighbours_parse() {
+        let mut m = dump_neighbours_request();
+        m[4..6].copy_from_slice(&RTM_NEWNEIGH.to_ne_bytes());
+        m[16] = 2;
+        m[20..24].copy_from_slice(&3u32.to_ne_bytes());
+        m.extend(attr(NDA_DST, &[10, 77, 1, 10]));
+        m.extend(attr(NDA_LLADDR, &[2, 0, 0, 0, 0, 10]));
+        let len = m.len() as u32;
+        m[..4].copy_from_slice(&len.to_ne_bytes());
+        assert_eq!(
+            parse_neighbour(&m),
+            Some(Neighbour {
+                index: 3,
+                addr: "10.77.1.10".parse().unwrap(),
+                mac: Some([2, 0, 0, 0, 0, 10])
+            })
+        );
+        assert_eq!(parse_neighbour(&m[..30]), None);
+        m[16] = 10;
+        assert_eq!(parse_neighbour(&m), None, "an IPv6 entry has 16 bytes");
     }
 
     #[test]

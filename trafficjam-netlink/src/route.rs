@@ -101,6 +101,17 @@ impl RouteSocket {
             .collect())
     }
 
+    /// The addresses of the interface with index `index` in this namespace.
+    pub fn addresses_of(&mut self, index: u32) -> Result<Vec<IpAddr>, NetlinkError> {
+        Ok(self
+            .dump(&dump_addresses_request(None, index))?
+            .iter()
+            .filter_map(|m| parse_address(m))
+            .filter(|a| a.index == index)
+            .map(|a| a.addr)
+            .collect())
+    }
+
     /// The interfaces holding an address inside one of `subnets` (a
     /// bridge is the interface holding its gateway address), by name.
     pub fn interfaces_in(&mut self, subnets: &[IpNet]) -> Result<Vec<String>, NetlinkError> {

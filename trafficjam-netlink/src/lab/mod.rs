@@ -8,6 +8,7 @@
 //! process died — the kernel destroys the namespaces and every interface
 //! and nftables table in them. Interrupting a lab cannot leave a trace.
 
+pub mod frames;
 mod message;
 
 use std::fs::File;
@@ -16,7 +17,9 @@ use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 
 use nix::sched::{setns, unshare, CloneFlags};
-use trafficjam_core::links::{dump_request, parse_link};
+use trafficjam_core::links::{
+    dump_neighbours_request, dump_request, parse_link, parse_neighbour, Neighbour,
+};
 
 use crate::{NetlinkError, RouteSocket};
 
@@ -88,6 +91,27 @@ impl RouteSocket {
                 errno: libc::ENODEV,
                 message: None,
             })
+    }
+
+    /// The neighbour tables (ARP and NDP entries) of the namespace.
+    pub fn neighbours(&mut self) -> Result<Vec<Neighbour>, NetlinkError> {
+        Ok(self
+            .0
+            .request(&dump_neighbours_request())?
+            .iter()
+            .filter_map(|m| parse_neighbour(m))
+            .collect())
+    }
+
+    /// The MAC address of the interface with index `index`.
+    pub fn mac_of(&mut self, index: u32) -> Result<Option<[u8; 6]>, NetlinkError> {
+        Ok(self
+            .0
+            .request(&dump_request())?
+            .iter()
+            .filter_map(|m| parse_link(m))
+            .find(|l| l.index == index)
+            .and_then(|l| l.mac))
     }
 
     /// Create bridge `name` and return its index.

@@ -23,7 +23,8 @@ pub const SUBNET4: &str = "192.0.2.0/24";
 /// See [`SUBNET4`].
 pub const SUBNET6: &str = "2001:db8:7a::/64";
 const TCP_PORT: u16 = 7070;
-const UDP_PORT: u16 = 7071;
+/// The UDP port every lab node listens on.
+pub const UDP_PORT: u16 = 7071;
 /// How long a probe waits for an answer before calling it blocked. On the
 /// same bridge a reply takes well under a millisecond.
 const PROBE_TIMEOUT: Duration = Duration::from_millis(1000);
@@ -50,12 +51,24 @@ impl Node {
     }
 }
 
+/// A datagram a lab listener received: on which node, and its first
+/// bytes.
+#[derive(Debug, Clone)]
+pub struct Arrival {
+    /// The receiving node's name.
+    pub node: &'static str,
+    /// Its payload.
+    pub payload: Vec<u8>,
+}
+
 /// The lab, with listeners running in every namespace.
 pub struct Lab {
     /// The host namespace (holds the bridge and, later, the rules).
     pub host: Node,
     /// Proxy first, then the backends.
     pub containers: Vec<Node>,
+    /// Every datagram the listeners received (the attacks look for theirs).
+    pub arrivals: Arc<std::sync::Mutex<Vec<Arrival>>>,
     stop: Arc<AtomicBool>,
     echoes: Vec<JoinHandle<()>>,
     /// Kept open: TCP handshakes complete in the kernel's backlog.
@@ -94,6 +107,7 @@ impl Lab {
             v6: v6(1),
             ns: Namespace::create()?,
         };
+        quiet(&host.ns)?;
         let mut rs = host.ns.route_socket()?;
         let lo = rs.index_of("lo")?;
         rs.set_up(lo)?;
@@ -117,6 +131,7 @@ impl Lab {
                 v6: v6(2 + i as u16),
                 ns: Namespace::create()?,
             };
+            quiet(&node.ns)?;
             let port = rs.add_veth(&port_name(name), bridge, "eth0", &node.ns)?;
             rs.set_up(port)?;
             let mut inside = node.ns.route_socket()?;
@@ -130,6 +145,7 @@ impl Lab {
         let mut lab = Lab {
             host,
             containers,
+            arrivals: Arc::default(),
             stop: Arc::new(AtomicBool::new(false)),
             echoes: Vec::new(),
             _listeners: Vec::new(),
@@ -155,8 +171,17 @@ impl Lab {
                 })?;
             self._listeners.push(tcp);
             let stop = self.stop.clone();
-            self.echoes
-                .push(std::thread::spawn(move || echo(&udp, &stop)));
+            let (arrivals, name) = (self.arrivals.clone(), node.name);
+            self.echoes.push(std::thread::spawn(move || {
+                echo(&udp, &stop, |payload| {
+                    if let Ok(mut a) = arrivals.lock() {
+                        a.push(Arrival {
+                            node: name,
+                            payload: payload.to_vec(),
+                        });
+                    }
+                })
+            }));
         }
         Ok(())
     }
@@ -203,6 +228,11 @@ impl Lab {
         })
     }
 
+    /// The node's namespace.
+    pub fn ns<'n>(&self, node: &'n Node) -> &'n Namespace {
+        &node.ns
+    }
+
     /// The namespace path of the lab's host, where the rules go.
     pub fn host_path(&self) -> std::path::PathBuf {
         self.host.ns.path()
@@ -238,6 +268,25 @@ pub const PAIRS: [(usize, usize); 9] = [
     (1, 0),
 ];
 
+/// No duplicate address detection (a link-local address is usable at
+/// once, not tentative for a second) and no router solicitations (nothing
+/// is sent before the first probe) in a lab namespace.
+fn quiet(ns: &Namespace) -> Result<(), NetlinkError> {
+    ns.run(|| -> std::io::Result<()> {
+        for conf in ["all", "default"] {
+            for (key, value) in [("accept_dad", "0"), ("router_solicitations", "0")] {
+                std::fs::write(format!("/proc/sys/net/ipv6/conf/{conf}/{key}"), value)?;
+            }
+        }
+        Ok(())
+    })?
+    .map_err(|e| {
+        NetlinkError::Socket(std::io::Error::other(format!(
+            "configuring a lab namespace: {e}"
+        )))
+    })
+}
+
 fn port_name(node: &str) -> String {
     format!("tjc-{node}")
 }
@@ -249,10 +298,11 @@ fn port(proto: Proto) -> u16 {
     }
 }
 
-fn echo(udp: &UdpSocket, stop: &AtomicBool) {
+fn echo(udp: &UdpSocket, stop: &AtomicBool, record: impl Fn(&[u8])) {
     let mut buf = [0u8; 64];
     while !stop.load(Ordering::Relaxed) {
         if let Ok((n, peer)) = udp.recv_from(&mut buf) {
+            record(&buf[..n]);
             let _ = udp.send_to(&buf[..n], peer);
         }
     }

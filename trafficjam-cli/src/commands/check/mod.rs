@@ -2,6 +2,7 @@
 //! this kernel in a throwaway lab (see [`lab`]). Exits 0 only if every
 //! requirement holds and every probe came out as the policy requires.
 
+mod attacks;
 mod host;
 mod lab;
 mod matrix;
@@ -91,7 +92,44 @@ fn live() -> Result<(), String> {
         );
     }
 
-    // The ports as a runtime would report them: read from the kernel.
+    let (fw, took, e) = enforce(&lab)?;
+    println!(
+        "  policy applied in one transaction in {:.2} ms ({} whitelisted by its port {}, {} ports bound \
+         to their MAC and addresses); read back intact, enforcing at: {}",
+        took.as_secs_f64() * 1e3,
+        proxy.name,
+        Lab::proxy_port(),
+        e.ports.len(),
+        e.layers.join(", ")
+    );
+
+    let started = Instant::now();
+    let after = lab.probe(&PAIRS);
+    let (good, all) = score(&after, |r| required(r.from_role, r.to_role));
+    println!("  with the policy ({} ms):", started.elapsed().as_millis());
+    print!("{}", render(&after));
+    drop(fw);
+    drop(lab);
+    let matrix = if good == all {
+        println!("  ✓ {good} of {all} probes as the policy requires");
+        Ok(())
+    } else {
+        Err(format!(
+            "{} of {all} probes NOT as the policy requires",
+            all - good
+        ))
+    };
+    let attacks = attacks();
+    println!(
+        "  labs removed: their namespaces took the bridges, the veths and the rules with them"
+    );
+    matrix.and(attacks)
+}
+
+/// Apply the policy to a lab, with the lab's ports read from the kernel as
+/// a runtime would report them, and read it back.
+fn enforce(lab: &Lab) -> Result<(Firewall, std::time::Duration, Enforced), String> {
+    let proxy = &lab.containers[0];
     let ports: Vec<Port> = RouteSocket::open_in(Some(&lab.host_path()))
         .and_then(|mut r| r.bridge_ports(lab::BRIDGE))
         .map_err(|e| format!("cannot read the lab's bridge ports: {e}"))?
@@ -112,7 +150,7 @@ fn live() -> Result<(), String> {
     let mut fw = Firewall::open(Some(&lab.host_path())).map_err(|e| e.to_string())?;
     let policy = Policy::new(
         InstanceId::new("check").map_err(|e| e.to_string())?,
-        subnets,
+        Lab::subnets(),
         [proxy.v4.into(), proxy.v6.into()],
         false,
     )
@@ -138,35 +176,77 @@ fn live() -> Result<(), String> {
             Err(e) => return Err(format!("reading the rules back failed: {e}")),
         }
     }
-    let enforced = Enforced::from_tables(&tables);
-    let Some(e) = enforced.first().filter(|e| e.intact) else {
-        return Err("the rules read back from the kernel differ from the policy".into());
-    };
-    println!(
-        "  policy applied in one transaction in {:.2} ms ({} whitelisted by its port {}, {} ports bound \
-         to their MAC and addresses); read back intact, enforcing at: {}",
-        took.as_secs_f64() * 1e3,
-        proxy.name,
-        Lab::proxy_port(),
-        e.ports.len(),
-        e.layers.join(", ")
-    );
+    let e = Enforced::from_tables(&tables)
+        .into_iter()
+        .next()
+        .filter(|e| e.intact)
+        .ok_or("the rules read back from the kernel differ from the policy")?;
+    Ok((fw, took, e))
+}
 
+/// Every attack of [`attacks::ATTACKS`] in a fresh lab without rules (it
+/// must work there) and in a fresh lab with the policy applied before any
+/// traffic (it must not work there).
+fn attacks() -> Result<(), String> {
+    println!("\n  attacks from backend1 (with CAP_NET_RAW, as every container has):");
     let started = Instant::now();
-    let after = lab.probe(&PAIRS);
-    let (good, all) = score(&after, |r| required(r.from_role, r.to_role));
-    println!("  with the policy ({} ms):", started.elapsed().as_millis());
-    print!("{}", render(&after));
-    drop(fw);
-    drop(lab);
-    println!("  lab removed: its namespaces took the bridge, the veths and the rules with them");
-    if good == all {
-        println!("  ✓ {good} of {all} probes as the policy requires");
+    let run = |with_policy: bool| -> Result<Vec<Result<bool, String>>, String> {
+        let lab = Lab::build().map_err(|e| format!("cannot build an attack lab: {e}"))?;
+        let _fw = if with_policy {
+            Some(enforce(&lab)?.0)
+        } else {
+            None
+        };
+        let scene = attacks::Scene::new(&lab)?;
+        Ok(attacks::ATTACKS
+            .iter()
+            .map(|a| scene.try_attack(a))
+            .collect())
+    };
+    let without = run(false)?;
+    let with = run(true)?;
+    let width = attacks::ATTACKS
+        .iter()
+        .map(|a| a.name.chars().count())
+        .max()
+        .unwrap_or(0);
+    println!(
+        "    {:width$}  {:<15}  with the policy",
+        "", "without rules"
+    );
+    let mut bad = 0;
+    for ((a, w), p) in attacks::ATTACKS.iter().zip(&without).zip(&with) {
+        let cell = |r: &Result<bool, String>, want: bool| match r {
+            Ok(true) if want => "✓ works",
+            Ok(true) => "✓ works !",
+            Ok(false) if !want => "✗ stopped",
+            Ok(false) => "✗ stopped !",
+            Err(_) => "? failed",
+        };
+        let ok = matches!(w, Ok(true)) && matches!(p, Ok(false));
+        if !ok {
+            bad += 1;
+        }
+        println!(
+            "    {:width$}  {:<15}  {}",
+            a.name,
+            cell(w, true),
+            cell(p, false)
+        );
+        for e in [w, p].into_iter().filter_map(|r| r.as_ref().err()) {
+            println!("      ? {e}");
+        }
+    }
+    let all = attacks::ATTACKS.len();
+    if bad == 0 {
+        println!(
+            "  ✓ {all} of {all} attacks work without rules and are stopped by the policy ({} ms)",
+            started.elapsed().as_millis()
+        );
         Ok(())
     } else {
         Err(format!(
-            "{} of {all} probes NOT as the policy requires",
-            all - good
+            "{bad} of {all} attacks not as required (each must work without rules, and not with the policy)"
         ))
     }
 }
