@@ -169,3 +169,25 @@ fn batch_read_at_an_old_generation_is_refused() {
     sock.send(&b.finish()).unwrap();
     assert!(tables(&ns).contains("trafficjam-ours"));
 }
+
+/// Which flow tracking the bridge layer gets is found by asking the
+/// kernel, and asking leaves nothing behind. This kernel is expected to
+/// answer as its build says: conntrack for bridged frames only where
+/// nf_conntrack_bridge is built in or loaded once asked for.
+#[test]
+fn bridge_tracking_is_probed_without_a_trace() {
+    require_root();
+    let ns = Netns::new("tjtrack").unwrap();
+    let before = tables(&ns);
+    let mut fw = trafficjam_netlink::Firewall::open_in(Some(&ns.path())).unwrap();
+    let found = fw.bridge_tracking();
+    assert_eq!(fw.bridge_tracking(), found, "asked once, then remembered");
+    assert_eq!(tables(&ns), before, "the probe left a table");
+    let has_module = Path::new("/sys/module/nf_conntrack_bridge").exists();
+    let expected = if has_module {
+        trafficjam_core::Tracking::Conntrack
+    } else {
+        trafficjam_core::Tracking::FlowSets
+    };
+    assert_eq!(found, expected, "nf_conntrack_bridge loaded: {has_module}");
+}
