@@ -230,7 +230,7 @@ pub async fn docker_policies(
     let filters = parse_filters(&args.whitelist_filters)?;
     let mut out = Vec::new();
     for network in &args.networks {
-        let mut discovery = client.discover(network, &filters).await?;
+        let mut discovery = client.discover(network, &filters, None).await?;
         bind_ports(&mut discovery, args.target.netns.as_deref())?;
         let policy = docker_policy(args, &discovery, network)?;
         out.push(DockerPolicy { discovery, policy });

@@ -21,6 +21,7 @@ use super::apply::{describe, summary};
 use super::{docker_policy, instance_for, runtime, static_instance, static_policy};
 use crate::blocked;
 use crate::cli::RunArgs;
+use crate::docker::containers::Containers;
 use crate::docker::{discover::parse_filters, Discovery, DockerClient, DockerError};
 use crate::error::CliError;
 use crate::firewall::Firewall;
@@ -234,6 +235,9 @@ struct State {
     /// Containers that died or left a network: never whitelisted again
     /// until Docker says they started, whatever a racing listing says.
     revoked: HashSet<String>,
+    /// What is known of every container (names, images, labels), from
+    /// Docker's list at connection and its events since.
+    containers: Containers,
     /// Containers Docker reports on a network whose bridge port is not
     /// found yet (or that a `connect` event announced and Docker does not
     /// list yet), and how many times they were looked for.
@@ -293,6 +297,13 @@ async fn run_docker(
             filters: Some(filters),
             ..Default::default()
         }));
+        match Containers::load(&client).await {
+            Ok(c) => state.containers = c,
+            Err(e) => {
+                log.warn(&format!("{e}; keeping the current rules, reconnecting"));
+                continue;
+            }
+        }
         if let Err(e) = reconcile(&client, args, fw, &mut state, log).await {
             if e.is_unreachable() {
                 log.warn(&format!("{e}; keeping the current rules, reconnecting"));
@@ -327,6 +338,7 @@ async fn run_docker(
                 }
                 event = events.next() => match event {
                     Some(Ok(ev)) => {
+                        state.containers.learn(&ev);
                         let action = ev.action.clone().unwrap_or_default();
                         log.debug(&format!("event {:?} {action}", ev.typ));
                         if let Some(id) = leaving_container(&ev) {
@@ -534,7 +546,10 @@ async fn reconcile(
     // Who is still looked for is worked out again below, network by network.
     let looked_for = std::mem::take(&mut state.unbound);
     for network in &args.policy.networks {
-        let discovery = match client.discover(network, &filters).await {
+        let discovery = match client
+            .discover(network, &filters, Some(&state.containers))
+            .await
+        {
             Ok(d) => d,
             Err(e) if e.is_unreachable() => return Err(e),
             Err(e) => {

@@ -182,7 +182,7 @@ fn with_docker_names(mut instances: Vec<Instance>) -> Vec<Instance> {
         };
         for i in &mut instances {
             let discovered =
-                tokio::time::timeout(wait, client.discover(&i.enforced.instance, &[])).await;
+                tokio::time::timeout(wait, client.discover(&i.enforced.instance, &[], None)).await;
             if let Ok(Ok(d)) = discovered {
                 // Only if the network really is the one the instance manages.
                 if d.subnets == i.enforced.subnets {

@@ -1,6 +1,6 @@
 //! A network's subnets, bridge and containers, as Docker reports them.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::IpAddr;
 
 use bollard::models::{EndpointResource, Ipam};
@@ -9,6 +9,8 @@ use ipnet::IpNet;
 use trafficjam_core::model::parse_mac;
 use trafficjam_core::{InstanceId, Policy, PolicyError, Port, Role};
 
+use super::containers::Containers;
+use super::filter::{self, Filter};
 use super::{DockerClient, DockerError};
 
 /// A container's endpoint on the managed network.
@@ -207,30 +209,105 @@ fn endpoint_addrs(ep: &EndpointResource) -> Vec<IpAddr> {
         .collect()
 }
 
+impl DockerClient {
+    /// The ids of the containers on network `id` that Docker says match any
+    /// of `filters`. Every container, not only running ones: a container
+    /// being started is connected already.
+    async fn list_matching(
+        &self,
+        id: &str,
+        filters: &[(String, String)],
+    ) -> Result<HashSet<String>, DockerError> {
+        let mut out = HashSet::new();
+        for (key, value) in filters {
+            let mut f = HashMap::new();
+            f.insert(key.clone(), vec![value.clone()]);
+            f.insert("network".to_string(), vec![id.to_string()]);
+            let opts = ListContainersOptions {
+                all: true,
+                filters: Some(f),
+                ..Default::default()
+            };
+            let found = self
+                .api()
+                .list_containers(Some(opts))
+                .await
+                .map_err(|e| match e {
+                    bollard::errors::Error::DockerResponseServerError {
+                        status_code: 400 | 500,
+                        message,
+                    } => DockerError::FilterRejected {
+                        filter: format!("{key}={value}"),
+                        message,
+                    },
+                    e => DockerError::api(self.host(), "listing whitelisted containers", e),
+                })?;
+            out.extend(found.into_iter().filter_map(|c| c.id));
+        }
+        Ok(out)
+    }
+}
+
 /// The short form of a container id, as `docker ps` shows it.
 fn short(id: &str) -> String {
     id.get(..12).unwrap_or(id).to_string()
 }
 
-/// Split `key=value` filters (Docker's `--filter` syntax) for the API.
+/// Docker's container filter keys (`docker ps --filter`): a filter is
+/// matched here where it can be, so Docker may never see it; an unknown
+/// key is refused as Docker would refuse it.
+const FILTER_KEYS: [&str; 15] = [
+    "ancestor",
+    "before",
+    "expose",
+    "exited",
+    "health",
+    "id",
+    "isolation",
+    "is-task",
+    "label",
+    "name",
+    "network",
+    "publish",
+    "since",
+    "status",
+    "volume",
+];
+
+/// Split `key=value` filters (Docker's `--filter` syntax) and check their
+/// keys.
 pub fn parse_filters(filters: &[String]) -> Result<Vec<(String, String)>, DockerError> {
     filters
         .iter()
         .map(|f| match f.split_once('=') {
-            Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.to_string())),
+            Some((k, v)) if !k.trim().is_empty() => {
+                let k = k.trim();
+                if !FILTER_KEYS.contains(&k) {
+                    return Err(DockerError::FilterRejected {
+                        filter: f.clone(),
+                        message: format!(
+                            "invalid filter '{k}' (Docker's container filters are {})",
+                            FILTER_KEYS.join(", ")
+                        ),
+                    });
+                }
+                Ok((k.to_string(), v.to_string()))
+            }
             _ => Err(DockerError::BadFilter(f.clone())),
         })
         .collect()
 }
 
 impl DockerClient {
-    /// Ask Docker for `network`'s subnets and for the running containers on
-    /// it that match any of `filters` (each is passed to Docker's own
-    /// container filter; several are OR-ed).
+    /// Ask Docker for `network`'s subnets and containers, and which of
+    /// them match any of `filters` (several are OR-ed): decided from
+    /// `known` containers where the filters allow it, else by Docker's own
+    /// container filter.
     pub async fn discover(
         &self,
         network: &str,
         filters: &[(String, String)],
+        known: Option<&Containers>,
     ) -> Result<Discovery, DockerError> {
         let net = self
             .api()
@@ -283,64 +360,48 @@ impl DockerClient {
             .map(|e| (e.id.clone(), (e.addrs.clone(), e.mac)))
             .collect();
 
+        // Who is whitelisted: decided from what is known of each container
+        // where the filters allow it (see `filter`), else by Docker.
+        let parsed: Vec<Filter> = filters.iter().map(|(k, v)| Filter::new(k, v)).collect();
+        let decided: HashMap<&str, Option<bool>> = all
+            .iter()
+            .map(|e| {
+                let d = known
+                    .and_then(|k| k.get(&e.id))
+                    .and_then(|c| filter::any_matches(&parsed, c));
+                (e.id.as_str(), d)
+            })
+            .collect();
+        let listed = if decided.values().any(Option::is_none) {
+            self.list_matching(&id, filters).await?
+        } else {
+            HashSet::new()
+        };
         let mut whitelist: BTreeMap<String, Endpoint> = BTreeMap::new();
-        for (key, value) in filters {
-            let mut f = HashMap::new();
-            f.insert(key.clone(), vec![value.clone()]);
-            f.insert("network".to_string(), vec![id.clone()]);
-            // Every container, not only running ones: a container being
-            // started is connected to the network (its endpoint is there)
-            // before its process runs, and a proxy must be whitelisted
-            // before its first packet. Stopped containers have no endpoint
-            // and are left out below.
-            let opts = ListContainersOptions {
-                all: true,
-                filters: Some(f),
-                ..Default::default()
+        for e in &all {
+            let yes = match decided.get(e.id.as_str()).copied().flatten() {
+                Some(d) => d,
+                None => listed.contains(&e.id),
             };
-            let found = self
-                .api()
-                .list_containers(Some(opts))
-                .await
-                .map_err(|e| match e {
-                    bollard::errors::Error::DockerResponseServerError {
-                        status_code: 400 | 500,
-                        message,
-                    } => DockerError::FilterRejected {
-                        filter: format!("{key}={value}"),
-                        message,
-                    },
-                    e => DockerError::api(self.host(), "listing whitelisted containers", e),
-                })?;
-            for c in found {
-                let Some(cid) = c.id else { continue };
-                let name = c
-                    .names
-                    .and_then(|n| n.into_iter().next())
-                    .map(|n| n.trim_start_matches('/').to_string())
-                    .unwrap_or_else(|| short(&cid));
-                // A container with no endpoint on the network (stopped, or
-                // disconnected since) has nothing to whitelist: the next
-                // event or poll picks it up when it is attached again.
-                let Some((addrs, mac)) = endpoints.get(&cid).cloned() else {
-                    continue;
-                };
-                let mut addrs: Vec<IpAddr> = addrs
-                    .into_iter()
-                    .filter(|a| subnets.iter().any(|s| s.contains(a)))
-                    .collect();
-                addrs.sort();
-                whitelist.insert(
-                    cid.clone(),
-                    Endpoint {
-                        name,
-                        id: cid,
-                        addrs,
-                        mac,
-                        port: None,
-                    },
-                );
+            if !yes {
+                continue;
             }
+            let (addrs, mac) = endpoints.get(&e.id).cloned().unwrap_or_default();
+            let mut addrs: Vec<IpAddr> = addrs
+                .into_iter()
+                .filter(|a| subnets.iter().any(|s| s.contains(a)))
+                .collect();
+            addrs.sort();
+            whitelist.insert(
+                e.id.clone(),
+                Endpoint {
+                    name: e.name.clone(),
+                    id: e.id.clone(),
+                    addrs,
+                    mac,
+                    port: None,
+                },
+            );
         }
         let mut whitelist: Vec<Endpoint> = whitelist.into_values().collect();
         whitelist.sort();
@@ -436,6 +497,10 @@ mod tests {
             Err(DockerError::BadFilter(_))
         ));
         assert!(parse_filters(&["=x".into()]).is_err());
+        assert!(matches!(
+            parse_filters(&["bogus=1".into()]),
+            Err(DockerError::FilterRejected { .. })
+        ));
     }
 
     #[test]

@@ -1,8 +1,10 @@
 //! Docker discovery: which subnets a network has and which containers on
 //! it are whitelisted, over the local socket or `DOCKER_HOST`.
 
+pub mod containers;
 pub mod discover;
 mod error;
+pub mod filter;
 
 pub use discover::Discovery;
 pub use error::DockerError;

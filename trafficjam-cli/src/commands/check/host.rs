@@ -167,7 +167,7 @@ pub fn docker(networks: &[String], filters: &[String]) -> Vec<Finding> {
         ));
         for network in networks {
             let subject = format!("network {network}");
-            match tokio::time::timeout(wait, client.discover(network, &filters)).await {
+            match tokio::time::timeout(wait, client.discover(network, &filters, None)).await {
                 Ok(Ok(d)) => {
                     let subnets: Vec<String> = d.subnets.iter().map(|s| s.to_string()).collect();
                     let white: Vec<String> = d
