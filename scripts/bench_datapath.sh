@@ -17,7 +17,8 @@
 #      re-apply with nothing to change, and the update after one container
 #      port was added (an element-only set update); median of --runs.
 # Each measurement is repeated --repeat times, alternating the order of the
-# "none" and "rules" runs, and the median is reported.
+# "none" and "rules" runs; the report gives medians, and as ratio the median
+# of the paired runs' ratios with their range (the machine's noise).
 #
 # --ipv6 measures proxy -> backend over IPv6 instead of IPv4.
 # --diagnose also measures, to see where the cost goes:
@@ -253,8 +254,24 @@ timed() {
 }
 timed_apply() { timed "$TJ" apply "${TJARGS[@]}"; }
 
-median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a > 0) printf "%.3f", b / a; else print "-" }'; }
+# median FORMAT VALUE...
+median() {
+    local fmt=$1; shift
+    printf '%s\n' "$@" | sort -g | awk -v f="$fmt" '{ v[NR] = $1 } END { printf f, NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+# Paired ratios: run i of a mode over run i of "none" (the two ran next to
+# each other, so slow drift in the host's load cancels). Prints the median
+# and the range, e.g. "0.951 0.93-0.97".
+paired() {
+    awk -v a="$1" -v b="$2" 'BEGIN {
+        n = split(a, x, " "); split(b, y, " ")
+        for (i = 1; i <= n; i++) r[i] = x[i] > 0 ? y[i] / x[i] : 0
+        # insertion sort: n is small
+        for (i = 2; i <= n; i++) { v = r[i]; for (j = i - 1; j >= 1 && r[j] > v; j--) r[j + 1] = r[j]; r[j + 1] = v }
+        m = n % 2 ? r[(n + 1) / 2] : (r[n / 2] + r[n / 2 + 1]) / 2
+        printf "%.3f %.2f-%.2f", m, r[1], r[n]
+    }'
+}
 
 # Install the ruleset of a mode (none: nothing).
 mode_on() {
@@ -274,10 +291,20 @@ EOF
             ;;
     esac
 }
+# The rules' drop counters after a run (only proxy -> backend traffic and
+# neighbour/multicast chatter ran: a drop of TCP there would be a bug).
+report_drops() {
+    command -v nft >/dev/null || return 0
+    local drops
+    drops=$(in_ns "$H" nft list ruleset 2>/dev/null |
+        sed -n 's/.*counter packets \([1-9][0-9]*\) bytes [0-9]* drop comment "\([^"]*\)".*/\2: \1/p' |
+        sort | awk -F': ' '{ n[$1] += $2 } END { for (k in n) printf "%s%s %d", sep, k, n[k]; sep = ", " }')
+    [[ -z $drops ]] || log "  $1: the rules dropped packets during the run: $drops"
+}
 mode_off() {
     case $1 in
         none) ;;
-        rules | bridge | inet) tj_clear ;;
+        rules | bridge | inet) report_drops "$1"; tj_clear ;;
         ct) in_ns "$H" nft delete table inet tjbench-ct ;;
     esac
     # Nothing of ours may be left in place for the next run.
@@ -297,12 +324,13 @@ connrate() {
     if ((family == 6)); then out="[$TARGET]:5202"; else out="$TARGET:5202"; fi
     out=$(in_ns "$P" "$CONNRATE" client "$out" --seconds "$seconds" --threads "$threads") || die "connrate: $out"
     echo "$out" >>"$WORK/connrate.log"
-    sed -n 's/.*rate=\([0-9.]*\).*errors=\([0-9]*\).*/\1 \2/p' <<<"$out"
+    sed -n 's/.*rate=\([0-9.]*\).*errors=\([0-9]*\).*error_kinds=\([^ ]*\).*/\1 \2 \3/p' <<<"$out"
 }
 
-# Fills TPUT_<mode>, CONN_<mode>, ERRS_<mode> with the medians of --repeat runs.
+# Fills TPUT[mode], CONN[mode] (medians of --repeat runs), TRATIO[mode],
+# CRATIO[mode] (paired ratios to none: median and range) and ERRS[mode].
 measure_datapath() {
-    local label=$1 rep mode order t c e
+    local label=$1 rep mode order t c e k
     declare -gA SAMPLES_T=() SAMPLES_C=() SAMPLES_E=()
     for ((rep = 1; rep <= repeat; rep++)); do
         if ((rep % 2)); then order=("${MODES[@]}"); else order=(); for mode in "${MODES[@]}"; do order=("$mode" "${order[@]}"); done; fi
@@ -310,20 +338,23 @@ measure_datapath() {
             mode_on "$mode"
             t=$(throughput)
             c=$(connrate)
-            read -r c e <<<"$c"
+            read -r c e k <<<"$c"
+            if [[ $k == - ]]; then k=; else k=": $k"; fi
+            log "$label run $rep/$repeat $mode: $t Gbit/s, $c conn/s ($e failed connects$k)"
             mode_off "$mode"
-            log "$label run $rep/$repeat $mode: $t Gbit/s, $c conn/s ($e errors)"
             SAMPLES_T[$mode]+=" $t"
             SAMPLES_C[$mode]+=" $c"
             SAMPLES_E[$mode]+=" $e"
         done
     done
-    declare -gA TPUT=() CONN=() ERRS=()
+    declare -gA TPUT=() CONN=() ERRS=() TRATIO=() CRATIO=()
     for mode in "${MODES[@]}"; do
+        TRATIO[$mode]=$(paired "${SAMPLES_T[none]}" "${SAMPLES_T[$mode]}")
+        CRATIO[$mode]=$(paired "${SAMPLES_C[none]}" "${SAMPLES_C[$mode]}")
         # shellcheck disable=SC2086 # the samples are a word list
-        TPUT[$mode]=$(median ${SAMPLES_T[$mode]})
+        TPUT[$mode]=$(median %.2f ${SAMPLES_T[$mode]})
         # shellcheck disable=SC2086
-        CONN[$mode]=$(median ${SAMPLES_C[$mode]})
+        CONN[$mode]=$(median %.0f ${SAMPLES_C[$mode]})
         # shellcheck disable=SC2086
         ERRS[$mode]=$(printf '%s\n' ${SAMPLES_E[$mode]} | awk '{ s += $1 } END { print s }')
     done
@@ -347,8 +378,8 @@ measure_apply() {
             ms=$(timed "$TJ" plan "${TJARGS[@]}"); p+=("$ms")
             ms=$(timed "$TJ" status --netns "$NETNS"); s+=("$ms")
         done
-        PLAN_MS=$(median "${p[@]}")
-        STATUS_MS=$(median "${s[@]}")
+        PLAN_MS=$(median %.1f "${p[@]}")
+        STATUS_MS=$(median %.1f "${s[@]}")
         log "$n ports: plan ${p[*]} ms; status ${s[*]} ms"
     fi
     for ((r = 0; r < runs; r++)); do
@@ -370,9 +401,9 @@ measure_apply() {
     got=$(tj_ports)
     ((got == n)) || die "status shows $got ports after the updates, expected $n"
     tj_clear
-    APPLY_MS=$(median "${a[@]}")
-    NOOP_MS=$(median "${z[@]}")
-    UPDATE_MS=$(median "${u[@]}")
+    APPLY_MS=$(median %.1f "${a[@]}")
+    NOOP_MS=$(median %.1f "${z[@]}")
+    UPDATE_MS=$(median %.1f "${u[@]}")
     log "$n ports: apply ${a[*]} ms; no-op ${z[*]} ms; update ${u[*]} ms"
 }
 
@@ -388,16 +419,19 @@ for n in "${PORT_COUNTS[@]}"; do
         in_ns "$H" sysctl -qw net.bridge.bridge-nf-call-iptables=$v net.bridge.bridge-nf-call-ip6tables=$v
         measure_datapath "$n ports, br_nf $brnf"
         measure_apply "$n"
-        ROWS+=("$(printf '%-6s %-6s %6s %6s %6s   %7s %7s %6s   %8s %8s %9s' \
-            "$n" "$brnf" "${TPUT[none]}" "${TPUT[rules]}" "$(ratio "${TPUT[none]}" "${TPUT[rules]}")" \
-            "${CONN[none]}" "${CONN[rules]}" "$(ratio "${CONN[none]}" "${CONN[rules]}")" \
+        read -r tr trr <<<"${TRATIO[rules]}"
+        read -r cr crr <<<"${CRATIO[rules]}"
+        ROWS+=("$(printf '%-6s %-6s %6s %6s %6s %-9s   %7s %7s %6s %-9s   %8s %8s %9s' \
+            "$n" "$brnf" "${TPUT[none]}" "${TPUT[rules]}" "$tr" "$trr" \
+            "${CONN[none]}" "${CONN[rules]}" "$cr" "$crr" \
             "$APPLY_MS" "$NOOP_MS" "$UPDATE_MS")")
         if ((diagnose)); then
             APPLY_DIAG+=("$(printf '%-6s %-6s %8s %8s %8s %8s %9s' "$n" "$brnf" "$APPLY_MS" "$PLAN_MS" "$STATUS_MS" "$NOOP_MS" "$UPDATE_MS")")
             for mode in "${MODES[@]}"; do
-                DIAG+=("$(printf '%-6s %-6s %-7s %7s %6s   %7s %6s %7s' "$n" "$brnf" "$mode" \
-                    "${TPUT[$mode]}" "$(ratio "${TPUT[none]}" "${TPUT[$mode]}")" \
-                    "${CONN[$mode]}" "$(ratio "${CONN[none]}" "${CONN[$mode]}")" "${ERRS[$mode]}")")
+                read -r tr trr <<<"${TRATIO[$mode]}"
+                read -r cr crr <<<"${CRATIO[$mode]}"
+                DIAG+=("$(printf '%-6s %-6s %-7s %7s %6s %-9s   %7s %6s %-9s %7s' "$n" "$brnf" "$mode" \
+                    "${TPUT[$mode]}" "$tr" "$trr" "${CONN[$mode]}" "$cr" "$crr" "${ERRS[$mode]}")")
             done
         fi
         for mode in "${MODES[@]}"; do
@@ -409,14 +443,14 @@ done
 
 echo
 echo "trafficjam datapath: proxy -> backend (IPv$family), median of $repeat x ${seconds}s; apply/update: median of $runs whole-process runs"
-echo "targets: throughput ratio >= 0.95, conn/s ratio >= 0.90"
-printf '%-6s %-6s %-20s   %-22s   %8s %8s %9s\n' "" "" "throughput (Gbit/s)" "new conn/s" apply no-op "+1 port"
-printf '%-6s %-6s %6s %6s %6s   %7s %7s %6s   %8s %8s %9s\n' ports br_nf none rules ratio none rules ratio ms ms ms
+echo "ratio: median of the paired runs' ratios (rules/none), then their range; targets: throughput >= 0.95, conn/s >= 0.90"
+printf '%-6s %-6s %-30s   %-33s   %8s %8s %9s\n' "" "" "throughput (Gbit/s)" "new conn/s" apply no-op "+1 port"
+printf '%-6s %-6s %6s %6s %6s %-9s   %7s %7s %6s %-9s   %8s %8s %9s\n' ports br_nf none rules ratio range none rules ratio range ms ms ms
 printf '%s\n' "${ROWS[@]}"
 if ((diagnose)); then
     echo
     echo "where the cost goes (ratio to none; ct = conntrack only, bridge/inet = that trafficjam table alone)"
-    printf '%-6s %-6s %-7s %7s %6s   %7s %6s %7s\n' ports br_nf mode Gbit/s ratio conn/s ratio errors
+    printf '%-6s %-6s %-7s %7s %6s %-9s   %7s %6s %-9s %7s\n' ports br_nf mode Gbit/s ratio range conn/s ratio range errors
     printf '%s\n' "${DIAG[@]}"
     echo
     echo "where an apply's time goes (ms; plan = discovery + ruleset, no kernel write; status = dump only)"

@@ -257,6 +257,24 @@ impl Container {
     }
 }
 
+/// The trafficjam image run as the README says: on the host network, with
+/// NET_ADMIN and the Docker socket, configured by `env` (`KEY=VALUE`), with
+/// `cmd` as its arguments (none: `run`).
+pub fn run_trafficjam(env: &[String], cmd: &[&str]) -> io::Result<Container> {
+    let mut args = vec![
+        "--network",
+        "host",
+        "--cap-add",
+        "NET_ADMIN",
+        "-v",
+        "/var/run/docker.sock:/var/run/docker.sock",
+    ];
+    for e in env {
+        args.extend(["-e", e]);
+    }
+    Container::run("tj", &args, TRAFFICJAM_IMAGE, cmd)
+}
+
 impl Drop for Container {
     fn drop(&mut self) {
         let _ = docker_output(&["rm", "-f", &self.name]);
@@ -304,8 +322,9 @@ impl Drop for HostAddress {
     }
 }
 
-/// Removes a trafficjam table of the test's from the host's ruleset when
-/// dropped, if a failure left it there. Only that table is touched.
+/// Removes a trafficjam instance's tables of the test's (`inet NAME` and
+/// `bridge NAME`) from the host's ruleset when dropped, if a failure left
+/// them there. Only those tables are touched.
 pub struct TableGuard(String);
 
 impl TableGuard {
@@ -317,8 +336,10 @@ impl TableGuard {
 
 impl Drop for TableGuard {
     fn drop(&mut self) {
-        let _ = Command::new("nft")
-            .args(["delete", "table", "inet", &self.0])
-            .output();
+        for family in ["inet", "bridge"] {
+            let _ = Command::new("nft")
+                .args(["delete", "table", family, &self.0])
+                .output();
+        }
     }
 }

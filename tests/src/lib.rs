@@ -25,3 +25,21 @@ pub use matrix::{assert_matrix, Flow, Outcome};
 pub use netns::{require_root, run, Netns};
 pub use probe::Proto;
 pub use topology::{addr, ip, Listeners, Testbed, POLICY_ARGS};
+
+/// Wait until `f` is true, checking every millisecond; how long it took.
+/// Panics naming `what` after `limit`.
+pub fn wait_until(
+    what: &str,
+    limit: std::time::Duration,
+    mut f: impl FnMut() -> bool,
+) -> std::time::Duration {
+    let start = std::time::Instant::now();
+    while !f() {
+        assert!(
+            start.elapsed() < limit,
+            "timed out after {limit:?} waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    start.elapsed()
+}

@@ -113,23 +113,8 @@ impl Stage {
     /// 100 ms, when effects show, then every 25 ms: many checks start a
     /// process); how long it took to hold, if it did. Errors inside `f`
     /// count as "not yet".
-    pub fn until(&self, mut f: impl FnMut() -> bool) -> Option<Duration> {
-        let start = Instant::now();
-        loop {
-            if f() {
-                return Some(start.elapsed());
-            }
-            let spent = start.elapsed();
-            if spent >= self.wait {
-                return None;
-            }
-            let pause = if spent < Duration::from_millis(100) {
-                5
-            } else {
-                25
-            };
-            std::thread::sleep(Duration::from_millis(pause).min(self.wait - spent));
-        }
+    pub fn until(&self, f: impl FnMut() -> bool) -> Option<Duration> {
+        poll_until(self.wait, f)
     }
 
     /// The namespace of `v`.
@@ -1784,6 +1769,28 @@ fn late_port() -> Vec<Scenario> {
         ));
     }
     out
+}
+
+/// Poll `f` for up to `wait` (every 5 ms for the first 100 ms, when
+/// effects show, then every 25 ms: many checks start a process); how long
+/// it took to hold, if it did.
+pub fn poll_until(wait: Duration, mut f: impl FnMut() -> bool) -> Option<Duration> {
+    let start = Instant::now();
+    loop {
+        if f() {
+            return Some(start.elapsed());
+        }
+        let spent = start.elapsed();
+        if spent >= wait {
+            return None;
+        }
+        let pause = if spent < Duration::from_millis(100) {
+            5
+        } else {
+            25
+        };
+        std::thread::sleep(Duration::from_millis(pause).min(wait - spent));
+    }
 }
 
 #[cfg(test)]

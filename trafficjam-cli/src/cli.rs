@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use clap::{builder::FalseyValueParser, ArgGroup, Args, Parser, Subcommand};
 use ipnet::IpNet;
+use trafficjam_core::Service;
 
 /// trafficjam keeps the containers of a network from opening connections to
 /// each other and to the host: only whitelisted addresses (your reverse
@@ -128,6 +129,35 @@ pub struct PolicyArgs {
     /// reach the host.
     #[arg(long, env = "ALLOW_HOST_TRAFFIC", hide_env_values = true, value_parser = FalseyValueParser::new(), default_value_t = false, num_args = 0, default_missing_value = "true")]
     pub allow_host_traffic: bool,
+    /// Let every container open connections to the whitelisted containers
+    /// on these services, e.g. `--allow-to-proxy 8443/tcp` (a forward-auth
+    /// or single-sign-on endpoint backends call through the proxy);
+    /// comma-separated or repeated.
+    #[arg(
+        long,
+        value_name = "PORT/PROTO",
+        env = "ALLOW_TO_PROXY",
+        hide_env_values = true,
+        value_delimiter = ','
+    )]
+    pub allow_to_proxy: Vec<Service>,
+    /// Let containers open connections to these services of the host, e.g.
+    /// `--allow-host-port 53/udp` for a DNS cache; narrower than
+    /// --allow-host-traffic. Comma-separated or repeated.
+    #[arg(
+        long,
+        value_name = "PORT/PROTO",
+        env = "ALLOW_HOST_PORT",
+        hide_env_values = true,
+        value_delimiter = ','
+    )]
+    pub allow_host_port: Vec<Service>,
+    /// Static mode: let the container holding FROM open connections to the
+    /// one holding TO, to any port or to these:
+    /// `--allow 172.23.0.5->172.23.0.7:5432/tcp,6379/tcp`. With Docker,
+    /// use the labels trafficjam.allow-from / trafficjam.allow-ports.
+    #[arg(long = "allow", value_name = "FROM->TO[:PORTS]", requires = "subnets", value_parser = parse_allow)]
+    pub allow: Vec<AllowArg>,
     /// Report dropped new connections (at most PER_SECOND a second, default
     /// 10): the rules send them to NFLOG and `run` prints one line per
     /// attempt, e.g. `blocked web1 (172.23.0.3) → db (172.23.0.4) tcp/5432`.
@@ -222,6 +252,54 @@ pub struct StatusArgs {
     pub target: Target,
 }
 
+/// `--allow FROM->TO[:PORTS]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AllowArg {
+    /// The address of the container that may open connections.
+    pub from: IpAddr,
+    /// The address of the one they go to.
+    pub to: IpAddr,
+    /// The services; empty for any.
+    pub services: Vec<Service>,
+}
+
+fn parse_allow(s: &str) -> Result<AllowArg, String> {
+    let (from, rest) = s
+        .split_once("->")
+        .or_else(|| s.split_once('→'))
+        .ok_or_else(|| format!("{s:?} is not FROM->TO[:PORTS]"))?;
+    // An IPv6 TO may hold colons: the services follow the last `]:` of a
+    // bracketed address, or the last `:` of an IPv4 one.
+    let (to, ports) = if let Some(v6) = rest.strip_prefix('[') {
+        let (a, after) = v6
+            .split_once(']')
+            .ok_or_else(|| format!("{rest:?}: unclosed ["))?;
+        (a, after.strip_prefix(':'))
+    } else if rest.matches(':').count() == 1 {
+        let (a, p) = rest.split_once(':').unwrap_or((rest, ""));
+        (a, Some(p))
+    } else {
+        (rest, None)
+    };
+    let parse_ip = |x: &str| {
+        x.trim()
+            .parse::<IpAddr>()
+            .map_err(|e| format!("{x:?}: {e}"))
+    };
+    let services = match ports {
+        None => Vec::new(),
+        Some(p) => p
+            .split(',')
+            .map(|x| x.parse::<Service>())
+            .collect::<Result<Vec<_>, _>>()?,
+    };
+    Ok(AllowArg {
+        from: parse_ip(from)?,
+        to: parse_ip(to)?,
+        services,
+    })
+}
+
 /// `--port IFNAME=MAC[,IP…]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PortArg {
@@ -261,4 +339,38 @@ fn parse_name(s: &str) -> Result<(IpAddr, String), String> {
         return Err(format!("{s:?} has an empty name"));
     }
     Ok((ip, name.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn allow_arguments_parse() {
+        let a = parse_allow("172.23.0.5->172.23.0.7:5432/tcp,6379").unwrap();
+        assert_eq!(a.from, "172.23.0.5".parse::<IpAddr>().unwrap());
+        assert_eq!(a.services, [Service::tcp(5432), Service::tcp(6379)]);
+        let a = parse_allow("fd00::5->[fd00::7]:53/udp").unwrap();
+        assert_eq!(a.to, "fd00::7".parse::<IpAddr>().unwrap());
+        assert_eq!(a.services, [Service::udp(53)]);
+        let a = parse_allow("fd00::5→fd00::7").unwrap();
+        assert!(a.services.is_empty());
+        for bad in [
+            "172.23.0.5",
+            "x->172.23.0.7",
+            "172.23.0.5->172.23.0.7:0",
+            "1.2.3.4->5.6.7.8:80/sctp",
+        ] {
+            assert!(parse_allow(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn port_arguments_parse() {
+        let p = parse_port("veth1=02:42:ac:17:00:03,172.23.0.3,fd00::3").unwrap();
+        assert_eq!(p.mac, [2, 0x42, 0xac, 0x17, 0, 3]);
+        assert_eq!(p.addrs.len(), 2);
+        assert!(parse_port("veth1").is_err());
+        assert!(parse_port("veth1=02:42").is_err());
+    }
 }

@@ -40,6 +40,9 @@ pub enum CliError {
     /// whose MAC is not given.
     #[error("{0}: bridge {1} has no such port; give its MAC and addresses with --port {0}=MAC,IP (nothing was changed)")]
     UnknownPort(String, String),
+    /// Static mode: an `--allow` address no port of the bridge holds.
+    #[error("--allow {0}: no port of bridge {1} holds this address (nothing was changed)")]
+    UnknownAddress(std::net::IpAddr, String),
     /// Static mode: a veth port whose container side cannot be read.
     #[error("cannot read the container side of port {0} of bridge {1} (its MAC and addresses): this needs CAP_NET_ADMIN; run as root or give them with --port {0}=MAC,IP (nothing was changed)")]
     UnreadablePort(String, String),
@@ -62,6 +65,7 @@ impl CliError {
             | CliError::NoBridge(_)
             | CliError::AmbiguousBridge(_)
             | CliError::UnknownPort(..)
+            | CliError::UnknownAddress(..)
             | CliError::UnreadablePort(..) => 2,
             CliError::Docker(e) if e.is_bad_input() => 2,
             _ => 1,

@@ -60,6 +60,22 @@ impl Firewall {
         Ok(self.0.apply(ruleset)?)
     }
 
+    /// Plan the next change from a fresh read of the kernel (see
+    /// [`trafficjam_netlink::Firewall::forget`]).
+    pub fn forget(&mut self) {
+        self.0.forget();
+    }
+
+    /// The port id of this socket's own change notifications.
+    pub fn portid(&self) -> u32 {
+        self.0.portid()
+    }
+
+    /// How many times the ruleset was read to plan a change.
+    pub fn reads(&self) -> u64 {
+        self.0.reads()
+    }
+
     /// Delete the given tables in one transaction.
     pub fn delete_tables(&mut self, tables: &[(Family, String)]) -> Result<(), CliError> {
         Ok(self.0.delete_tables(tables)?)

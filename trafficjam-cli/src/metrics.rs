@@ -24,6 +24,10 @@ pub struct Metrics {
     restores: AtomicU64,
     docker_connects: AtomicU64,
     blocked_lines: AtomicU64,
+    docker_calls: AtomicU64,
+    docker_events: AtomicU64,
+    full_syncs: AtomicU64,
+    kernel_reads: AtomicU64,
 }
 
 /// The daemon's counters (one daemon per process).
@@ -39,6 +43,10 @@ impl Metrics {
             restores: AtomicU64::new(0),
             docker_connects: AtomicU64::new(0),
             blocked_lines: AtomicU64::new(0),
+            docker_calls: AtomicU64::new(0),
+            docker_events: AtomicU64::new(0),
+            full_syncs: AtomicU64::new(0),
+            kernel_reads: AtomicU64::new(0),
         }
     }
 
@@ -68,6 +76,26 @@ impl Metrics {
     /// A blocked-connection log line.
     pub fn blocked_line(&self) {
         self.blocked_lines.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A request to the Docker API.
+    pub fn docker_call(&self) {
+        self.docker_calls.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// An event from Docker's event stream.
+    pub fn docker_event(&self) {
+        self.docker_events.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A network discovered whole (listed from Docker, its bridge read).
+    pub fn full_sync(&self) {
+        self.full_syncs.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// How many times the ruleset was read to plan a change, so far.
+    pub fn kernel_reads(&self, reads: u64) {
+        self.kernel_reads.store(reads, Ordering::Relaxed);
     }
 
     /// The exposition text, with the kernel's drop counters.
@@ -105,6 +133,26 @@ impl Metrics {
             "trafficjam_blocked_log_lines_total",
             "Blocked-connection lines logged.",
             get(&self.blocked_lines),
+        );
+        counter(
+            "trafficjam_docker_api_calls_total",
+            "Requests to the Docker API (the event stream counts once).",
+            get(&self.docker_calls),
+        );
+        counter(
+            "trafficjam_docker_events_total",
+            "Events received from Docker.",
+            get(&self.docker_events),
+        );
+        counter(
+            "trafficjam_full_syncs_total",
+            "Networks listed whole from Docker, with their bridges read (start, polls, network changes).",
+            get(&self.full_syncs),
+        );
+        counter(
+            "trafficjam_kernel_reads_total",
+            "Ruleset reads to plan a change (the others are planned against the last transaction).",
+            get(&self.kernel_reads),
         );
         let _ = writeln!(
             out,

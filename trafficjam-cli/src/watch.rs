@@ -11,6 +11,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
+use trafficjam_core::links::Link;
 use trafficjam_core::wire::request::notification_table;
 use trafficjam_netlink::NetfilterSocket;
 
@@ -24,10 +25,12 @@ pub type Touched = Instant;
 
 /// Start watching; the receiver yields an instant per notification that
 /// concerns a table in `ours` (or when notifications were lost, since then
-/// anything may have changed).
+/// anything may have changed). Changes made by the socket with port id
+/// `own` (the daemon's own transactions) are not reported.
 pub fn watch(
     netns: Option<PathBuf>,
     ours: HashSet<String>,
+    own: u32,
     log: Log,
 ) -> Result<UnboundedReceiver<Touched>, trafficjam_netlink::NetlinkError> {
     let mut socket = NetfilterSocket::open_in(netns.as_deref())?;
@@ -36,9 +39,13 @@ pub fn watch(
     std::thread::spawn(move || loop {
         match socket.recv_messages(None) {
             Ok(messages) => {
-                let hit = messages
-                    .iter()
-                    .any(|m| notification_table(m).is_some_and(|(_, name)| ours.contains(&name)));
+                let by_us = |m: &[u8]| {
+                    m.get(12..16)
+                        .is_some_and(|p| u32::from_ne_bytes([p[0], p[1], p[2], p[3]]) == own)
+                };
+                let hit = messages.iter().any(|m| {
+                    !by_us(m) && notification_table(m).is_some_and(|(_, name)| ours.contains(&name))
+                });
                 if hit && tx.send(Instant::now()).is_err() {
                     return;
                 }
@@ -58,33 +65,56 @@ pub fn watch(
 
 /// Start watching the bridges whose indexes are in `bridges` (kept up to
 /// date by the daemon) for ports coming and going: the receiver yields an
-/// instant per change to a port of one of them, or a bridge itself, so
+/// [`LinkNews`] per change to a port of one of them, or a bridge itself, so
 /// the new port is enrolled (quarantined until identified) within
 /// milliseconds instead of at the next poll.
 pub fn links(
     netns: Option<PathBuf>,
     bridges: std::sync::Arc<std::sync::Mutex<HashSet<u32>>>,
     log: Log,
-) -> Result<UnboundedReceiver<Touched>, trafficjam_netlink::NetlinkError> {
+) -> Result<UnboundedReceiver<LinkNews>, trafficjam_netlink::NetlinkError> {
     let mut socket = trafficjam_netlink::RouteSocket::open_in(netns.as_deref())?;
     socket.watch_links()?;
     let (tx, rx) = unbounded_channel();
     std::thread::spawn(move || loop {
-        let hit = match socket.link_changes() {
+        let news = match socket.link_changes() {
             Ok(changes) => {
                 let ours = bridges.lock().map(|b| b.clone()).unwrap_or_default();
-                changes.iter().any(|(_, l)| {
-                    ours.contains(&l.index) || l.master.is_some_and(|m| ours.contains(&m))
-                })
+                // A port leaving says so without its bridge: deletions of
+                // any interface are passed on (the caches know their own).
+                let changes: Vec<(bool, Link)> = changes
+                    .into_iter()
+                    .filter(|(deleted, l)| {
+                        *deleted
+                            || ours.contains(&l.index)
+                            || l.master.is_some_and(|m| ours.contains(&m))
+                    })
+                    .collect();
+                LinkNews {
+                    changes,
+                    lost: false,
+                }
             }
             Err(e) => {
                 log.debug(&format!("link notifications: {e}"));
-                true
+                LinkNews {
+                    changes: Vec::new(),
+                    lost: true,
+                }
             }
         };
-        if hit && tx.send(Instant::now()).is_err() {
+        if (news.lost || !news.changes.is_empty()) && tx.send(news).is_err() {
             return;
         }
     });
     Ok(rx)
+}
+
+/// Interfaces that changed on or around a managed bridge.
+#[derive(Debug)]
+pub struct LinkNews {
+    /// Each changed interface, and whether it was deleted.
+    pub changes: Vec<(bool, Link)>,
+    /// Notifications were lost (ENOBUFS): anything may have changed.
+    pub lost: bool,
 }

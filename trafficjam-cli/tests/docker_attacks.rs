@@ -722,23 +722,8 @@ impl Run<'_> {
     }
 
     /// Poll `f` for up to the run's wait; how long it took to hold.
-    fn until(&self, mut f: impl FnMut() -> bool) -> Option<Duration> {
-        let start = Instant::now();
-        loop {
-            if f() {
-                return Some(start.elapsed());
-            }
-            let spent = start.elapsed();
-            if spent >= self.wait {
-                return None;
-            }
-            let pause = if spent < Duration::from_millis(100) {
-                5
-            } else {
-                25
-            };
-            std::thread::sleep(Duration::from_millis(pause).min(self.wait - spent));
-        }
+    fn until(&self, f: impl FnMut() -> bool) -> Option<Duration> {
+        trafficjam_testbed::scenario::poll_until(self.wait, f)
     }
 
     fn udp(&self, src_mac: Mac, dst_mac: Mac, src: IpAddr, dst: IpAddr, port: u16) -> Vec<u8> {

@@ -8,7 +8,7 @@
 use std::time::{Duration, Instant};
 
 use trafficjam_testbed::docker::{
-    docker, images, unique, Container, Network, BUSYBOX_IMAGE, TRAFFICJAM_IMAGE,
+    docker, images, run_trafficjam, unique, Container, Network, TableGuard, BUSYBOX_IMAGE,
 };
 use trafficjam_testbed::{require_root, Listener};
 
@@ -43,6 +43,9 @@ fn a_proxy_is_whitelisted_before_its_first_packet() {
         &[&format!("172.29.{n}.0/24"), &format!("fd29:{n:x}::/64")],
     )
     .expect("create the network");
+    // trafficjam stopped by `docker rm -f` leaves its rules (fail closed):
+    // the test removes them, also on failure.
+    let _tables = TableGuard::inet(&format!("trafficjam-{}", net.name));
     let backend = Container::run("tjfb", &["--network", &net.name], BUSYBOX_IMAGE, &[])
         .expect("start the backend");
     let _listener = Listener::start(&backend.netns().unwrap()).expect("listen in the backend");
@@ -57,21 +60,11 @@ fn a_proxy_is_whitelisted_before_its_first_packet() {
         "without trafficjam the first attempt must succeed"
     );
 
-    let tj = Container::run(
-        "tj",
+    let tj = run_trafficjam(
         &[
-            "--network",
-            "host",
-            "--cap-add",
-            "NET_ADMIN",
-            "-v",
-            "/var/run/docker.sock:/var/run/docker.sock",
-            "-e",
-            &format!("NETWORK={}", net.name),
-            "-e",
-            &format!("WHITELIST_FILTER=label=tj.first={label}"),
+            format!("NETWORK={}", net.name),
+            format!("WHITELIST_FILTER=label=tj.first={label}"),
         ],
-        TRAFFICJAM_IMAGE,
         &[],
     )
     .expect("start trafficjam");

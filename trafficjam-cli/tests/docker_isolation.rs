@@ -13,29 +13,15 @@ use std::time::{Duration, Instant};
 
 use trafficjam_testbed::cli::has_inet_table as has_table;
 use trafficjam_testbed::docker::{
-    docker, images, unique, Container, HostAddress, Network, TableGuard, BUSYBOX_IMAGE,
-    TRAFFICJAM_IMAGE,
+    docker, images, run_trafficjam, unique, Container, HostAddress, Network, TableGuard,
+    BUSYBOX_IMAGE,
 };
 use trafficjam_testbed::probe::{tcp_connect, Proto};
-use trafficjam_testbed::{assert_matrix, matrix, require_root, Flow, Listener, Netns};
+use trafficjam_testbed::{
+    assert_matrix, ip, matrix, require_root, wait_until, Flow, Listener, Netns,
+};
 
 const TIMEOUT: Duration = Duration::from_millis(600);
-
-fn ip(s: &str) -> IpAddr {
-    s.parse().unwrap_or_else(|e| panic!("{s:?}: {e}"))
-}
-
-fn wait_until(what: &str, limit: Duration, mut f: impl FnMut() -> bool) -> Duration {
-    let start = Instant::now();
-    while !f() {
-        assert!(
-            start.elapsed() < limit,
-            "timed out after {limit:?} waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(2));
-    }
-    start.elapsed()
-}
 
 /// Fields drop in declaration order: the table guard after every
 /// trafficjam container is gone, containers before their networks.
@@ -154,26 +140,14 @@ impl Scene {
     /// The image with arguments for `trafficjam` (the default is `run`).
     fn trafficjam_with(&self, allow_host: bool, cmd: &[&str]) -> Container {
         let mut env = vec![
-            "-e".to_string(),
             format!("NETWORK={}", self.public.name),
-            "-e".to_string(),
             format!("WHITELIST_FILTER=label=tj.test={}", self.label),
-            "-e".into(),
             "TZ=America/Los_Angeles".into(),
         ];
         if allow_host {
-            env.extend(["-e".into(), "ALLOW_HOST_TRAFFIC=true".into()]);
+            env.push("ALLOW_HOST_TRAFFIC=true".into());
         }
-        let mut args = vec![
-            "--network",
-            "host",
-            "--cap-add",
-            "NET_ADMIN",
-            "-v",
-            "/var/run/docker.sock:/var/run/docker.sock",
-        ];
-        args.extend(env.iter().map(String::as_str));
-        Container::run("tj", &args, TRAFFICJAM_IMAGE, cmd).expect("start trafficjam")
+        run_trafficjam(&env, cmd).expect("start trafficjam")
     }
 
     fn flows(&self, enforced: bool, allow_host: bool) -> Vec<Flow> {

@@ -36,10 +36,12 @@ const BIN: &str = env!("CARGO_BIN_EXE_trafficjam");
 /// as soon as it does; the slowest take about 200 ms on a loaded machine).
 const CONTROL_WAIT: Duration = Duration::from_secs(2);
 
-/// How long a protected run waits for an effect that must not come. A
-/// positive control slower than half of it fails the scenario: the
-/// window would then prove little.
+/// How long a protected run waits for an effect that must not come, at
+/// least: twice what the positive control took, when that was longer (a
+/// loaded machine), up to MAX_WINDOW. A control slower than half the
+/// window fails the scenario: the window would then prove little.
 const WINDOW: Duration = Duration::from_millis(800);
+const MAX_WINDOW: Duration = Duration::from_secs(3);
 
 /// Timeout of each probe of the legitimate flows.
 const PROBE: Duration = Duration::from_secs(1);
@@ -118,6 +120,8 @@ struct Row {
     broken: Vec<String>,
     /// A failure outside the scenario (bed, apply, status).
     harness: Option<String>,
+    /// How long the protected run waited.
+    window: Duration,
 }
 
 fn run_scenario(sc: &Scenario, br_netfilter: bool) -> Row {
@@ -128,6 +132,7 @@ fn run_scenario(sc: &Scenario, br_netfilter: bool) -> Row {
         rose: Vec::new(),
         broken: Vec::new(),
         harness: None,
+        window: WINDOW,
     };
     let harness = catch_unwind(AssertUnwindSafe(|| {
         // (a) Positive control: no trafficjam.
@@ -136,8 +141,15 @@ fn run_scenario(sc: &Scenario, br_netfilter: bool) -> Row {
             set_br_netfilter(&stage.bed, br_netfilter);
             row.control = catch_unwind(AssertUnwindSafe(|| sc.run(&stage))).map_err(panic_text);
         }
-        // (b) A fresh bed, trafficjam before the first packet.
-        let mut stage = Stage::build(WINDOW).expect("build the test bed");
+        // (b) A fresh bed, trafficjam before the first packet, watched for
+        // at least twice as long as the control needed.
+        if let Ok(Observation {
+            after: Some(took), ..
+        }) = &row.control
+        {
+            row.window = (*took * 2).clamp(WINDOW, MAX_WINDOW);
+        }
+        let mut stage = Stage::build(row.window).expect("build the test bed");
         set_br_netfilter(&stage.bed, br_netfilter);
         // A port attached after the rules is the daemon's to follow: it
         // watches the bridge and quarantines a new port until it knows
@@ -255,12 +267,12 @@ fn all_scenarios(br_netfilter: bool) {
             Err(e) => format!("panicked: {e}"),
         };
         match &r.control {
-            Ok(o) if o.succeeded && o.caveat.is_none() && o.after.unwrap_or_default() > WINDOW / 2 => {
+            Ok(o) if o.succeeded && o.caveat.is_none() && o.after.unwrap_or_default() > r.window / 2 => {
                 bad.push(format!(
                     "[br_netfilter {mode}] {}: the positive control took {} ms, too close to the {} ms window of the protected run: {}",
                     r.name,
                     o.after.unwrap_or_default().as_millis(),
-                    WINDOW.as_millis(),
+                    r.window.as_millis(),
                     o.evidence
                 ))
             }

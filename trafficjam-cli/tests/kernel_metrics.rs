@@ -62,6 +62,14 @@ fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
 fn metrics_count_transactions_restores_and_kernel_drops() {
     let bed = Testbed::build().expect("build the test bed");
     let _listeners = bed.listen().expect("listeners");
+    // Positive control, and backend1 learns backend2's MAC: its attempts
+    // below are then TCP segments (each a drop), not one ARP request a
+    // second.
+    assert!(tcp_connect(
+        &bed.backend1,
+        ip(addr::B2_4),
+        Duration::from_millis(500)
+    ));
     let host = bed.host.name().to_string();
     let daemon = Daemon::spawn(
         "ip",

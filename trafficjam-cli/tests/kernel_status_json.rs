@@ -52,6 +52,7 @@ fn status_json_is_exactly_the_documented_document() {
         })
     };
     let kinds = [
+        "icmp-error",
         "lateral",
         "malformed-arp",
         "non-ip",
@@ -77,7 +78,11 @@ fn status_json_is_exactly_the_documented_document() {
                 port("vb2", "backend", &bed.backend2, addr::B2_4, addr::B2_6),
                 port("vproxy", "proxy", &bed.proxy, addr::PROXY4, addr::PROXY6),
             ],
+            "unidentified": [],
             "uplinks": [],
+            "allowed": [],
+            "proxy_services": [],
+            "host_services": [],
             "tracking": "flow-sets",
             "log_blocked_per_second": 7,
             "layers": [

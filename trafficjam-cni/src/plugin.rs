@@ -11,7 +11,7 @@ use trafficjam_netlink::Firewall;
 use crate::error::PluginError;
 use crate::invocation::Invocation;
 use crate::spec::{Attachment, NetConf};
-use crate::state::{BridgeState, Member, Store, DEFAULT_DIR};
+use crate::state::{BridgeState, Declared, Member, Store, DEFAULT_DIR};
 
 fn data_dir(conf: &NetConf) -> PathBuf {
     PathBuf::from(conf.data_dir.as_deref().unwrap_or(DEFAULT_DIR))
@@ -59,14 +59,23 @@ pub fn add(conf: &NetConf, inv: &Invocation) -> Result<Value, PluginError> {
             ingress_policy: ingress,
             allow_host_traffic: conf.allow_host_traffic,
             members: Default::default(),
+            exceptions: Default::default(),
         });
+    let declared = Declared {
+        allow: conf.allow.clone(),
+        allow_to_proxy: conf.allow_to_proxy.clone(),
+        allow_host_ports: conf.allow_host_ports.clone(),
+    };
+    declared.validate().map_err(PluginError::Config)?;
     if state.members.is_empty() {
         state.ingress_policy = ingress;
         state.allow_host_traffic = conf.allow_host_traffic;
+        state.exceptions = declared;
     } else if (state.ingress_policy, state.allow_host_traffic) != (ingress, conf.allow_host_traffic)
+        || state.exceptions != declared
     {
         return Err(PluginError::Config(format!(
-            "bridge {} already has containers with ingressPolicy {:?} and allowHostTraffic {}; every network on one bridge must use the same settings",
+            "bridge {} already has containers with ingressPolicy {:?}, allowHostTraffic {} and other exceptions (allow, allowToProxy, allowHostPorts); every network on one bridge must use the same settings",
             at.bridge,
             state.ingress_policy.as_str(),
             state.allow_host_traffic

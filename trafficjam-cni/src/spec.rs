@@ -34,6 +34,16 @@ pub struct NetConf {
     /// Where the plugin keeps which container has which addresses.
     #[serde(default)]
     pub data_dir: Option<String>,
+    /// Flows between containers (`FROM->TO[:PORTS]`, proxy-only).
+    #[serde(default)]
+    pub allow: Vec<String>,
+    /// Services of the whitelisted containers open to every container
+    /// (proxy-only).
+    #[serde(default)]
+    pub allow_to_proxy: Vec<String>,
+    /// Services of the host open to the containers (every mode).
+    #[serde(default)]
+    pub allow_host_ports: Vec<String>,
     /// The result of the previous plugin in the chain.
     #[serde(default)]
     pub prev_result: Option<Value>,

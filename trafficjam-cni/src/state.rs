@@ -11,9 +11,11 @@ use std::path::{Path, PathBuf};
 use ipnet::IpNet;
 use nix::fcntl::{Flock, FlockArg};
 use serde::{Deserialize, Serialize};
-use trafficjam_core::isolation::{Bridge, IngressPolicy};
+use std::net::IpAddr;
+
+use trafficjam_core::isolation::{Bridge, Exceptions, IngressPolicy};
 use trafficjam_core::model::parse_mac;
-use trafficjam_core::{Port, Role};
+use trafficjam_core::{Allowed, Port, Role, Service};
 
 use crate::error::PluginError;
 
@@ -45,6 +47,74 @@ pub struct BridgeState {
     pub allow_host_traffic: bool,
     /// Its containers, by `containerid/ifname`.
     pub members: BTreeMap<String, Member>,
+    /// The exceptions its network declares (the same for every network on
+    /// the bridge).
+    #[serde(default)]
+    pub exceptions: Declared,
+}
+
+/// The exceptions of a network's configuration: `allow`
+/// (`FROM->TO[:PORTS]` between container addresses), `allowToProxy` and
+/// `allowHostPorts` (`PORT/PROTO`).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Declared {
+    /// Flows between containers, by address.
+    #[serde(default)]
+    pub allow: Vec<String>,
+    /// Services of the whitelisted containers open to every container.
+    #[serde(default)]
+    pub allow_to_proxy: Vec<String>,
+    /// Services of the host open to the containers.
+    #[serde(default)]
+    pub allow_host_ports: Vec<String>,
+}
+
+impl Declared {
+    /// Check every entry, for a configuration error before anything is
+    /// enrolled.
+    pub fn validate(&self) -> Result<(), String> {
+        for a in &self.allow {
+            parse_allow(a)?;
+        }
+        for s in self.allow_to_proxy.iter().chain(&self.allow_host_ports) {
+            s.parse::<Service>()?;
+        }
+        Ok(())
+    }
+}
+
+/// `FROM->TO[:PORTS]` with IPv4 or bracketed IPv6 addresses.
+fn parse_allow(s: &str) -> Result<(IpAddr, IpAddr, Vec<Service>), String> {
+    let (from, rest) = s
+        .split_once("->")
+        .ok_or_else(|| format!("allow {s:?} is not FROM->TO[:PORTS]"))?;
+    let (to, ports) = match rest.strip_prefix('[') {
+        Some(v6) => {
+            let (a, after) = v6
+                .split_once(']')
+                .ok_or_else(|| format!("allow {s:?}: unclosed ["))?;
+            (a, after.strip_prefix(':'))
+        }
+        None if rest.matches(':').count() == 1 => {
+            let (a, p) = rest.split_once(':').unwrap_or((rest, ""));
+            (a, Some(p))
+        }
+        None => (rest, None),
+    };
+    let ip = |x: &str| {
+        x.trim()
+            .parse::<IpAddr>()
+            .map_err(|e| format!("allow {s:?}: {x:?}: {e}"))
+    };
+    let services = match ports {
+        None => Vec::new(),
+        Some(p) => p
+            .split(',')
+            .map(|x| x.parse::<Service>())
+            .collect::<Result<_, _>>()?,
+    };
+    Ok((ip(from)?, ip(to)?, services))
 }
 
 impl BridgeState {
@@ -58,6 +128,49 @@ impl BridgeState {
         subnets.sort();
         subnets.dedup();
         let white: Vec<&Member> = self.members.values().filter(|m| m.whitelisted).collect();
+        let ports: Vec<Port> = self
+            .members
+            .values()
+            .filter_map(|m| {
+                Some(Port {
+                    name: m.port.clone()?,
+                    role: if m.whitelisted {
+                        Role::Proxy
+                    } else {
+                        Role::Backend
+                    },
+                    mac: m.mac.as_deref().and_then(parse_mac)?,
+                    addrs: m.addresses.iter().map(|a| a.addr()).collect(),
+                })
+            })
+            .collect();
+        // Allowed flows between the ports holding the addresses; an
+        // address no container holds (yet) allows nothing.
+        let port_of = |ip: &IpAddr| {
+            ports
+                .iter()
+                .find(|p| p.addrs.contains(ip))
+                .map(|p| p.name.clone())
+        };
+        let allowed = self
+            .exceptions
+            .allow
+            .iter()
+            .filter_map(|a| parse_allow(a).ok())
+            .filter_map(|(from, to, services)| {
+                Some(Allowed {
+                    from: port_of(&from)?,
+                    to: port_of(&to)?,
+                    services,
+                })
+            })
+            .collect();
+        let services = |v: &[String]| v.iter().filter_map(|s| s.parse().ok()).collect();
+        let exceptions = Exceptions {
+            allowed,
+            proxy_services: services(&self.exceptions.allow_to_proxy),
+            host_services: services(&self.exceptions.allow_host_ports),
+        };
         Bridge {
             name: name.to_string(),
             ingress: self.ingress_policy,
@@ -69,22 +182,8 @@ impl BridgeState {
                 .collect(),
             // A container is bound to its port where both the port and
             // its MAC are known (the `bridge` plugin reports both).
-            ports: self
-                .members
-                .values()
-                .filter_map(|m| {
-                    Some(Port {
-                        name: m.port.clone()?,
-                        role: if m.whitelisted {
-                            Role::Proxy
-                        } else {
-                            Role::Backend
-                        },
-                        mac: m.mac.as_deref().and_then(parse_mac)?,
-                        addrs: m.addresses.iter().map(|a| a.addr()).collect(),
-                    })
-                })
-                .collect(),
+            ports,
+            exceptions,
         }
     }
 }

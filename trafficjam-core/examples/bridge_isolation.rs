@@ -8,7 +8,7 @@
 
 use std::net::IpAddr;
 
-use trafficjam_core::isolation::{Bridge, BridgeIsolation, IngressPolicy};
+use trafficjam_core::isolation::{Bridge, BridgeIsolation, Exceptions, IngressPolicy};
 use trafficjam_core::{text, Port, Role};
 
 /// A container's host-side port, its MAC and addresses (what the CNI
@@ -42,6 +42,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 port("veth1a", Role::Backend, 0x1a, &["10.88.1.10"])?,
                 port("veth1b", Role::Backend, 0x1b, &["10.88.1.11"])?,
             ],
+            exceptions: Default::default(),
         },
         Bridge {
             name: "cni-web".into(),
@@ -53,6 +54,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 port("veth2a", Role::Proxy, 0x2a, &["10.88.2.2", "fd88:2::2"])?,
                 port("veth2b", Role::Backend, 0x2b, &["10.88.2.3", "fd88:2::3"])?,
             ],
+            // The web container may reach the proxy's auth endpoint.
+            exceptions: Exceptions {
+                proxy_services: vec!["9000/tcp".parse()?],
+                ..Default::default()
+            },
         },
     ])?;
     for table in &isolation.ruleset().tables {

@@ -6,7 +6,7 @@
 //! ```
 
 use trafficjam_core::wire::{encode, Batch};
-use trafficjam_core::{text, InstanceId, Policy, Port, Role};
+use trafficjam_core::{text, Allowed, InstanceId, Policy, Port, Role};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     // A bridge with a proxy and a backend: the proxy's addresses join the
@@ -32,7 +32,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     .with_ports([
         port("veth-proxy", Role::Proxy, 2)?,
         port("veth-app", Role::Backend, 3)?,
-    ])?;
+        port("veth-db", Role::Backend, 4)?,
+    ])?
+    // Exceptions: the app may reach the database on 5432/tcp; every
+    // container may reach the proxy on 8443/tcp and the host on 53/udp.
+    .with_allowed([Allowed {
+        from: "veth-app".into(),
+        to: "veth-db".into(),
+        services: vec!["5432/tcp".parse()?],
+    }])?
+    .with_proxy_services(["8443/tcp".parse()?])
+    .with_host_services(["53/udp".parse()?]);
     let ruleset = policy.ruleset();
 
     // 1. What a person reads: the ruleset as nft syntax.

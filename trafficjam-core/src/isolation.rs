@@ -33,8 +33,8 @@ use crate::compile::bridge::{port_security, port_sets, PREROUTING_PRIORITY};
 use crate::compile::exprs::{ct_any, established};
 use crate::compile::{base_chain, neighbour_discovery};
 use crate::model::{
-    BaseChain, Chain, CmpOp, CtKey, Expr, Family, Hook, MetaKey, Register, Rule, Set, Table,
-    Verdict,
+    BaseChain, Chain, CmpOp, CtKey, Element, Expr, Family, Field, Hook, MetaKey, Register, Rule,
+    Set, SetKey, Table, Value, Verdict,
 };
 use crate::{InstanceId, Policy, PolicyError, Port, Ruleset, TABLE_COMMENT, TABLE_PREFIX};
 
@@ -49,14 +49,18 @@ pub mod names {
     pub const NO_HOST: &str = "nohost";
     /// Host-side ports of the containers on isolated bridges.
     pub const ISOLATED_PORTS: &str = "isolated_ports";
+    /// `iifname . meta l4proto . th dport`: host services open to the
+    /// containers of a bridge.
+    pub const HOST_SERVICES: &str = "host_services";
 }
 
 /// What is allowed between containers of the same bridge.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[cfg_attr(feature = "serde", serde(rename_all = "kebab-case"))]
 pub enum IngressPolicy {
     /// Everything (only other bridges are kept out).
+    #[default]
     SameBridge,
     /// Nothing.
     Isolated,
@@ -86,8 +90,22 @@ impl IngressPolicy {
     }
 }
 
+/// The exceptions declared for a bridge: flows between its containers
+/// (proxy-only bridges), services of its whitelisted containers open to
+/// all (proxy-only), services of the host open to its containers (every
+/// mode).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Exceptions {
+    /// Flows allowed between two of its containers' ports.
+    pub allowed: Vec<crate::Allowed>,
+    /// Services of the whitelisted containers every container may reach.
+    pub proxy_services: Vec<crate::Service>,
+    /// Services of the host its containers may reach.
+    pub host_services: Vec<crate::Service>,
+}
+
 /// One managed bridge and what is known of its containers.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Bridge {
     /// The bridge's interface name.
     pub name: String,
@@ -104,6 +122,8 @@ pub struct Bridge {
     /// isolated bridge drops everything between them; a proxy-only bridge
     /// tells whitelisted containers ([`crate::Role::Proxy`]) by port.
     pub ports: Vec<Port>,
+    /// What is opened again.
+    pub exceptions: Exceptions,
 }
 
 /// Why a [`BridgeIsolation`] was refused.
@@ -209,7 +229,11 @@ impl BridgeIsolation {
         .with_bridges([b.name.clone()])
         .map_err(err)?
         .with_ports(b.ports.iter().cloned())
-        .map_err(err)?;
+        .map_err(err)?
+        .with_allowed(b.exceptions.allowed.iter().cloned())
+        .map_err(err)?
+        .with_proxy_services(b.exceptions.proxy_services.iter().copied())
+        .with_host_services(b.exceptions.host_services.iter().copied());
         Ok(Some(policy))
     }
 
@@ -234,7 +258,7 @@ impl BridgeIsolation {
             // container on the bridge too, whichever way it is routed).
             let mut exprs = ifname_is(MetaKey::IifName, CmpOp::Eq, &b.name);
             exprs.extend(ifname_is(MetaKey::OifName, CmpOp::Eq, &b.name));
-            forward.push(counted_drop(exprs));
+            forward.push(counted_drop(exprs).commented("isolated"));
         }
         forward.push(dnat());
         for b in &self.bridges {
@@ -242,13 +266,35 @@ impl BridgeIsolation {
             let mut exprs = ifname_is(MetaKey::IifName, CmpOp::Eq, &b.name);
             exprs.extend(ifname_is(MetaKey::OifName, CmpOp::Neq, &b.name));
             exprs.extend(ifname_in(MetaKey::OifName, names::BRIDGES));
-            forward.push(counted_drop(exprs));
+            forward.push(counted_drop(exprs).commented("cross-bridge"));
         }
         let input = vec![
             established(),
             neighbour_discovery(),
-            counted_drop(ifname_in(MetaKey::IifName, names::NO_HOST)),
+            {
+                let mut e = crate::compile::exprs::lookup(
+                    &[Field::Iifname, Field::L4Proto, Field::ThDport],
+                    names::HOST_SERVICES,
+                    false,
+                );
+                e.push(Expr::Verdict(Verdict::Accept));
+                Rule::new(e)
+            },
+            counted_drop(ifname_in(MetaKey::IifName, names::NO_HOST)).commented("to-host"),
         ];
+        let host_services = self
+            .bridges
+            .iter()
+            .filter(|b| b.ingress != IngressPolicy::ProxyOnly)
+            .flat_map(|b| {
+                b.exceptions.host_services.iter().map(|s| {
+                    Element(vec![
+                        Value::Ifname(b.name.clone()),
+                        Value::U8(s.proto),
+                        Value::U16(s.port),
+                    ])
+                })
+            });
         Table {
             family: Family::Inet,
             name: ISOLATION_TABLE.to_string(),
@@ -256,6 +302,11 @@ impl BridgeIsolation {
             sets: vec![
                 Set::of_ifnames(names::BRIDGES, self.names_where(|_| true)),
                 Set::of_ifnames(names::NO_HOST, self.names_where(|b| !b.allow_host_traffic)),
+                Set::of(
+                    names::HOST_SERVICES,
+                    SetKey::concat([Field::Iifname, Field::L4Proto, Field::ThDport]),
+                    host_services,
+                ),
             ],
             chains: vec![
                 base_chain(crate::names::FORWARD, Hook::Forward, forward),
@@ -401,6 +452,7 @@ mod tests {
             subnets: vec!["10.88.1.0/24".parse().unwrap()],
             whitelist: vec![],
             ports: vec![port(&format!("veth-{name}"), name.len() as u8, "10.88.1.5")],
+            ..Default::default()
         }
     }
 

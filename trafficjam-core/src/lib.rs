@@ -38,8 +38,8 @@ pub use compile::{
     conntrack_probe_table, eui64_link_local, names, timeouts, Ruleset, CHAIN_PRIORITY,
     PREROUTING_PRIORITY,
 };
-pub use observe::{is_trafficjam_table, ChainCounters, Enforced};
-pub use policy::{InstanceId, Policy, PolicyError, Port, Role, Tracking};
+pub use observe::{is_trafficjam_table, AllowedView, ChainCounters, Enforced, PortView};
+pub use policy::{Allowed, InstanceId, Policy, PolicyError, Port, Role, Service, Tracking};
 
 /// Every table trafficjam owns is named with this prefix and the instance id.
 pub const TABLE_PREFIX: &str = "trafficjam-";

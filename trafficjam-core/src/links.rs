@@ -69,6 +69,11 @@ pub fn dump_request() -> Vec<u8> {
     request(NLM_F_DUMP, 0, &[])
 }
 
+/// Ask for interface `index` of this namespace.
+pub fn get_request(index: u32) -> Vec<u8> {
+    request(0, i32::try_from(index).unwrap_or(0), &[])
+}
+
 /// Ask for interface `index` of the namespace with id `netnsid` (as our
 /// namespace numbers it, e.g. a veth's `link_netnsid`).
 pub fn get_in_namespace_request(netnsid: i32, index: u32) -> Vec<u8> {

@@ -13,7 +13,7 @@ use ipnet::IpNet;
 use crate::compile::{eui64_link_local, names};
 use crate::model::{Expr, Family, Mac, Table, Value};
 use crate::wire::without_state;
-use crate::{InstanceId, Policy, Port, Role, Tracking};
+use crate::{Allowed, InstanceId, Policy, Port, Role, Service, Tracking};
 
 /// Drop counters of one chain, or of one kind of traffic, summed over the
 /// counting rules.
@@ -44,6 +44,18 @@ pub struct PortView {
     pub addrs: Vec<IpAddr>,
 }
 
+/// An allowed flow as the kernel's sets describe it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+pub struct AllowedView {
+    /// The port that may open connections.
+    pub from: String,
+    /// The port they may go to.
+    pub to: String,
+    /// `5432/tcp`…; empty for any.
+    pub services: Vec<String>,
+}
+
 /// The policy a kernel table enforces, and whether the table is intact.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize))]
@@ -67,6 +79,13 @@ pub struct Enforced {
     pub unidentified: Vec<String>,
     /// Bridge ports leading out of the host, left alone.
     pub uplinks: Vec<String>,
+    /// Flows allowed between containers: from port, to port, services
+    /// (none: any).
+    pub allowed: Vec<AllowedView>,
+    /// Services of the whitelisted containers open to every container.
+    pub proxy_services: Vec<String>,
+    /// Services of the host open to containers.
+    pub host_services: Vec<String>,
     /// How replies are told from new connections between ports:
     /// `flow-sets` or `conntrack`; `None` without a bridge table.
     pub tracking: Option<&'static str>,
@@ -152,6 +171,16 @@ impl Enforced {
                 Tracking::Conntrack
             }
         });
+        let allowed = bridge.map(|t| allowed_of(t)).unwrap_or_default();
+        let services = |name: &str| -> Vec<Service> {
+            main.set(name)
+                .map(|s| s.elements.iter().filter_map(service_of).collect())
+                .unwrap_or_default()
+        };
+        let (proxy_services, host_services) = (
+            services(names::PROXY_SERVICES),
+            services(names::HOST_SERVICES),
+        );
         let (layers, drops, drops_by_kind) = counters(group, tracking);
         let intact = Policy::new(
             instance.clone(),
@@ -163,6 +192,11 @@ impl Enforced {
         .and_then(|p| p.with_ports(ports.clone()))
         .and_then(|p| p.with_uplinks(uplinks.clone()))
         .and_then(|p| p.with_unidentified(unidentified.clone()))
+        .and_then(|p| p.with_allowed(allowed.clone()))
+        .map(|p| {
+            p.with_proxy_services(proxy_services.clone())
+                .with_host_services(host_services.clone())
+        })
         .map(|p| p.with_tracking(tracking.unwrap_or_default()))
         .map(|p| match log_rate {
             Some(r) => p.with_log_blocked(r),
@@ -190,6 +224,16 @@ impl Enforced {
             ports: ports.iter().map(view).collect(),
             unidentified,
             uplinks,
+            allowed: allowed
+                .iter()
+                .map(|a| AllowedView {
+                    from: a.from.clone(),
+                    to: a.to.clone(),
+                    services: a.services.iter().map(|s| s.to_string()).collect(),
+                })
+                .collect(),
+            proxy_services: proxy_services.iter().map(|s| s.to_string()).collect(),
+            host_services: host_services.iter().map(|s| s.to_string()).collect(),
             tracking: tracking.map(|t| match t {
                 Tracking::FlowSets => "flow-sets",
                 Tracking::Conntrack => "conntrack",
@@ -245,6 +289,38 @@ fn ports_of(t: &Table) -> Vec<Port> {
         .collect()
 }
 
+/// The allowed flows a bridge table's sets describe.
+fn allowed_of(t: &Table) -> Vec<Allowed> {
+    let mut by_pair: BTreeMap<(String, String), Vec<Service>> = BTreeMap::new();
+    let elements = |name: &str| t.set(name).map(|s| s.elements.clone()).unwrap_or_default();
+    for e in elements(names::ALLOW_PAIRS) {
+        if let [Value::Ifname(a), Value::Ifname(b)] = e.0.as_slice() {
+            by_pair.entry((a.clone(), b.clone())).or_default();
+        }
+    }
+    for e in elements(names::ALLOW_SERVICES) {
+        if let [Value::Ifname(a), Value::Ifname(b), proto, port] = e.0.as_slice() {
+            if let Some(s) = service_of(&crate::model::Element(vec![proto.clone(), port.clone()])) {
+                by_pair.entry((a.clone(), b.clone())).or_default().push(s);
+            }
+        }
+    }
+    by_pair
+        .into_iter()
+        .map(|((from, to), services)| Allowed { from, to, services })
+        .collect()
+}
+
+fn service_of(e: &crate::model::Element) -> Option<Service> {
+    match e.0.as_slice() {
+        [Value::U8(proto), Value::U16(port)] => Some(Service {
+            proto: *proto,
+            port: *port,
+        }),
+        _ => None,
+    }
+}
+
 fn view(p: &Port) -> PortView {
     let mut addrs = p.addrs.clone();
     addrs.push(IpAddr::V6(eui64_link_local(p.mac)));
@@ -280,6 +356,9 @@ fn counters(
                 layers.push(format!("{} {}{how}", table.family, b.hook));
             }
             let (mut packets, mut bytes) = (0u64, 0u64);
+            // Chains without a dropping rule (the flow recorder) are not
+            // where anything is dropped: not listed.
+            let mut counted = false;
             for r in &c.rules {
                 for e in &r.exprs {
                     if let Expr::Counter {
@@ -287,6 +366,7 @@ fn counters(
                         bytes: b,
                     } = e
                     {
+                        counted = true;
                         packets = packets.saturating_add(*p);
                         bytes = bytes.saturating_add(*b);
                         let kind = kinds
@@ -297,11 +377,13 @@ fn counters(
                     }
                 }
             }
-            drops.push(ChainCounters {
-                chain: format!("{} {}", table.family, c.name),
-                packets,
-                bytes,
-            });
+            if counted {
+                drops.push(ChainCounters {
+                    chain: format!("{} {}", table.family, c.name),
+                    packets,
+                    bytes,
+                });
+            }
         }
     }
     let by_kind = kinds
@@ -327,6 +409,99 @@ mod tests {
     use crate::isolation::{Bridge, BridgeIsolation, IngressPolicy};
 
     #[test]
+    fn ports_and_exceptions_read_back_intact() {
+        let port = |name: &str, role, last: u8| Port {
+            name: name.into(),
+            role,
+            mac: [2, 0, 0, 0, 0, last],
+            addrs: vec![format!("10.1.0.{last}").parse().unwrap()],
+        };
+        let p = Policy::new(
+            InstanceId::new("x").unwrap(),
+            ["10.1.0.0/24".parse().unwrap()],
+            [],
+            false,
+        )
+        .unwrap()
+        .with_bridges(["br-x".to_string()])
+        .unwrap()
+        .with_ports([
+            port("vp", Role::Proxy, 2),
+            port("va", Role::Backend, 3),
+            port("vd", Role::Backend, 4),
+        ])
+        .unwrap()
+        .with_unidentified(["vnew".to_string()])
+        .unwrap()
+        .with_allowed([Allowed {
+            from: "va".into(),
+            to: "vd".into(),
+            services: vec![Service::tcp(5432)],
+        }])
+        .unwrap()
+        .with_host_services([Service::udp(53)]);
+        let found = Enforced::from_tables(&p.ruleset().tables);
+        let e = &found[0];
+        assert!(e.intact);
+        assert_eq!(e.ports.len(), 3);
+        assert_eq!(e.unidentified, ["vnew"]);
+        assert_eq!(e.allowed[0].services, ["5432/tcp"]);
+        assert_eq!(e.host_services, ["53/udp"]);
+        // A change the policy would not make shows.
+        let mut tables = p.ruleset().tables;
+        tables[1]
+            .sets
+            .iter_mut()
+            .find(|s| s.name == "macs")
+            .unwrap()
+            .elements
+            .pop();
+        assert!(!Enforced::from_tables(&tables)[0].intact);
+    }
+
+    /// A port given with the link-local address its MAC implies (as read
+    /// from the interface) reads back intact, and that address is allowed
+    /// like the others.
+    #[test]
+    fn implied_link_local_addresses_read_back_intact() {
+        let port = |name: &str, last: u8| {
+            let mac = [2, 0, 0, 0, 0, last];
+            Port {
+                name: name.into(),
+                role: Role::Backend,
+                mac,
+                addrs: vec![
+                    format!("fd00::{last}").parse().unwrap(),
+                    IpAddr::V6(crate::compile::eui64_link_local(mac)),
+                ],
+            }
+        };
+        let p = Policy::new(
+            InstanceId::new("x").unwrap(),
+            ["fd00::/64".parse().unwrap()],
+            [],
+            false,
+        )
+        .unwrap()
+        .with_bridges(["br-x".to_string()])
+        .unwrap()
+        .with_ports([port("va", 3), port("vd", 4)])
+        .unwrap()
+        .with_allowed([Allowed {
+            from: "va".into(),
+            to: "vd".into(),
+            services: vec![Service::tcp(5432)],
+        }])
+        .unwrap();
+        let tables = p.ruleset().tables;
+        let allow6 = tables[0].set("allow_services6").unwrap();
+        assert_eq!(allow6.elements.len(), 4, "{allow6:?}");
+        let found = Enforced::from_tables(&tables);
+        assert!(found[0].intact);
+        assert_eq!(found[0].ports[0].addrs.len(), 2);
+    }
+
+    #[test]
     fn bridge_isolation_tables_are_not_read_as_a_policy() {
         let bridge = Bridge {
             name: "cni1".into(),
@@ -335,6 +510,7 @@ mod tests {
             subnets: vec!["10.88.1.0/24".parse().unwrap()],
             whitelist: vec!["10.88.1.2".parse().unwrap()],
             ports: vec![],
+            exceptions: Default::default(),
         };
         let tables = BridgeIsolation::new([bridge]).unwrap().ruleset().tables;
         let found = Enforced::from_tables(&tables);

@@ -29,6 +29,9 @@ pub enum PolicyError {
     /// The same port is listed twice.
     #[error("port {0} is listed twice")]
     DuplicatePort(String),
+    /// An allowed flow names a port that is not a container port.
+    #[error("allowed flow: {0} is not a container port of the network")]
+    UnknownPort(String),
     /// Two ports claim the same MAC address or the same IP address: one of
     /// them is forging it, or the description of the network is stale.
     #[error("ports {0} and {1} both claim {2}; each address may belong to one port only")]
@@ -177,6 +180,69 @@ pub struct Port {
     pub addrs: Vec<IpAddr>,
 }
 
+/// A transport port: `5432/tcp`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Service {
+    /// The protocol number (6 TCP, 17 UDP).
+    pub proto: u8,
+    /// The port.
+    pub port: u16,
+}
+
+impl Service {
+    /// TCP port `port`.
+    pub fn tcp(port: u16) -> Service {
+        Service { proto: 6, port }
+    }
+
+    /// UDP port `port`.
+    pub fn udp(port: u16) -> Service {
+        Service { proto: 17, port }
+    }
+}
+
+impl fmt::Display for Service {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.proto {
+            6 => write!(f, "{}/tcp", self.port),
+            17 => write!(f, "{}/udp", self.port),
+            p => write!(f, "{}/{p}", self.port),
+        }
+    }
+}
+
+impl FromStr for Service {
+    type Err = String;
+
+    /// `5432/tcp`, `53/udp`, or `80` (TCP).
+    fn from_str(s: &str) -> Result<Service, String> {
+        let (port, proto) = s.trim().split_once('/').unwrap_or((s.trim(), "tcp"));
+        let port: u16 = port
+            .parse()
+            .ok()
+            .filter(|p| *p != 0)
+            .ok_or_else(|| format!("{s:?}: not a port (1-65535), like 5432/tcp"))?;
+        match proto.to_ascii_lowercase().as_str() {
+            "tcp" => Ok(Service::tcp(port)),
+            "udp" => Ok(Service::udp(port)),
+            other => Err(format!("{s:?}: protocol {other:?} is neither tcp nor udp")),
+        }
+    }
+}
+
+/// A flow the user allows between two containers of the network: new
+/// connections from one port to another, to any port of it or only to
+/// these services. Everything else between them stays dropped.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Allowed {
+    /// The port of the container that may open the connections.
+    pub from: String,
+    /// The port of the container they go to.
+    pub to: String,
+    /// The services they may go to; empty for any.
+    pub services: Vec<Service>,
+}
+
 /// How the bridge layer tells a reply from a new connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
@@ -213,6 +279,9 @@ pub struct Policy {
     ports: Vec<Port>,
     unidentified: Vec<String>,
     uplinks: Vec<String>,
+    allowed: Vec<Allowed>,
+    proxy_services: Vec<Service>,
+    host_services: Vec<Service>,
     tracking: Tracking,
     log_per_second: Option<u32>,
 }
@@ -261,6 +330,9 @@ impl Policy {
             ports: Vec::new(),
             unidentified: Vec::new(),
             uplinks: Vec::new(),
+            allowed: Vec::new(),
+            proxy_services: Vec::new(),
+            host_services: Vec::new(),
             tracking: Tracking::default(),
             log_per_second: None,
         })
@@ -313,26 +385,48 @@ impl Policy {
                     crate::model::Value::Ether(p.mac).to_string(),
                 ));
             }
-            p.addrs = p.addrs.iter().copied().map(canonical).collect();
+            // The link-local address a MAC implies is always the port's
+            // (the compiler adds it): kept out of `addrs`, so a port reads
+            // back the same from the kernel whether the caller listed it.
+            let implied = IpAddr::V6(crate::compile::eui64_link_local(p.mac));
+            p.addrs = p
+                .addrs
+                .iter()
+                .copied()
+                .map(canonical)
+                .filter(|a| *a != implied)
+                .collect();
             p.addrs.sort();
             p.addrs.dedup();
         }
         ports.sort_by(|a, b| a.name.cmp(&b.name));
-        let mut owners: std::collections::BTreeMap<String, &str> = Default::default();
+        // Typed claims, formatted only for the error: a policy of hundreds
+        // of ports is built on every Docker event.
+        #[derive(PartialEq, Eq, Hash)]
+        enum Claim {
+            Mac(crate::model::Mac),
+            Ip(IpAddr),
+        }
+        let mut owners: std::collections::HashMap<Claim, &str> = Default::default();
         for (i, p) in ports.iter().enumerate() {
             if i > 0 && ports[i - 1].name == p.name {
                 return Err(PolicyError::DuplicatePort(p.name.clone()));
             }
-            let claims = std::iter::once(crate::model::Value::Ether(p.mac).to_string())
-                .chain(p.addrs.iter().map(|a| a.to_string()));
+            let claims =
+                std::iter::once(Claim::Mac(p.mac)).chain(p.addrs.iter().map(|a| Claim::Ip(*a)));
             for claim in claims {
-                if let Some(other) = owners.insert(claim.clone(), &p.name) {
+                if let Some(other) = owners.get(&claim) {
+                    let shown = match &claim {
+                        Claim::Mac(m) => crate::model::Value::Ether(*m).to_string(),
+                        Claim::Ip(a) => a.to_string(),
+                    };
                     return Err(PolicyError::SharedAddress(
                         other.to_string(),
                         p.name.clone(),
-                        claim,
+                        shown,
                     ));
                 }
+                owners.insert(claim, &p.name);
             }
         }
         let proxies: Vec<IpAddr> = ports
@@ -391,6 +485,57 @@ impl Policy {
         Ok(self)
     }
 
+    /// Flows allowed between containers (see [`Allowed`]); both ends must
+    /// be ports given to [`with_ports`](Self::with_ports) before.
+    pub fn with_allowed(
+        mut self,
+        allowed: impl IntoIterator<Item = Allowed>,
+    ) -> Result<Policy, PolicyError> {
+        let mut allowed: Vec<Allowed> = allowed.into_iter().collect();
+        for a in &mut allowed {
+            for end in [&a.from, &a.to] {
+                if !self.ports.iter().any(|p| p.name == *end) {
+                    return Err(PolicyError::UnknownPort(end.clone()));
+                }
+            }
+            a.services.sort();
+            a.services.dedup();
+        }
+        allowed.sort();
+        allowed.dedup();
+        self.allowed = allowed;
+        Ok(self)
+    }
+
+    /// Services of the whitelisted containers that every container may
+    /// open connections to (`--allow-to-proxy`).
+    pub fn with_proxy_services(mut self, services: impl IntoIterator<Item = Service>) -> Policy {
+        self.proxy_services = sorted(services);
+        self
+    }
+
+    /// Services of the host that containers may open connections to
+    /// (`--allow-host-port`), when host traffic is otherwise blocked.
+    pub fn with_host_services(mut self, services: impl IntoIterator<Item = Service>) -> Policy {
+        self.host_services = sorted(services);
+        self
+    }
+
+    /// The allowed flows, sorted.
+    pub fn allowed(&self) -> &[Allowed] {
+        &self.allowed
+    }
+
+    /// The whitelisted containers' services open to every container.
+    pub fn proxy_services(&self) -> &[Service] {
+        &self.proxy_services
+    }
+
+    /// The host's services open to containers.
+    pub fn host_services(&self) -> &[Service] {
+        &self.host_services
+    }
+
     /// The unidentified ports, sorted.
     pub fn unidentified(&self) -> &[String] {
         &self.unidentified
@@ -442,6 +587,13 @@ impl Policy {
     pub fn allow_host_traffic(&self) -> bool {
         self.allow_host_traffic
     }
+}
+
+fn sorted(services: impl IntoIterator<Item = Service>) -> Vec<Service> {
+    let mut v: Vec<Service> = services.into_iter().collect();
+    v.sort();
+    v.dedup();
+    v
 }
 
 /// An interface name the kernel accepts: 1 to 15 bytes, no `/`, `:`,

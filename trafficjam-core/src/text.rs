@@ -318,6 +318,10 @@ fn payload_name(base: PayloadBase, offset: u32, len: u32, ctx: Context) -> (Stri
         (PayloadBase::Transport, _, Some(1), 4, 2) => Some(named("icmp id", Kind::Number)),
         (PayloadBase::Transport, _, Some(58), 0, 1) => Some(named("icmpv6 type", Kind::Number)),
         (PayloadBase::Transport, _, Some(58), 4, 2) => Some(named("icmpv6 id", Kind::Number)),
+        // Without a protocol match: any transport's ports (a concatenation
+        // with `meta l4proto`).
+        (PayloadBase::Transport, _, None, 0, 2) => Some(named("th sport", Kind::Number)),
+        (PayloadBase::Transport, _, None, 2, 2) => Some(named("th dport", Kind::Number)),
         _ => None,
     };
     field.unwrap_or_else(|| {

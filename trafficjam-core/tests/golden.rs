@@ -204,8 +204,9 @@ fn rules() {
     let (fwd, input) = (chain("forward"), chain("input"));
     // compiled forward chain: 0/1 ICMP errors from containers, 2 ct state,
     // 3 icmpv6 nd, 4 ip whitelist->subnets, 5 ip6 whitelist->subnets,
-    // 6 ip subnets->subnets drop, 7 ip6 drop; input (no bridge known):
-    // 0/1 ICMP errors, 2 ct state, 3 nd, 4 ip subnets drop.
+    // 6-11 the allowed exceptions, 12 ip subnets->subnets drop, 13 ip6
+    // drop; input (no bridge known): 0/1 ICMP errors, 2 ct state, 3 nd,
+    // 4 open host services, 5 ip subnets drop.
     let mut t4 = empty_table(None);
     t4.sets = vec![Set::new("s4", SetKey::ipv4(), true, [])];
     let cases = [
@@ -221,13 +222,13 @@ fn rules() {
             "rule_ip6_saddr_daddr_counter_drop",
             &t6,
             &fwd,
-            rule("forward", 7, &[("subnets6", "s6")]),
+            rule("forward", 13, &[("subnets6", "s6")]),
         ),
         (
             "rule_ip_saddr_counter_drop",
             &t4,
             &input,
-            rule("input", 4, &[("subnets4", "s4")]),
+            rule("input", 5, &[("subnets4", "s4")]),
         ),
     ];
     for (fixture, table, c, r) in cases {
@@ -249,14 +250,15 @@ fn whole_small_ruleset() {
     fwd.rules = vec![
         rule("forward", 2, &[]),
         rule("forward", 4, &[("whitelist4", "w4"), ("subnets4", "s4")]),
-        rule("forward", 6, &[("subnets4", "s4")]),
+        rule("forward", 12, &[("subnets4", "s4")]),
     ];
     t.chains = vec![fwd];
     check("ruleset_small", |b| encode::create_table(b, &t));
 }
 
-/// The policy of the whole-ruleset fixtures: a bridge with a proxy and a
-/// backend, both dual-stack (what `examples/policy_batch.rs` builds).
+/// The policy of the whole-ruleset fixtures: a bridge with a proxy and two
+/// backends, dual-stack, an allowed flow between the backends and open
+/// services (what `examples/policy_batch.rs` builds).
 fn ports_policy(tracking: Tracking) -> Policy {
     let port = |name: &str, role, last: u8| Port {
         name: name.into(),
@@ -279,8 +281,17 @@ fn ports_policy(tracking: Tracking) -> Policy {
     .with_ports([
         port("veth-proxy", Role::Proxy, 2),
         port("veth-app", Role::Backend, 3),
+        port("veth-db", Role::Backend, 4),
     ])
     .unwrap()
+    .with_allowed([trafficjam_core::Allowed {
+        from: "veth-app".into(),
+        to: "veth-db".into(),
+        services: vec!["5432/tcp".parse().unwrap()],
+    }])
+    .unwrap()
+    .with_proxy_services(["8443/tcp".parse().unwrap()])
+    .with_host_services(["53/udp".parse().unwrap()])
     .with_tracking(tracking)
 }
 
@@ -352,7 +363,7 @@ fn ifname_sets() {
 fn limit_and_log_to_nflog() {
     let mut t = empty_table(None);
     t.sets = vec![Set::new("s4", SetKey::ipv4(), true, [])];
-    let mut r = rule("forward", 6, &[("subnets4", "s4")]);
+    let mut r = rule("forward", 12, &[("subnets4", "s4")]);
     r.exprs
         .retain(|e| !matches!(e, Expr::Counter { .. } | Expr::Verdict(_)));
     r.exprs.push(Expr::Limit {
@@ -386,6 +397,7 @@ fn isolation_tables() -> Vec<Table> {
             mac: [2, 0, 0, 0, 0, 1],
             addrs: vec!["10.88.1.5".parse().unwrap()],
         }],
+        exceptions: Default::default(),
     }])
     .unwrap()
     .ruleset()
@@ -399,6 +411,12 @@ fn renamed(mut r: Rule, to: &str) -> Rule {
             *set = to.to_string();
         }
     }
+    r
+}
+
+/// A rule without its comment, for fixtures captured without one.
+fn bare(mut r: Rule) -> Rule {
+    r.comment = None;
     r
 }
 
@@ -417,19 +435,20 @@ fn bridge_isolation_rules() {
     tb.sets = vec![Set::of_ifnames("b", [])];
     // forward: 0 ct state, 1 same bridge, 2 ct status dnat, 3 cross-bridge.
     check("rule_same_bridge_drop", |b| {
-        encode::add_rule(b, &t, &c, 0, &fwd.rules[1])
+        encode::add_rule(b, &t, &c, 0, &bare(fwd.rules[1].clone()))
     });
     check("rule_ct_status_dnat", |b| {
         encode::add_rule(b, &t, &c, 0, &fwd.rules[2])
     });
     check("rule_cross_bridge_drop", |b| {
         known_sets(b, &tb);
-        encode::add_rule(b, &tb, &c, 0, &renamed(fwd.rules[3].clone(), "b"))
+        encode::add_rule(b, &tb, &c, 0, &bare(renamed(fwd.rules[3].clone(), "b")))
     });
-    // input: 0 ct state, 1 ND, 2 from a no-host bridge.
+    // input: 0 ct state, 1 ND, 2 open host services, 3 from a no-host
+    // bridge.
     check("rule_iifname_set_drop", |b| {
         known_sets(b, &tb);
-        encode::add_rule(b, &tb, &ci, 0, &renamed(input.rules[2].clone(), "b"))
+        encode::add_rule(b, &tb, &ci, 0, &bare(renamed(input.rules[3].clone(), "b")))
     });
     // bridge: forward, 0 anything between isolated ports.
     let bridge = &tables[1];

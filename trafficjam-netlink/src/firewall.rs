@@ -1,11 +1,18 @@
 //! A ruleset made true in the kernel: read trafficjam's tables, compute the
 //! smallest change, send it as one transaction that the kernel refuses if
 //! anyone changed the ruleset in between, and retry from a fresh read.
+//!
+//! What a transaction of this socket made the kernel hold is remembered
+//! with the generation the commit created: the next change is planned
+//! against that, without reading the kernel (a daemon reacting to one
+//! container among hundreds sends a few elements, it need not dump them
+//! all). The generation check keeps it safe: if anyone committed anything
+//! since, the kernel refuses the batch and the tables are read again.
 
 use std::path::Path;
 
 use trafficjam_core::model::{Family, Table};
-use trafficjam_core::wire::{encode, plan, Batch, Change};
+use trafficjam_core::wire::{encode, plan, Batch, Change, TableSummary};
 use trafficjam_core::{conntrack_probe_table, is_trafficjam_table, names, Ruleset, Tracking};
 
 use crate::table::{snapshot, Snapshot};
@@ -15,11 +22,107 @@ use crate::{cut_connections, list_tables, read_table, NetfilterSocket, NetlinkEr
 /// it (each retry reads the kernel again).
 const ATTEMPTS: usize = 8;
 
+/// Whitelisted addresses a change removes, and the subnets they lose
+/// their connections into.
+struct Revoked {
+    addrs: Vec<std::net::IpAddr>,
+    subnets: Vec<ipnet::IpNet>,
+}
+
+/// What leaves the whitelists between `actual` and `desired`.
+fn revoked(desired: &[Table], actual: &[Option<&Table>]) -> Revoked {
+    let mut addrs = Vec::new();
+    let mut subnets = Vec::new();
+    for (want, have) in desired.iter().zip(actual) {
+        let Some(have) = have else { continue };
+        for name in [names::WHITELIST4, names::WHITELIST6] {
+            let kept = want.set(name).map(|s| s.nets()).unwrap_or_default();
+            if let Some(old) = have.set(name) {
+                addrs.extend(
+                    old.nets()
+                        .into_iter()
+                        .filter(|e| !kept.contains(e))
+                        .map(|e| e.addr()),
+                );
+            }
+        }
+        if !addrs.is_empty() {
+            for name in [names::SUBNETS4, names::SUBNETS6] {
+                subnets.extend(want.set(name).map(|s| s.nets()).unwrap_or_default());
+            }
+        }
+    }
+    Revoked { addrs, subnets }
+}
+
 /// A netfilter socket in the namespace trafficjam acts on.
 #[derive(Debug)]
 pub struct Firewall {
     socket: NetfilterSocket,
     tracking: Option<Tracking>,
+    known: Option<Snapshot>,
+    reads: u64,
+}
+
+impl Snapshot {
+    /// Whether every table of `tables` is known: held, or not listed
+    /// (absent).
+    fn covers(&self, tables: &[(Family, &str)]) -> bool {
+        tables.iter().all(|(f, n)| {
+            self.table(*f, n).is_some()
+                || !self.listed.iter().any(|t| t.family == *f && t.name == *n)
+        })
+    }
+
+    /// The table held of that family and name.
+    fn table(&self, family: Family, name: &str) -> Option<&Table> {
+        self.tables
+            .iter()
+            .flatten()
+            .find(|t| t.family == family && t.name == name)
+    }
+
+    /// `fresh`, with what `self` held of other tables when nothing was
+    /// committed between the two reads.
+    fn merged_into(self, mut fresh: Snapshot) -> Snapshot {
+        if self.genid == fresh.genid {
+            for t in self.tables.into_iter().flatten() {
+                if fresh.table(t.family, &t.name).is_none() {
+                    fresh.tables.push(Some(t));
+                }
+            }
+        }
+        fresh
+    }
+
+    /// What the kernel holds after a commit on top of `self` that made
+    /// `desired` true and deleted `deleted`.
+    fn after(mut self, desired: &[Table], deleted: &[(Family, String)]) -> Snapshot {
+        // Each commit advances the generation by one. Were that ever not
+        // so, the next batch is refused and the kernel is read again.
+        self.genid = self.genid.wrapping_add(1);
+        self.listed
+            .retain(|t| !deleted.iter().any(|(f, n)| t.family == *f && t.name == *n));
+        let mut tables: Vec<Table> = self.tables.into_iter().flatten().collect();
+        tables.retain(|t| !deleted.iter().any(|(f, n)| t.family == *f && t.name == *n));
+        for d in desired {
+            tables.retain(|t| !(t.family == d.family && t.name == d.name));
+            tables.push(d.clone());
+            if !self
+                .listed
+                .iter()
+                .any(|t| t.family == d.family && t.name == d.name)
+            {
+                self.listed.push(TableSummary {
+                    family: d.family,
+                    name: d.name.clone(),
+                    comment: d.comment.clone(),
+                });
+            }
+        }
+        self.tables = tables.into_iter().map(Some).collect();
+        self
+    }
 }
 
 impl Firewall {
@@ -28,6 +131,8 @@ impl Firewall {
         Ok(Firewall {
             socket: NetfilterSocket::open_in(netns)?,
             tracking: None,
+            known: None,
+            reads: 0,
         })
     }
 
@@ -50,6 +155,27 @@ impl Firewall {
         };
         self.tracking = Some(t);
         t
+    }
+
+    /// Forget what this socket's transactions made the kernel hold: the
+    /// next change starts from a fresh read. Call it when the kernel may
+    /// differ without a commit of ours having been refused, e.g. when
+    /// someone else changed our tables: a change planned against what is
+    /// remembered would find nothing to do.
+    pub fn forget(&mut self) {
+        self.known = None;
+    }
+
+    /// The port id the kernel's notifications of this socket's changes
+    /// carry (see [`NetfilterSocket::portid`]).
+    pub fn portid(&self) -> u32 {
+        self.socket.portid()
+    }
+
+    /// How many times the tables were read to plan a change (the rest were
+    /// planned against what the last transaction left).
+    pub fn reads(&self) -> u64 {
+        self.reads
     }
 
     /// Read one table back from the kernel; `None` when it does not exist.
@@ -106,34 +232,51 @@ impl Firewall {
             attempt += 1;
             // The generation first: if anything changes after it was read,
             // the kernel refuses the batch and we read again.
-            let Snapshot {
-                genid,
-                listed,
-                tables: actual,
-            } = snapshot(&mut self.socket, &names)?;
-            let mut batch = Batch::with_generation(self.first_seq(), genid);
+            let known = match self.known.take() {
+                Some(k) if attempt == 1 && k.covers(&names) => k,
+                old => {
+                    self.reads += 1;
+                    let fresh = snapshot(&mut self.socket, &names)?;
+                    match old {
+                        Some(old) => old.merged_into(fresh),
+                        None => fresh,
+                    }
+                }
+            };
+            let actual: Vec<Option<&Table>> =
+                names.iter().map(|(f, n)| known.table(*f, n)).collect();
+            let mut batch = Batch::with_generation(self.first_seq(), known.genid);
             let changes: Vec<(Table, Change)> = ruleset
                 .tables
                 .iter()
                 .zip(&actual)
-                .map(|(t, a)| (t.clone(), plan(&mut batch, t, a.as_ref())))
+                .map(|(t, a)| (t.clone(), plan(&mut batch, t, *a)))
                 .collect();
-            for t in listed.iter().filter(|t| {
-                is_trafficjam_table(&t.name, t.comment.as_deref())
-                    && stale(&t.name)
-                    && !ruleset
-                        .tables
-                        .iter()
-                        .any(|w| w.family == t.family && w.name == t.name)
-            }) {
-                encode::delete_table(&mut batch, t.family, &t.name);
+            let deleted: Vec<(Family, String)> = known
+                .listed
+                .iter()
+                .filter(|t| {
+                    is_trafficjam_table(&t.name, t.comment.as_deref())
+                        && stale(&t.name)
+                        && !ruleset
+                            .tables
+                            .iter()
+                            .any(|w| w.family == t.family && w.name == t.name)
+                })
+                .map(|t| (t.family, t.name.clone()))
+                .collect();
+            for (family, name) in &deleted {
+                encode::delete_table(&mut batch, *family, name);
             }
             if batch.is_empty() {
+                self.known = Some(known);
                 return Ok(changes);
             }
+            let revoked = revoked(&ruleset.tables, &actual);
             match self.socket.send(&batch.finish()) {
                 Ok(()) => {
-                    self.cut_revoked(&ruleset.tables, &actual)?;
+                    self.known = Some(known.after(&ruleset.tables, &deleted));
+                    self.cut_revoked(revoked)?;
                     return Ok(changes);
                 }
                 Err(e) if e.is_generation_changed() && attempt < ATTEMPTS => continue,
@@ -143,42 +286,21 @@ impl Firewall {
     }
 
     /// Addresses that just left a whitelist lose the connections they had
-    /// opened into the managed subnets: whoever gets such an address next
-    /// must not be able to ride on them.
-    fn cut_revoked(
-        &mut self,
-        desired: &[Table],
-        actual: &[Option<Table>],
-    ) -> Result<usize, NetlinkError> {
-        let mut revoked = Vec::new();
-        let mut subnets = Vec::new();
-        for (want, have) in desired.iter().zip(actual) {
-            let Some(have) = have else { continue };
-            for name in [names::WHITELIST4, names::WHITELIST6] {
-                let kept = want.set(name).map(|s| s.nets()).unwrap_or_default();
-                if let Some(old) = have.set(name) {
-                    revoked.extend(
-                        old.nets()
-                            .into_iter()
-                            .filter(|e| !kept.contains(e))
-                            .map(|e| e.addr()),
-                    );
-                }
-            }
-            for name in [names::SUBNETS4, names::SUBNETS6] {
-                subnets.extend(want.set(name).map(|s| s.nets()).unwrap_or_default());
-            }
-        }
-        if revoked.is_empty() {
+    /// opened into the managed subnets (see [`revoked`]): whoever gets
+    /// such an address next must not be able to ride on them.
+    fn cut_revoked(&mut self, revoked: Revoked) -> Result<usize, NetlinkError> {
+        let Revoked { addrs, subnets } = revoked;
+        if addrs.is_empty() {
             return Ok(0);
         }
         cut_connections(&mut self.socket, |c| {
-            revoked.contains(&c.source) && subnets.iter().any(|s| s.contains(&c.destination))
+            addrs.contains(&c.source) && subnets.iter().any(|s| s.contains(&c.destination))
         })
     }
 
     /// Delete the given tables in one transaction.
     pub fn delete_tables(&mut self, tables: &[(Family, String)]) -> Result<(), NetlinkError> {
+        self.known = None;
         if tables.is_empty() {
             return Ok(());
         }

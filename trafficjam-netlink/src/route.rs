@@ -11,7 +11,8 @@ use std::path::Path;
 
 use ipnet::IpNet;
 use trafficjam_core::links::{
-    dump_addresses_request, dump_request, get_in_namespace_request, parse_address, parse_link, Link,
+    dump_addresses_request, dump_request, get_in_namespace_request, get_request, parse_address,
+    parse_link, Link,
 };
 
 use crate::netns::in_namespace;
@@ -145,26 +146,61 @@ impl RouteSocket {
         };
         let mut ports = Vec::new();
         for port in links.iter().filter(|l| l.master == Some(br.index)) {
-            let (peer_mac, peer_addrs) = match (port.link_netnsid, port.link) {
-                (Some(nsid), Some(peer)) => {
-                    (self.peer_mac(nsid, peer), self.peer_addrs(nsid, peer))
-                }
-                // The other end still in this namespace: a runtime setting
-                // a container up has not moved it into the container yet.
-                (None, Some(peer)) if peer != port.index => (
-                    links.iter().find(|l| l.index == peer).and_then(|l| l.mac),
-                    Vec::new(),
-                ),
-                _ => (None, Vec::new()),
-            };
-            ports.push(BridgePort {
-                name: port.name.clone(),
-                peer_mac,
-                peer_addrs,
-                has_peer: port.link_netnsid.is_some() || port.link.is_some_and(|l| l != port.index),
-            });
+            let local_peer = |peer: u32| links.iter().find(|l| l.index == peer).and_then(|l| l.mac);
+            ports.push(self.port_with(port, local_peer, true));
         }
         Ok(Some((br.index, ports)))
+    }
+
+    /// The interface with index `index`; `None` when there is none.
+    pub fn link(&mut self, index: u32) -> Result<Option<Link>, NetlinkError> {
+        match self.0.request(&get_request(index)) {
+            Ok(answer) => Ok(answer.iter().find_map(|m| parse_link(m))),
+            Err(NetlinkError::Kernel { errno, .. }) if errno == libc::ENODEV => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// What is plugged into `port` (an interface enslaved to a bridge), read
+    /// now: for one port that changed, without dumping every interface.
+    /// The peer's addresses only when `addresses` (a runtime that reports
+    /// them, as Docker does, saves one request per port).
+    pub fn port(&mut self, port: &Link, addresses: bool) -> BridgePort {
+        let local = match (port.link_netnsid, port.link) {
+            (None, Some(peer)) if peer != port.index => {
+                self.link(peer).ok().flatten().and_then(|l| l.mac)
+            }
+            _ => None,
+        };
+        self.port_with(port, |_| local, addresses)
+    }
+
+    fn port_with(
+        &mut self,
+        port: &Link,
+        local_peer: impl Fn(u32) -> Option<[u8; 6]>,
+        addresses: bool,
+    ) -> BridgePort {
+        let (peer_mac, peer_addrs) = match (port.link_netnsid, port.link) {
+            (Some(nsid), Some(peer)) => (
+                self.peer_mac(nsid, peer),
+                if addresses {
+                    self.peer_addrs(nsid, peer)
+                } else {
+                    Vec::new()
+                },
+            ),
+            // The other end still in this namespace: a runtime setting a
+            // container up has not moved it into the container yet.
+            (None, Some(peer)) if peer != port.index => (local_peer(peer), Vec::new()),
+            _ => (None, Vec::new()),
+        };
+        BridgePort {
+            name: port.name.clone(),
+            peer_mac,
+            peer_addrs,
+            has_peer: port.link_netnsid.is_some() || port.link.is_some_and(|l| l != port.index),
+        }
     }
 
     fn peer_mac(&mut self, nsid: i32, peer: u32) -> Option<[u8; 6]> {

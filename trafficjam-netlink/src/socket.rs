@@ -88,6 +88,17 @@ impl NetfilterSocket {
         }
     }
 
+    /// The socket's netlink port id: the kernel's notifications of the
+    /// changes this socket made carry it (as `nlmsg_pid`), so a watcher
+    /// can tell them from everyone else's.
+    pub fn portid(&self) -> u32 {
+        let mut addr = netlink_sys::SocketAddr::new(0, 0);
+        match self.socket.get_address(&mut addr) {
+            Ok(()) => addr.port_number(),
+            Err(_) => 0,
+        }
+    }
+
     /// Reserve `count` sequence numbers and return the first.
     pub fn next_seq(&mut self, count: u32) -> u32 {
         let first = self.seq;

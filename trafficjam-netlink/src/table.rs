@@ -39,6 +39,7 @@ pub fn read_for_update(
 }
 
 /// What [`snapshot`] read, in this order.
+#[derive(Debug, Clone)]
 pub(crate) struct Snapshot {
     /// The ruleset generation, read first.
     pub genid: u32,

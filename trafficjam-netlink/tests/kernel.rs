@@ -50,12 +50,19 @@ fn refused_batch_names_the_object_and_changes_nothing() {
     let mut sock = socket(&ns);
     let good = &policy("good").ruleset().tables[0];
     let mut bad = policy("bad").ruleset().tables[0].clone();
-    // A rule looking up a set that does not exist: refused by the kernel.
-    bad.chains[0].rules[2] = bad.chains[0].rules[2].clone();
-    if let Some(trafficjam_core::model::Expr::Lookup { set, .. }) = bad.chains[0].rules[2]
+    // The first rule looking up a set: made to look up one that does not
+    // exist, which the kernel refuses.
+    let is_lookup =
+        |e: &trafficjam_core::model::Expr| matches!(e, trafficjam_core::model::Expr::Lookup { .. });
+    let index = bad.chains[0]
+        .rules
+        .iter()
+        .position(|r| r.exprs.iter().any(is_lookup))
+        .expect("a rule with a lookup");
+    if let Some(trafficjam_core::model::Expr::Lookup { set, .. }) = bad.chains[0].rules[index]
         .exprs
         .iter_mut()
-        .find(|e| matches!(e, trafficjam_core::model::Expr::Lookup { .. }))
+        .find(|e| is_lookup(e))
     {
         *set = "no-such-set".into();
     }
@@ -72,16 +79,13 @@ fn refused_batch_names_the_object_and_changes_nothing() {
             family: Family::Inet,
             table: "trafficjam-bad".into(),
             chain: "forward".into(),
-            index: 2
+            index
         },
         "{err}"
     );
     assert_eq!(t.failures[0].errno, libc_enoent(), "{err}");
-    assert!(
-        err.to_string()
-            .contains("rule #3 of chain inet trafficjam-bad forward"),
-        "{err}"
-    );
+    let named = format!("rule #{} of chain inet trafficjam-bad forward", index + 1);
+    assert!(err.to_string().contains(&named), "{err}");
     println!("{err}");
     // All or nothing: the good table of the same batch is not there either.
     assert_eq!(tables(&ns), "");
@@ -190,4 +194,76 @@ fn bridge_tracking_is_probed_without_a_trace() {
         trafficjam_core::Tracking::FlowSets
     };
     assert_eq!(found, expected, "nf_conntrack_bridge loaded: {has_module}");
+}
+
+/// A change is planned against what the last transaction left, without
+/// reading the kernel; when anyone else committed in between, the kernel
+/// refuses that plan and the tables are read again. Either way the kernel
+/// ends up holding exactly what was asked.
+#[test]
+fn changes_are_planned_against_the_last_transaction_until_someone_else_commits() {
+    require_root();
+    let ns = Netns::new("tjnl").unwrap();
+    let mut fw = trafficjam_netlink::Firewall::open_in(Some(&ns.path())).unwrap();
+    let with = |white: &[&str]| {
+        Policy::new(
+            InstanceId::new("cache").unwrap(),
+            ["10.9.0.0/16".parse().unwrap()],
+            white.iter().map(|w| w.parse().unwrap()),
+            false,
+        )
+        .unwrap()
+        .ruleset()
+    };
+    let mut sock = socket(&ns);
+    let check = |sock: &mut NetfilterSocket, white: &[&str]| {
+        assert_eq!(
+            read(sock, "trafficjam-cache").as_ref(),
+            Some(&with(white).tables[0]),
+            "the kernel holds {white:?}"
+        );
+    };
+    fw.apply(&with(&["10.9.0.2"])).unwrap();
+    assert_eq!(fw.reads(), 1);
+    // Our own commits only: planned from memory, and right.
+    for (i, white) in [&["10.9.0.2", "10.9.0.3"][..], &["10.9.0.3"], &["10.9.0.4"]]
+        .iter()
+        .enumerate()
+    {
+        let changes = fw.apply(&with(white)).unwrap();
+        assert!(
+            matches!(changes[0].1, trafficjam_core::wire::Change::Elements { .. }),
+            "{changes:?}"
+        );
+        assert_eq!(fw.reads(), 1, "change {i} read the kernel");
+        check(&mut sock, white);
+    }
+    // Nothing to do: nothing is read or sent.
+    fw.apply(&with(&["10.9.0.4"])).unwrap();
+    assert_eq!(fw.reads(), 1);
+    // Someone else commits (a table of their own): the plan from memory
+    // is refused, the kernel read again, the change still made.
+    ns.exec("nft", &["add", "table", "inet", "someone-else"])
+        .unwrap();
+    fw.apply(&with(&["10.9.0.5"])).unwrap();
+    assert_eq!(fw.reads(), 2);
+    check(&mut sock, &["10.9.0.5"]);
+    // Someone else changes our table: after `forget`, it is put back.
+    ns.exec(
+        "nft",
+        &[
+            "delete",
+            "element",
+            "inet",
+            "trafficjam-cache",
+            "whitelist4",
+            "{ 10.9.0.5 }",
+        ],
+    )
+    .unwrap();
+    fw.forget();
+    fw.apply(&with(&["10.9.0.5"])).unwrap();
+    assert_eq!(fw.reads(), 3);
+    check(&mut sock, &["10.9.0.5"]);
+    assert!(tables(&ns).contains("table inet someone-else"));
 }

@@ -17,8 +17,10 @@
 //! so TIME_WAIT sits on the server and the client's ports are free at once.
 //! Only handshakes that complete inside the S-second window after the
 //! warm-up count. It prints one line:
-//! `rate=R connections=N errors=E seconds=S p50_us=… p99_us=…`.
+//! `rate=R connections=N errors=E seconds=S p50_us=… p99_us=… max_us=…
+//! error_kinds=TimedOut:1,…` (handshake times in µs; `-` when no error).
 
+use std::collections::BTreeMap;
 use std::io::Read;
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::os::fd::OwnedFd;
@@ -116,6 +118,8 @@ fn server(options: &Options) -> Result<(), String> {
 struct Tally {
     connections: u64,
     errors: u64,
+    /// Failed connects by kind ("TimedOut", "ConnectionRefused", ...).
+    error_kinds: BTreeMap<String, u64>,
     /// Handshake times (connect call to return) of the counted connections, µs.
     latencies: Vec<u32>,
 }
@@ -152,9 +156,13 @@ fn client(options: &Options) -> Result<(), String> {
                             while matches!(stream.read(&mut sink), Ok(n) if n > 0) {}
                             let _ = stream.shutdown(Shutdown::Both);
                         }
-                        Err(_) => {
+                        Err(e) => {
                             if counted {
                                 tally.errors += 1;
+                                *tally
+                                    .error_kinds
+                                    .entry(format!("{:?}", e.kind()))
+                                    .or_default() += 1;
                             }
                             // Do not spin on an immediate refusal.
                             thread::sleep(Duration::from_millis(1));
@@ -170,6 +178,9 @@ fn client(options: &Options) -> Result<(), String> {
         let tally = worker.join().map_err(|_| "a client thread panicked")?;
         total.connections += tally.connections;
         total.errors += tally.errors;
+        for (kind, n) in tally.error_kinds {
+            *total.error_kinds.entry(kind).or_default() += n;
+        }
         total.latencies.extend(tally.latencies);
     }
     total.latencies.sort_unstable();
@@ -181,14 +192,21 @@ fn client(options: &Options) -> Result<(), String> {
             total.latencies[((n as f64 * p) as usize).min(n - 1)]
         }
     };
+    let kinds: Vec<String> = total
+        .error_kinds
+        .iter()
+        .map(|(kind, n)| format!("{kind}:{n}"))
+        .collect();
     println!(
-        "rate={:.0} connections={} errors={} seconds={} p50_us={} p99_us={}",
+        "rate={:.0} connections={} errors={} seconds={} p50_us={} p99_us={} max_us={} error_kinds={}",
         total.connections as f64 / window.as_secs_f64(),
         total.connections,
         total.errors,
         options.seconds,
         pct(0.50),
         pct(0.99),
+        total.latencies.last().copied().unwrap_or(0),
+        if kinds.is_empty() { "-".to_string() } else { kinds.join(",") },
     );
     if total.connections == 0 {
         return Err(format!("no connection to {addr} completed"));

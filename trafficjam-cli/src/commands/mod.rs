@@ -71,12 +71,14 @@ pub fn static_policy(args: &PolicyArgs) -> Result<StaticPolicy, CliError> {
             "port {u} of {bridge} is not a veth: treated as an uplink (traffic through it is outside the host and left alone; --port {u}=MAC,IP isolates it as a container)"
         ));
     }
+    let allowed = static_allowed(args, &bridge, &ports)?;
     let policy = base
         .with_bridges([bridge])?
         .with_ports(ports)?
-        .with_uplinks(uplinks)?;
+        .with_uplinks(uplinks)?
+        .with_allowed(allowed)?;
     Ok(StaticPolicy {
-        policy: with_log(policy, args),
+        policy: with_options(policy, args),
         notes,
         bridge_index,
     })
@@ -138,6 +140,31 @@ fn static_ports(
     Ok((ports, uplinks))
 }
 
+/// `--allow FROM->TO[:PORTS]`, from addresses to the ports holding them.
+fn static_allowed(
+    args: &PolicyArgs,
+    bridge: &str,
+    ports: &[Port],
+) -> Result<Vec<trafficjam_core::Allowed>, CliError> {
+    let port_of = |ip: &std::net::IpAddr| {
+        ports
+            .iter()
+            .find(|p| p.addrs.contains(ip))
+            .map(|p| p.name.clone())
+            .ok_or_else(|| CliError::UnknownAddress(*ip, bridge.to_string()))
+    };
+    args.allow
+        .iter()
+        .map(|a| {
+            Ok(trafficjam_core::Allowed {
+                from: port_of(&a.from)?,
+                to: port_of(&a.to)?,
+                services: a.services.clone(),
+            })
+        })
+        .collect()
+}
+
 fn list<T: std::fmt::Display>(v: &[T]) -> String {
     v.iter()
         .map(|x| x.to_string())
@@ -145,8 +172,12 @@ fn list<T: std::fmt::Display>(v: &[T]) -> String {
         .join(", ")
 }
 
-/// The policy with the blocked-connection log the options ask for.
-pub fn with_log(policy: Policy, args: &PolicyArgs) -> Policy {
+/// The policy with what the options add in either mode: the services
+/// opened to the proxy and on the host, and the blocked-connection log.
+pub fn with_options(policy: Policy, args: &PolicyArgs) -> Policy {
+    let policy = policy
+        .with_proxy_services(args.allow_to_proxy.iter().copied())
+        .with_host_services(args.allow_host_port.iter().copied());
     match args.log_blocked {
         Some(rate) => policy.with_log_blocked(rate),
         None => policy,
@@ -161,7 +192,7 @@ pub fn docker_policy(
 ) -> Result<Policy, CliError> {
     let instance = instance_for(args.instance.as_deref(), network, args.networks.len() > 1)?;
     let policy = discovery.policy(instance, args.allow_host_traffic)?;
-    Ok(with_log(policy, args))
+    Ok(with_options(policy, args))
 }
 
 /// The instance owning a Docker network's rules: `--instance` when one
@@ -228,10 +259,14 @@ pub async fn docker_policies(
     args: &PolicyArgs,
 ) -> Result<Vec<DockerPolicy>, CliError> {
     let filters = parse_filters(&args.whitelist_filters)?;
+    let known = crate::docker::containers::Containers::load(client).await?;
     let mut out = Vec::new();
     for network in &args.networks {
-        let mut discovery = client.discover(network, &filters, None).await?;
+        let mut discovery = client.discover(network, &filters, Some(&known)).await?;
         bind_ports(&mut discovery, args.target.netns.as_deref())?;
+        for p in discovery.allow_problems() {
+            eprintln!("trafficjam: network {network}: ignoring the allow labels of {p}");
+        }
         let policy = docker_policy(args, &discovery, network)?;
         out.push(DockerPolicy { discovery, policy });
     }
@@ -247,9 +282,10 @@ pub fn bind_ports(
     discovery: &mut Discovery,
     netns: Option<&std::path::Path>,
 ) -> Result<(), CliError> {
-    let found = RouteSocket::open_in(netns)?.bridge(&discovery.bridge)?;
-    discovery.bridge_index = found.as_ref().map(|(i, _)| *i);
-    discovery.find_ports(&found.map(|(_, p)| p).unwrap_or_default());
+    let mut route = RouteSocket::open_in(netns)?;
+    let cache = crate::docker::ports::PortCache::read(&mut route, &discovery.bridge)?;
+    discovery.bridge_index = cache.index;
+    discovery.find_ports(cache.ports());
     Ok(())
 }
 

@@ -111,6 +111,37 @@ pub fn run(args: &StatusArgs) -> Result<(), CliError> {
                 join(&p.addrs)
             );
         }
+        let port_name = |port: &str| {
+            e.ports
+                .iter()
+                .find(|p| p.name == port)
+                .and_then(|p| p.addrs.iter().find_map(|a| names.get(a)))
+                .map_or(port.to_string(), |n| format!("{n} ({port})"))
+        };
+        for a in &e.allowed {
+            let what = if a.services.is_empty() {
+                "any port".to_string()
+            } else {
+                a.services.join(", ")
+            };
+            println!(
+                "  allowed:       {} → {}: {what}",
+                port_name(&a.from),
+                port_name(&a.to)
+            );
+        }
+        if !e.proxy_services.is_empty() {
+            println!(
+                "  open on the proxy to every container: {}",
+                e.proxy_services.join(", ")
+            );
+        }
+        if !e.host_services.is_empty() {
+            println!(
+                "  open on the host to containers: {}",
+                e.host_services.join(", ")
+            );
+        }
         if !e.unidentified.is_empty() {
             println!(
                 "  unidentified:  {} (nothing they send passes until their container is known)",

@@ -25,6 +25,7 @@ impl Containers {
             all: true,
             ..Default::default()
         };
+        crate::metrics::METRICS.docker_call();
         let listed = client
             .api()
             .list_containers(Some(opts))

@@ -7,10 +7,11 @@ use bollard::models::{EndpointResource, Ipam};
 use bollard::query_parameters::{InspectNetworkOptions, ListContainersOptions};
 use ipnet::IpNet;
 use trafficjam_core::model::parse_mac;
-use trafficjam_core::{InstanceId, Policy, PolicyError, Port, Role};
+use trafficjam_core::{Allowed, InstanceId, Policy, PolicyError, Port, Role};
 
+use super::allow::AllowLabels;
 use super::containers::Containers;
-use super::filter::{self, Filter};
+use super::filter::{self, Container, Filter};
 use super::{DockerClient, DockerError};
 
 /// A container's endpoint on the managed network.
@@ -26,6 +27,18 @@ pub struct Endpoint {
     pub mac: Option<[u8; 6]>,
     /// The bridge port it is plugged into, once found.
     pub port: Option<String>,
+}
+
+/// What a network's log lines are about: its subnets, whitelisted
+/// containers and allowed flows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Summary {
+    /// The subnets.
+    pub subnets: Vec<IpNet>,
+    /// The whitelisted containers, with their ports.
+    pub whitelist: Vec<Endpoint>,
+    /// The allowed flows, described.
+    pub allowed: Vec<String>,
 }
 
 /// What Docker says about one managed network.
@@ -49,6 +62,9 @@ pub struct Discovery {
     pub unidentified: Vec<String>,
     /// The bridge's interface index, once its ports were read.
     pub bridge_index: Option<u32>,
+    /// What is known of the containers on it (names, images, labels), for
+    /// their allow labels.
+    pub containers: HashMap<String, Container>,
     /// Every container on the network by address, for log lines.
     pub names: std::collections::BTreeMap<IpAddr, String>,
 }
@@ -78,7 +94,63 @@ impl Discovery {
         Policy::new(instance, self.subnets.clone(), addrs, allow_host_traffic)?
             .with_bridges([self.bridge.clone()])?
             .with_ports(ports)?
-            .with_unidentified(self.unidentified.iter().cloned())
+            .with_unidentified(self.unidentified.iter().cloned())?
+            .with_allowed(self.allowed().into_iter().map(|(a, _)| a))
+    }
+
+    /// The flows the containers' allow labels open, between bound ports,
+    /// with the names of both ends.
+    pub fn allowed(&self) -> Vec<(Allowed, String)> {
+        let mut out = Vec::new();
+        for to in &self.endpoints {
+            let (Some(to_port), Some(c)) = (&to.port, self.containers.get(&to.id)) else {
+                continue;
+            };
+            let Ok(Some(labels)) = AllowLabels::of(c) else {
+                continue;
+            };
+            for from in self.endpoints.iter().filter(|e| e.id != to.id) {
+                let (Some(from_port), Some(fc)) = (&from.port, self.containers.get(&from.id))
+                else {
+                    continue;
+                };
+                if labels.admits(fc) {
+                    let services: Vec<String> =
+                        labels.services.iter().map(|s| s.to_string()).collect();
+                    let what = if services.is_empty() {
+                        "any port".to_string()
+                    } else {
+                        services.join(", ")
+                    };
+                    out.push((
+                        Allowed {
+                            from: from_port.clone(),
+                            to: to_port.clone(),
+                            services: labels.services.clone(),
+                        },
+                        format!("{} → {} ({what})", from.name, to.name),
+                    ));
+                }
+            }
+        }
+        out
+    }
+
+    /// Allow labels that do not parse, as `container: why`: each is
+    /// ignored (the container stays closed).
+    pub fn allow_problems(&self) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .endpoints
+            .iter()
+            .filter_map(|e| self.containers.get(&e.id))
+            .filter_map(|c| {
+                AllowLabels::of(c)
+                    .err()
+                    .map(|why| format!("{}: {why}", c.name))
+            })
+            .collect();
+        out.sort();
+        out
     }
 
     fn is_whitelisted(&self, id: &str) -> bool {
@@ -94,25 +166,22 @@ impl Discovery {
 
     /// Find each container's bridge port from its MAC address.
     pub fn find_ports(&mut self, ports: &[trafficjam_netlink::BridgePort]) {
-        let find = |mac: Option<[u8; 6]>| {
-            mac.and_then(|mac| {
-                ports
-                    .iter()
-                    .find(|p| p.peer_mac == Some(mac))
-                    .map(|p| p.name.clone())
-            })
-        };
+        // Hundreds of containers: by map, not by scanning per container.
+        let by_mac: HashMap<[u8; 6], &str> = ports
+            .iter()
+            .filter_map(|p| Some((p.peer_mac?, p.name.as_str())))
+            .collect();
         for e in self.endpoints.iter_mut().chain(self.whitelist.iter_mut()) {
-            e.port = find(e.mac);
+            e.port = e.mac.and_then(|m| by_mac.get(&m)).map(|n| n.to_string());
         }
+        let bound: HashSet<&str> = self
+            .endpoints
+            .iter()
+            .filter_map(|e| e.port.as_deref())
+            .collect();
         self.unidentified = ports
             .iter()
-            .filter(|p| {
-                !self
-                    .endpoints
-                    .iter()
-                    .any(|e| e.port.as_ref() == Some(&p.name))
-            })
+            .filter(|p| !bound.contains(p.name.as_str()))
             .map(|p| p.name.clone())
             .collect();
     }
@@ -125,9 +194,24 @@ impl Discovery {
         d
     }
 
+    /// What [`changes_since`](Self::changes_since) compares, without the
+    /// rest (hundreds of endpoints are not copied on every event).
+    pub fn summary(&self) -> Summary {
+        Summary {
+            subnets: self.subnets.clone(),
+            whitelist: self.whitelist.clone(),
+            allowed: self.allowed().into_iter().map(|(_, d)| d).collect(),
+        }
+    }
+
     /// Human description of what changed since `before`, e.g.
     /// `whitelisted traefik2 (172.23.0.5); removed traefik (172.23.0.2)`.
     pub fn changes_since(&self, before: Option<&Discovery>) -> Vec<String> {
+        self.changes_since_summary(before.map(Discovery::summary).as_ref())
+    }
+
+    /// [`changes_since`](Self::changes_since) a [`Summary`].
+    pub fn changes_since_summary(&self, before: Option<&Summary>) -> Vec<String> {
         let describe = |w: &Endpoint| {
             let addrs: Vec<String> = w.addrs.iter().map(|a| a.to_string()).collect();
             match &w.port {
@@ -165,6 +249,20 @@ impl Discovery {
                 out.push(format!("removed {}", describe(w)));
             }
         }
+        let (now, then): (Vec<String>, &Vec<String>) = (
+            self.allowed().into_iter().map(|(_, d)| d).collect(),
+            &before.allowed,
+        );
+        out.extend(
+            now.iter()
+                .filter(|d| !then.contains(d))
+                .map(|d| format!("allowed {d}")),
+        );
+        out.extend(
+            then.iter()
+                .filter(|d| !now.contains(d))
+                .map(|d| format!("no longer allowed {d}")),
+        );
         out
     }
 }
@@ -201,7 +299,7 @@ fn subnets_of(name: &str, ipam: Option<Ipam>) -> Result<Vec<IpNet>, DockerError>
 
 /// The addresses of an endpoint (`"172.23.0.3/16"`, `"fd00::3/64"`);
 /// missing, empty or unparsable ones are skipped.
-fn endpoint_addrs(ep: &EndpointResource) -> Vec<IpAddr> {
+pub(crate) fn endpoint_addrs(ep: &EndpointResource) -> Vec<IpAddr> {
     [&ep.ipv4_address, &ep.ipv6_address]
         .into_iter()
         .flatten()
@@ -213,13 +311,14 @@ impl DockerClient {
     /// The ids of the containers on network `id` that Docker says match any
     /// of `filters`. Every container, not only running ones: a container
     /// being started is connected already.
-    async fn list_matching(
+    pub(crate) async fn list_matching(
         &self,
         id: &str,
         filters: &[(String, String)],
     ) -> Result<HashSet<String>, DockerError> {
         let mut out = HashSet::new();
         for (key, value) in filters {
+            crate::metrics::METRICS.docker_call();
             let mut f = HashMap::new();
             f.insert(key.clone(), vec![value.clone()]);
             f.insert("network".to_string(), vec![id.to_string()]);
@@ -309,6 +408,7 @@ impl DockerClient {
         filters: &[(String, String)],
         known: Option<&Containers>,
     ) -> Result<Discovery, DockerError> {
+        crate::metrics::METRICS.docker_call();
         let net = self
             .api()
             .inspect_network(network, None::<InspectNetworkOptions>)
@@ -411,6 +511,11 @@ impl DockerClient {
             subnets,
             bridge,
             whitelist,
+            containers: all
+                .iter()
+                .filter_map(|e| known.and_then(|k| k.get(&e.id)).cloned())
+                .map(|c| (c.id.clone(), c))
+                .collect(),
             endpoints: all,
             unidentified: Vec::new(),
             bridge_index: None,
@@ -443,6 +548,7 @@ mod tests {
             endpoints: whitelist.clone(),
             unidentified: vec![],
             bridge_index: None,
+            containers: HashMap::new(),
             whitelist,
         }
     }

@@ -1,10 +1,13 @@
 //! Docker discovery: which subnets a network has and which containers on
 //! it are whitelisted, over the local socket or `DOCKER_HOST`.
 
+pub mod allow;
 pub mod containers;
 pub mod discover;
 mod error;
 pub mod filter;
+pub mod follow;
+pub mod ports;
 
 pub use discover::Discovery;
 pub use error::DockerError;

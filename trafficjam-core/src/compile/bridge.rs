@@ -27,8 +27,8 @@ use crate::policy::{Port, Role};
 use crate::{Policy, Tracking, TABLE_COMMENT};
 
 use super::exprs::{
-    cmp, drop, established, ether_type, icmp_type, icmpv6_types, ifname_in, l4proto, lookup, rule,
-    statement, tcp_flags_any, update, Ip, TCP, UDP,
+    cmp, drop, established, ether_type, icmp_type, icmpv6_types, ifname_in, l4proto, lookup,
+    meta_is_not, rule, statement, tcp_flags_any, update, Ip, TCP, UDP,
 };
 use super::names;
 
@@ -87,14 +87,16 @@ impl Policy {
             names::UPLINKS,
             self.uplinks().iter().cloned(),
         ));
-        let forward = match self.tracking() {
+        sets.extend(self.allowed_sets());
+        let (forward, record) = match self.tracking() {
             Tracking::FlowSets => {
                 for ip in Ip::BOTH {
                     sets.extend(flow_sets(ip));
                 }
-                forward_with_flow_sets()
+                let (forward, record) = forward_with_flow_sets();
+                (forward, Some(record))
             }
-            Tracking::Conntrack => forward_with_conntrack(),
+            Tracking::Conntrack => (forward_with_conntrack(), None),
         };
         Table {
             family: Family::Bridge,
@@ -112,9 +114,76 @@ impl Policy {
                     rules: port_security(),
                 },
                 super::base_chain(names::BRIDGE_FORWARD, Hook::Forward, forward),
-            ],
+            ]
+            .into_iter()
+            .chain(record.map(|rules| Chain {
+                name: names::RECORD.to_string(),
+                base: None,
+                rules,
+            }))
+            .collect(),
         }
     }
+
+    /// The allowed flows between ports, as the bridge layer looks them up.
+    fn allowed_sets(&self) -> Vec<Set> {
+        let name = |n: &str| Value::Ifname(n.to_string());
+        let pairs = self
+            .allowed()
+            .iter()
+            .filter(|a| a.services.is_empty())
+            .map(|a| Element(vec![name(&a.from), name(&a.to)]));
+        let services = self.allowed().iter().flat_map(|a| {
+            a.services.iter().map(|s| {
+                Element(vec![
+                    name(&a.from),
+                    name(&a.to),
+                    Value::U8(s.proto),
+                    Value::U16(s.port),
+                ])
+            })
+        });
+        let both_ways = self.allowed().iter().flat_map(|a| {
+            [
+                Element(vec![name(&a.from), name(&a.to)]),
+                Element(vec![name(&a.to), name(&a.from)]),
+            ]
+        });
+        vec![
+            Set::of(
+                names::ALLOW_PAIRS,
+                SetKey::concat([Field::Iifname, Field::Oifname]),
+                pairs,
+            ),
+            Set::of(
+                names::ALLOW_SERVICES,
+                SetKey::concat([
+                    Field::Iifname,
+                    Field::Oifname,
+                    Field::L4Proto,
+                    Field::ThDport,
+                ]),
+                services,
+            ),
+            Set::of(
+                names::NEIGHBOURS,
+                SetKey::concat([Field::Iifname, Field::Oifname]),
+                both_ways,
+            ),
+            services_set(names::PROXY_SERVICES, self.proxy_services()),
+        ]
+    }
+}
+
+/// A set of `meta l4proto . th dport`.
+pub(crate) fn services_set(name: &str, services: &[crate::Service]) -> Set {
+    Set::of(
+        name,
+        SetKey::concat([Field::L4Proto, Field::ThDport]),
+        services
+            .iter()
+            .map(|s| Element(vec![Value::U8(s.proto), Value::U16(s.port)])),
+    )
 }
 
 /// What each port is and may send as.
@@ -169,7 +238,25 @@ pub(crate) fn port_sets(ports: &[Port]) -> Vec<Set> {
             key(Field::NdTarget),
             ports.iter().flat_map(|p| bound(p, false)),
         ),
+        Set::of(
+            names::BOUND4,
+            SetKey::concat([Field::Iifname, Field::EtherSaddr, Field::IpSaddr]),
+            ports.iter().flat_map(|p| with_mac(p, bound(p, true))),
+        ),
+        Set::of(
+            names::BOUND6,
+            SetKey::concat([Field::Iifname, Field::EtherSaddr, Field::Ip6Saddr]),
+            ports.iter().flat_map(|p| with_mac(p, bound(p, false))),
+        ),
     ]
+}
+
+/// `iifname . addr` elements of a port as `iifname . ether . addr`.
+fn with_mac(p: &Port, elements: Vec<Element>) -> impl Iterator<Item = Element> + '_ {
+    elements.into_iter().map(move |mut e| {
+        e.0.insert(1, Value::Ether(p.mac));
+        e
+    })
 }
 
 /// A bridge-family table with one `ct state` rule in a regular chain: the
@@ -210,6 +297,11 @@ pub fn eui64_link_local(mac: crate::model::Mac) -> std::net::Ipv6Addr {
 
 /// `prerouting`: every frame from a container port carries the port's own
 /// MAC and addresses, and is IPv4, ARP or IPv6 without VLAN tag.
+///
+/// Ordered for the common case: an IPv4 frame, or an IPv6 frame that is
+/// not ICMPv6, whose port, MAC and address are one element of `bound4`
+/// (`bound6`) passes after two lookups. Everything else goes through the
+/// checks one by one, which also tell what was wrong with a dropped frame.
 pub(crate) fn port_security() -> Vec<Rule> {
     let from_port = |set: &str, invert| ifname_in(MetaKey::IifName, set, invert);
     let v4 = || ether_type(Ip::V4.ethertype());
@@ -217,6 +309,32 @@ pub(crate) fn port_security() -> Vec<Rule> {
     let arp = || ether_type(ARP);
     vec![
         rule([from_port(names::PORTS, true)], false, Verdict::Accept),
+        drop([v4(), icmp_type(Ip::V4, ICMP_REDIRECT)], "router"),
+        rule(
+            [
+                v4(),
+                lookup(
+                    &[Field::Iifname, Field::EtherSaddr, Field::IpSaddr],
+                    names::BOUND4,
+                    false,
+                ),
+            ],
+            false,
+            Verdict::Accept,
+        ),
+        rule(
+            [
+                v6(),
+                meta_is_not(MetaKey::L4Proto, vec![Ip::V6.icmp()]),
+                lookup(
+                    &[Field::Iifname, Field::EtherSaddr, Field::Ip6Saddr],
+                    names::BOUND6,
+                    false,
+                ),
+            ],
+            false,
+            Verdict::Accept,
+        ),
         drop(
             [lookup(
                 &[Field::Iifname, Field::EtherSaddr],
@@ -225,15 +343,8 @@ pub(crate) fn port_security() -> Vec<Rule> {
             )],
             "spoofed-mac",
         ),
-        drop(
-            [
-                v4(),
-                lookup(&[Field::Iifname, Field::IpSaddr], names::ADDRS4, true),
-            ],
-            "spoofed-ip",
-        ),
-        drop([v4(), icmp_type(Ip::V4, ICMP_REDIRECT)], "router"),
-        rule([v4()], false, Verdict::Accept),
+        // The port's MAC, so not one of its addresses.
+        drop([v4()], "spoofed-ip"),
         drop([arp(), arp_header_is_not_ether_ipv4()], "malformed-arp"),
         drop(
             [
@@ -370,74 +481,49 @@ fn ping(ip: Ip, outbound: bool) -> Vec<Field> {
     }
 }
 
-/// Between ports, without conntrack: whitelisted ports' flows are written
-/// to the flow sets as they pass, and a backend's frame to a whitelisted
-/// port passes only as a reply found there.
-fn forward_with_flow_sets() -> Vec<Rule> {
-    let proxy = || ifname_in(MetaKey::IifName, names::PROXIES, false);
-    let mut rules = not_between_ports().to_vec();
-    for ip in Ip::BOTH {
-        let d = ip.digit();
-        let (tcp, closing) = (format!("tcp{d}"), format!("closing{d}"));
-        let (udp, ping_set) = (format!("udp{d}"), format!("ping{d}"));
-        let et = || ether_type(ip.ethertype());
-        let out_tcp = flow(ip, TCP, true);
-        rules.extend([
-            // A FIN or RST marks the connection as closing; from then on it
-            // is only remembered for the closing timeout.
-            statement([
-                proxy(),
-                et(),
-                tcp_flags_any(FIN_RST),
-                update(&out_tcp, &closing, timeouts::CLOSING_SECS),
-            ]),
-            rule(
-                [
-                    proxy(),
-                    et(),
-                    l4proto(TCP),
-                    lookup(&out_tcp, &closing, false),
-                    update(&out_tcp, &tcp, timeouts::CLOSING_SECS),
-                ],
+/// What may open connections between ports: a whitelisted port (to any
+/// port), an allowed pair (to any service of the other, or to the listed
+/// ones), and anyone to a whitelisted port's open services. Each is a
+/// match; what follows it (record the flow, or accept) is the caller's.
+fn openers() -> [Vec<Expr>; 4] {
+    [
+        ifname_in(MetaKey::IifName, names::PROXIES, false),
+        lookup(&[Field::Iifname, Field::Oifname], names::ALLOW_PAIRS, false),
+        lookup(
+            &[
+                Field::Iifname,
+                Field::Oifname,
+                Field::L4Proto,
+                Field::ThDport,
+            ],
+            names::ALLOW_SERVICES,
+            false,
+        ),
+        {
+            let mut e = ifname_in(MetaKey::OifName, names::PROXIES, false);
+            e.extend(lookup(
+                &[Field::L4Proto, Field::ThDport],
+                names::PROXY_SERVICES,
                 false,
-                Verdict::Accept,
-            ),
-            rule(
-                [
-                    proxy(),
-                    et(),
-                    l4proto(TCP),
-                    update(&out_tcp, &tcp, timeouts::TCP_SECS),
-                ],
-                false,
-                Verdict::Accept,
-            ),
-            rule(
-                [
-                    proxy(),
-                    et(),
-                    l4proto(UDP),
-                    update(&flow(ip, UDP, true), &udp, timeouts::UDP_SECS),
-                ],
-                false,
-                Verdict::Accept,
-            ),
-            rule(
-                [
-                    proxy(),
-                    et(),
-                    icmp_type(ip, ip.echo_request()),
-                    update(&ping(ip, true), &ping_set, timeouts::PING_SECS),
-                ],
-                false,
-                Verdict::Accept,
-            ),
-        ]);
-    }
-    // Whatever else a whitelisted port sends (and its flows when a set is
-    // full: its replies are then lost, never its requests).
-    rules.push(rule([proxy()], false, Verdict::Accept));
-    rules.extend(backend_to_proxy_neighbours());
+            ));
+            e
+        },
+    ]
+}
+
+/// Between ports, without conntrack: the flows an opener starts are
+/// written to the flow sets as they pass (the `record` chain), and any
+/// other frame between two ports passes only as a reply found there, or
+/// as the neighbour resolution an allowed flow needs.
+///
+/// Ordered for the common case, frames of the flows a proxy opens: the
+/// proxy's own go to `record` after two lookups, the replies pass after
+/// three; other frames between ports are judged after those.
+fn forward_with_flow_sets() -> (Vec<Rule>, Vec<Rule>) {
+    let [others, from_uplink, to_uplink] = not_between_ports();
+    let [from_proxy, pairs, services, to_proxy] = openers();
+    let record = || Verdict::Goto(names::RECORD.to_string());
+    let mut rules = vec![others, rule([from_proxy], false, record())];
     for ip in Ip::BOTH {
         let d = ip.digit();
         let (tcp, closing) = (format!("tcp{d}"), format!("closing{d}"));
@@ -480,22 +566,108 @@ fn forward_with_flow_sets() -> Vec<Rule> {
             ),
         ]);
     }
+    rules.extend([from_uplink, to_uplink]);
+    for opener in [pairs, services, to_proxy] {
+        rules.push(rule([opener], false, record()));
+    }
+    rules.extend(neighbours_of_allowed());
+    rules.extend(backend_to_proxy_neighbours());
     rules.push(drop([], "to-proxy"));
+    (rules, record_chain())
+}
+
+/// `record`: remember the flow a frame of an opener starts (or goes on
+/// with), then accept it.
+fn record_chain() -> Vec<Rule> {
+    let mut rules = Vec::new();
+    for ip in Ip::BOTH {
+        let d = ip.digit();
+        let (tcp, closing) = (format!("tcp{d}"), format!("closing{d}"));
+        let (udp, ping_set) = (format!("udp{d}"), format!("ping{d}"));
+        let et = || ether_type(ip.ethertype());
+        let out_tcp = flow(ip, TCP, true);
+        rules.extend([
+            // A FIN or RST marks the connection as closing; from then on it
+            // is only remembered for the closing timeout.
+            statement([
+                et(),
+                tcp_flags_any(FIN_RST),
+                update(&out_tcp, &closing, timeouts::CLOSING_SECS),
+            ]),
+            rule(
+                [
+                    et(),
+                    l4proto(TCP),
+                    lookup(&out_tcp, &closing, false),
+                    update(&out_tcp, &tcp, timeouts::CLOSING_SECS),
+                ],
+                false,
+                Verdict::Accept,
+            ),
+            rule(
+                [
+                    et(),
+                    l4proto(TCP),
+                    update(&out_tcp, &tcp, timeouts::TCP_SECS),
+                ],
+                false,
+                Verdict::Accept,
+            ),
+            rule(
+                [
+                    et(),
+                    l4proto(UDP),
+                    update(&flow(ip, UDP, true), &udp, timeouts::UDP_SECS),
+                ],
+                false,
+                Verdict::Accept,
+            ),
+            rule(
+                [
+                    et(),
+                    icmp_type(ip, ip.echo_request()),
+                    update(&ping(ip, true), &ping_set, timeouts::PING_SECS),
+                ],
+                false,
+                Verdict::Accept,
+            ),
+        ]);
+    }
+    // Whatever else an opener sends (and its flows when a set is full:
+    // their replies are then lost, never the requests).
+    rules.push(rule([], false, Verdict::Accept));
     rules
 }
 
 /// Between ports, with conntrack in the bridge family.
 fn forward_with_conntrack() -> Vec<Rule> {
-    let mut rules = not_between_ports().to_vec();
-    rules.push(established());
-    rules.push(rule(
-        [ifname_in(MetaKey::IifName, names::PROXIES, false)],
-        false,
-        Verdict::Accept,
-    ));
+    let mut rules = vec![established()];
+    rules.extend(not_between_ports());
+    for opener in openers() {
+        rules.push(rule([opener], false, Verdict::Accept));
+    }
+    rules.extend(neighbours_of_allowed());
     rules.extend(backend_to_proxy_neighbours());
     rules.push(drop([], "to-proxy"));
     rules
+}
+
+/// ARP and neighbour solicitations and advertisements between the two
+/// ends of an allowed flow, either way.
+fn neighbours_of_allowed() -> [Rule; 2] {
+    let pair = || lookup(&[Field::Iifname, Field::Oifname], names::NEIGHBOURS, false);
+    [
+        rule([ether_type(ARP), pair()], false, Verdict::Accept),
+        rule(
+            [
+                ether_type(Ip::V6.ethertype()),
+                icmpv6_types(ND_NEIGHBOR_SOLICIT, ND_NEIGHBOR_ADVERT),
+                pair(),
+            ],
+            false,
+            Verdict::Accept,
+        ),
+    ]
 }
 
 /// Frames between two ports that are neither container ports of the
@@ -524,10 +696,10 @@ fn not_between_ports() -> [Rule; 3] {
     ]
 }
 
-/// After a whitelisted port's frames: a backend's frame to another backend
-/// (or to a port not yet known) is dropped, and to a whitelisted port only
-/// ARP and neighbour solicitations and advertisements pass before the
-/// reply checks (port security has vouched for their content).
+/// After openers, replies and allowed neighbours: a backend's frame to
+/// another backend (or to a port not yet known) is dropped, and to a
+/// whitelisted port only ARP and neighbour solicitations and
+/// advertisements pass (port security has vouched for their content).
 fn backend_to_proxy_neighbours() -> Vec<Rule> {
     vec![
         drop(

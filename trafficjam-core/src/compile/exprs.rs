@@ -102,6 +102,8 @@ pub(crate) fn load(field: Field, dreg: Register) -> Expr {
         Field::TcpDport | Field::UdpDport => payload(Transport, 2, 2),
         Field::IcmpId | Field::Icmpv6Id => payload(Transport, 4, 2),
         Field::NdTarget => payload(Transport, 8, 16),
+        Field::L4Proto => meta(MetaKey::L4Proto),
+        Field::ThDport => payload(Transport, 2, 2),
     }
 }
 
@@ -175,6 +177,15 @@ pub(crate) fn meta_is(key: MetaKey, data: Vec<u8>) -> Vec<Expr> {
         },
         cmp(CmpOp::Eq, data),
     ]
+}
+
+/// `meta KEY != value`.
+pub(crate) fn meta_is_not(key: MetaKey, data: Vec<u8>) -> Vec<Expr> {
+    let mut e = meta_is(key, data);
+    if let Some(Expr::Cmp { op, .. }) = e.last_mut() {
+        *op = CmpOp::Neq;
+    }
+    e
 }
 
 /// `meta l4proto P`.

@@ -25,8 +25,8 @@ use ipnet::IpNet;
 pub use bridge::{conntrack_probe_table, eui64_link_local, timeouts, PREROUTING_PRIORITY};
 
 use crate::model::{
-    BaseChain, Bitwise, Chain, CmpOp, Expr, Family, Hook, MetaKey, PayloadBase, Register, Rule,
-    Set, SetKey, Table, Verdict,
+    BaseChain, Bitwise, Chain, CmpOp, Element, Expr, Family, Field, Hook, MetaKey, PayloadBase,
+    Register, Rule, Set, SetKey, Table, Value, Verdict,
 };
 use crate::{Policy, TABLE_COMMENT};
 use exprs::{
@@ -63,10 +63,40 @@ pub mod names {
     pub const ADDRS6: &str = "addrs6";
     /// `iifname . @th,64,128`: the same, as neighbour-discovery targets.
     pub const ND_TARGETS6: &str = "nd_targets6";
+    /// `iifname . ether saddr . ip saddr`: each port's MAC with each of its
+    /// IPv4 addresses, so a legitimate IPv4 frame is vouched for by one
+    /// lookup.
+    pub const BOUND4: &str = "bound4";
+    /// `iifname . ether saddr . ip6 saddr`: the same for IPv6.
+    pub const BOUND6: &str = "bound6";
     /// Base chain on the bridge family's prerouting hook: port security.
     pub const PREROUTING: &str = "prerouting";
     /// Base chain on the bridge family's forward hook: between ports.
     pub const BRIDGE_FORWARD: &str = "forward";
+    /// Regular chain recording the flows openers start (flow sets).
+    pub const RECORD: &str = "record";
+    /// `iifname . oifname`: allowed flows to any service (`bridge` table).
+    pub const ALLOW_PAIRS: &str = "allow_pairs";
+    /// `iifname . oifname . meta l4proto . th dport`: allowed flows to
+    /// listed services.
+    pub const ALLOW_SERVICES: &str = "allow_services";
+    /// `iifname . oifname`: both ends of every allowed flow, either way
+    /// (their neighbour resolution).
+    pub const NEIGHBOURS: &str = "neighbours";
+    /// `meta l4proto . th dport`: services of whitelisted containers open
+    /// to every container.
+    pub const PROXY_SERVICES: &str = "proxy_services";
+    /// `meta l4proto . th dport`: services of the host open to containers
+    /// (`inet` table).
+    pub const HOST_SERVICES: &str = "host_services";
+    /// `ip saddr . ip daddr`: allowed flows by address (`inet` table).
+    pub const ALLOW4: &str = "allow4";
+    /// `ip6 saddr . ip6 daddr`.
+    pub const ALLOW6: &str = "allow6";
+    /// `ip saddr . ip daddr . meta l4proto . th dport`.
+    pub const ALLOW_SERVICES4: &str = "allow_services4";
+    /// `ip6 saddr . ip6 daddr . meta l4proto . th dport`.
+    pub const ALLOW_SERVICES6: &str = "allow_services6";
 }
 
 /// Priority of trafficjam's `inet` base chains and of the bridge `forward`
@@ -119,6 +149,70 @@ impl Policy {
             Set::new(names::WHITELIST6, SetKey::ipv6(), false, white6),
             Set::of_ifnames(names::BRIDGES, self.bridges().iter().cloned()),
         ]
+        .into_iter()
+        .chain(self.allowed_by_address())
+        .chain([
+            bridge::services_set(names::PROXY_SERVICES, self.proxy_services()),
+            bridge::services_set(names::HOST_SERVICES, self.host_services()),
+        ])
+        .collect()
+    }
+
+    /// The allowed flows by address, for what the IP layer sees (routed,
+    /// or bridged through br_netfilter): every address of one end to every
+    /// address of the other, per family. Port security binds the
+    /// addresses to their ports.
+    fn allowed_by_address(&self) -> Vec<Set> {
+        let addrs = |port: &str| -> Vec<IpAddr> {
+            self.ports()
+                .iter()
+                .find(|p| p.name == port)
+                .map(|p| {
+                    let mut a = p.addrs.clone();
+                    a.push(bridge::eui64_link_local(p.mac).into());
+                    a
+                })
+                .unwrap_or_default()
+        };
+        let mut out = Vec::new();
+        for ip in Ip::BOTH {
+            let same = |a: &IpAddr| a.is_ipv4() == (ip == Ip::V4);
+            let mut pairs = Vec::new();
+            let mut services = Vec::new();
+            for a in self.allowed() {
+                for from in addrs(&a.from).into_iter().filter(same) {
+                    for to in addrs(&a.to).into_iter().filter(same) {
+                        let (f, t) = (Value::addr(from), Value::addr(to));
+                        if a.services.is_empty() {
+                            pairs.push(Element(vec![f.clone(), t.clone()]));
+                        }
+                        for s in &a.services {
+                            services.push(Element(vec![
+                                f.clone(),
+                                t.clone(),
+                                Value::U8(s.proto),
+                                Value::U16(s.port),
+                            ]));
+                        }
+                    }
+                }
+            }
+            let (pairs_name, services_name) = match ip {
+                Ip::V4 => (names::ALLOW4, names::ALLOW_SERVICES4),
+                Ip::V6 => (names::ALLOW6, names::ALLOW_SERVICES6),
+            };
+            out.push(Set::of(
+                pairs_name,
+                SetKey::concat([ip.saddr(), ip.daddr()]),
+                pairs,
+            ));
+            out.push(Set::of(
+                services_name,
+                SetKey::concat([ip.saddr(), ip.daddr(), Field::L4Proto, Field::ThDport]),
+                services,
+            ));
+        }
+        out
     }
 
     fn inet_table(&self) -> Table {
@@ -255,6 +349,34 @@ fn forward_chain() -> Chain {
             Verdict::Accept,
         ));
     }
+    // The exceptions the user declared: allowed pairs, to any service or to
+    // listed ones, and the whitelisted containers' open services.
+    for ip in Ip::BOTH {
+        let (pairs, services) = match ip {
+            Ip::V4 => (names::ALLOW4, names::ALLOW_SERVICES4),
+            Ip::V6 => (names::ALLOW6, names::ALLOW_SERVICES6),
+        };
+        let mut pair = nfproto(ip);
+        pair.extend(lookup(&[ip.saddr(), ip.daddr()], pairs, false));
+        rules.push(rule([pair], false, Verdict::Accept));
+        let mut service = nfproto(ip);
+        service.extend(lookup(
+            &[ip.saddr(), ip.daddr(), Field::L4Proto, Field::ThDport],
+            services,
+            false,
+        ));
+        rules.push(rule([service], false, Verdict::Accept));
+        let mut to_proxy = from_set(ip, whitelist(ip));
+        // `ip daddr @whitelist`: the same lookup on the destination.
+        to_proxy.truncate(2);
+        to_proxy.extend(lookup(&[ip.daddr()], whitelist(ip), false));
+        to_proxy.extend(lookup(
+            &[Field::L4Proto, Field::ThDport],
+            names::PROXY_SERVICES,
+            false,
+        ));
+        rules.push(rule([to_proxy], false, Verdict::Accept));
+    }
     for ip in Ip::BOTH {
         rules.push(drop(
             [from_set(ip, subnets(ip)), to_set(ip, subnets(ip))],
@@ -272,6 +394,15 @@ fn forward_chain() -> Chain {
 fn input_chain(by_bridge: bool) -> Chain {
     let mut rules = icmp_errors_from_containers();
     rules.extend([established(), neighbour_discovery()]);
+    rules.push(rule(
+        [lookup(
+            &[Field::L4Proto, Field::ThDport],
+            names::HOST_SERVICES,
+            false,
+        )],
+        false,
+        Verdict::Accept,
+    ));
     if by_bridge {
         rules.push(drop(
             [ifname_in(MetaKey::IifName, names::BRIDGES, false)],

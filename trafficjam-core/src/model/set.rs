@@ -75,6 +75,10 @@ pub enum Field {
     /// `@th,64,128`: the target address of an IPv6 neighbour solicitation
     /// or advertisement (nft 1.0.6 has no name for it).
     NdTarget,
+    /// `meta l4proto`: the transport protocol.
+    L4Proto,
+    /// `th dport`: the destination port, whatever the transport.
+    ThDport,
 }
 
 /// What a field's bytes mean, for storing and printing values.
@@ -90,6 +94,8 @@ pub enum Kind {
     Ipv6,
     /// A 16-bit number in network byte order (port, echo identifier).
     U16,
+    /// One byte (a protocol number).
+    U8,
 }
 
 impl Field {
@@ -101,7 +107,8 @@ impl Field {
             EtherSaddr | ArpSha => Kind::Ether,
             Ipv4Addr | IpSaddr | IpDaddr | ArpSpa | ArpTpa => Kind::Ipv4,
             Ipv6Addr | Ip6Saddr | Ip6Daddr | NdTarget => Kind::Ipv6,
-            TcpSport | TcpDport | UdpSport | UdpDport | IcmpId | Icmpv6Id => Kind::U16,
+            TcpSport | TcpDport | UdpSport | UdpDport | IcmpId | Icmpv6Id | ThDport => Kind::U16,
+            L4Proto => Kind::U8,
         }
     }
 
@@ -112,6 +119,7 @@ impl Field {
             Kind::Ether => 6,
             Kind::Ipv4 => 4,
             Kind::U16 => 2,
+            Kind::U8 => 1,
         }
     }
 
@@ -128,7 +136,8 @@ impl Field {
             Ipv4Addr | IpSaddr | IpDaddr | ArpSpa | ArpTpa => 7,
             Ipv6Addr | Ip6Saddr | Ip6Daddr => 8,
             EtherSaddr | ArpSha => 9,
-            TcpSport | TcpDport | UdpSport | UdpDport => 13,
+            TcpSport | TcpDport | UdpSport | UdpDport | ThDport => 13,
+            L4Proto => 12,
             Ifname | Iifname | Oifname => 41,
             // `integer`: nft has no better type for these.
             IcmpId | Icmpv6Id | NdTarget => 4,
@@ -160,6 +169,8 @@ impl Field {
             IcmpId => "icmp id",
             Icmpv6Id => "icmpv6 id",
             NdTarget => "@th,64,128",
+            L4Proto => "meta l4proto",
+            ThDport => "th dport",
         }
     }
 
@@ -232,6 +243,8 @@ pub enum Value {
     Net(IpNet),
     /// A port or echo identifier.
     U16(u16),
+    /// A protocol number.
+    U8(u8),
 }
 
 impl Value {
@@ -253,6 +266,7 @@ impl Value {
             (Value::Net(IpNet::V4(n)), Kind::Ipv4) => n.addr().octets().to_vec(),
             (Value::Net(IpNet::V6(n)), Kind::Ipv6) => n.addr().octets().to_vec(),
             (Value::U16(v), Kind::U16) => v.to_be_bytes().to_vec(),
+            (Value::U8(v), Kind::U8) => vec![*v],
             _ => return None,
         };
         bytes.resize(bytes.len().div_ceil(4) * 4, 0);
@@ -274,6 +288,7 @@ impl Value {
                 <[u8; 16]>::try_from(bytes.get(..16)?).ok()?,
             ))),
             Kind::U16 => Value::U16(u16::from_be_bytes(bytes.get(..2)?.try_into().ok()?)),
+            Kind::U8 => Value::U8(*bytes.first()?),
         })
     }
 }
@@ -292,6 +307,9 @@ impl fmt::Display for Value {
             Value::Net(n) if n.prefix_len() == n.max_prefix_len() => write!(f, "{}", n.addr()),
             Value::Net(n) => write!(f, "{n}"),
             Value::U16(v) => write!(f, "{v}"),
+            Value::U8(6) => f.write_str("tcp"),
+            Value::U8(17) => f.write_str("udp"),
+            Value::U8(v) => write!(f, "{v}"),
         }
     }
 }

@@ -1,10 +1,8 @@
 //! The smallest batch that turns what the kernel has into what is wanted.
 
-use std::collections::BTreeSet;
-
 use super::batch::Batch;
 use super::encode;
-use crate::model::{Element, Expr, Table};
+use crate::model::{Element, Expr, Set, Table};
 
 /// What [`plan`] decided to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,50 +27,74 @@ pub enum Change {
 
 /// Push onto `batch` the messages that turn `actual` (the kernel's state,
 /// `None` when the table does not exist) into `desired`.
+///
+/// Linear in the size of the tables and without copying them: a daemon
+/// plans a change of one container among hundreds on every event.
 pub fn plan(batch: &mut Batch, desired: &Table, actual: Option<&Table>) -> Change {
     let Some(actual) = actual else {
         encode::create_table(batch, desired);
         return Change::Create;
     };
-    let actual = without_state(actual);
-    if actual == *desired {
-        return Change::Unchanged;
+    if !same_structure(desired, actual) {
+        // Ensure the table exists (no NLM_F_EXCL), delete it, create it
+        // anew: nft's own idiom for an atomic replace.
+        let mut empty = desired.clone();
+        empty.sets.clear();
+        empty.chains.clear();
+        encode::create_table_only(batch, &empty);
+        encode::delete_table(batch, desired.family, &desired.name);
+        encode::create_table(batch, desired);
+        return Change::Replace;
     }
-    if actual.skeleton() == desired.skeleton() && intervals_equal(&actual, desired) {
-        return update_elements(batch, desired, &actual);
-    }
-    // Ensure the table exists (no NLM_F_EXCL), delete it, create it anew:
-    // nft's own idiom for an atomic replace.
-    let mut empty = desired.clone();
-    empty.sets.clear();
-    empty.chains.clear();
-    encode::create_table_only(batch, &empty);
-    encode::delete_table(batch, desired.family, &desired.name);
-    encode::create_table(batch, desired);
-    Change::Replace
+    update_elements(batch, desired, actual)
 }
 
-fn intervals_equal(a: &Table, b: &Table) -> bool {
-    let intervals = |t: &Table| {
-        t.sets
-            .iter()
-            .filter(|s| s.interval)
-            .cloned()
-            .collect::<Vec<_>>()
+/// Whether only the elements of (non-interval) sets can differ: the same
+/// table, set definitions, interval sets and rules (counter values
+/// aside).
+fn same_structure(desired: &Table, actual: &Table) -> bool {
+    let rule_eq = |a: &crate::model::Rule, b: &crate::model::Rule| {
+        a.comment == b.comment
+            && a.exprs.len() == b.exprs.len()
+            && a.exprs.iter().zip(&b.exprs).all(|(x, y)| match (x, y) {
+                (Expr::Counter { .. }, Expr::Counter { .. }) => true,
+                _ => x == y,
+            })
     };
-    intervals(a) == intervals(b)
+    let set_eq = |a: &Set, b: &Set| {
+        a.name == b.name
+            && a.key == b.key
+            && a.interval == b.interval
+            && a.dynamic == b.dynamic
+            && (!a.interval || a.elements == b.elements)
+    };
+    desired.family == actual.family
+        && desired.name == actual.name
+        && desired.comment == actual.comment
+        && desired.sets.len() == actual.sets.len()
+        && desired
+            .sets
+            .iter()
+            .zip(&actual.sets)
+            .all(|(a, b)| set_eq(a, b))
+        && desired.chains.len() == actual.chains.len()
+        && desired.chains.iter().zip(&actual.chains).all(|(a, b)| {
+            a.name == b.name
+                && a.base == b.base
+                && a.rules.len() == b.rules.len()
+                && a.rules.iter().zip(&b.rules).all(|(x, y)| rule_eq(x, y))
+        })
 }
 
 fn update_elements(batch: &mut Batch, desired: &Table, actual: &Table) -> Change {
     let (mut added, mut removed) = (0, 0);
-    for want in desired.sets.iter().filter(|s| !s.interval) {
-        let have: BTreeSet<&Element> = actual
-            .set(&want.name)
-            .map(|s| s.elements.iter().collect())
-            .unwrap_or_default();
-        let want_set: BTreeSet<&Element> = want.elements.iter().collect();
-        let gone: Vec<Element> = have.difference(&want_set).map(|e| (*e).clone()).collect();
-        let new: Vec<Element> = want_set.difference(&have).map(|e| (*e).clone()).collect();
+    for (want, have) in desired.sets.iter().zip(&actual.sets) {
+        // Interval sets are compared whole (above); dynamic ones are filled
+        // by the packet path, never by us.
+        if want.interval || want.dynamic.is_some() || want.elements == have.elements {
+            continue;
+        }
+        let (gone, new) = difference(&have.elements, &want.elements);
         if !gone.is_empty() {
             encode::delete_elements(batch, desired, want, &gone);
         }
@@ -82,7 +104,56 @@ fn update_elements(batch: &mut Batch, desired: &Table, actual: &Table) -> Change
         added += new.len();
         removed += gone.len();
     }
-    Change::Elements { added, removed }
+    if added == 0 && removed == 0 {
+        Change::Unchanged
+    } else {
+        Change::Elements { added, removed }
+    }
+}
+
+/// What only `have` holds and what only `want` holds: a merge of the two
+/// lists in order (sorted here when they are not).
+fn difference(have: &[Element], want: &[Element]) -> (Vec<Element>, Vec<Element>) {
+    let sorted = |v: &[Element]| -> Option<Vec<Element>> {
+        if v.windows(2).all(|w| w[0] < w[1]) {
+            None
+        } else {
+            let mut s = v.to_vec();
+            s.sort();
+            s.dedup();
+            Some(s)
+        }
+    };
+    let (h, w) = (sorted(have), sorted(want));
+    let (have, want) = (h.as_deref().unwrap_or(have), w.as_deref().unwrap_or(want));
+    let (mut gone, mut new) = (Vec::new(), Vec::new());
+    let (mut i, mut j) = (0, 0);
+    while i < have.len() || j < want.len() {
+        match (have.get(i), want.get(j)) {
+            (Some(a), Some(b)) if a == b => {
+                i += 1;
+                j += 1;
+            }
+            (Some(a), Some(b)) if a < b => {
+                gone.push(a.clone());
+                i += 1;
+            }
+            (Some(_), Some(b)) => {
+                new.push(b.clone());
+                j += 1;
+            }
+            (Some(a), None) => {
+                gone.push(a.clone());
+                i += 1;
+            }
+            (None, Some(b)) => {
+                new.push(b.clone());
+                j += 1;
+            }
+            (None, None) => break,
+        }
+    }
+    (gone, new)
 }
 
 /// The table with counter values zeroed, for comparison with a desired

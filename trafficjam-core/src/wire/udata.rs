@@ -104,6 +104,8 @@ fn typeof_field(f: Field) -> (u32, Vec<u8>) {
     };
     match f {
         Field::Iifname => (META, u32_tlv(0, 6)),
+        Field::L4Proto => (META, u32_tlv(0, 16)),
+        Field::ThDport => payload(11, 2),
         Field::Oifname | Field::Ifname => (META, u32_tlv(0, 7)),
         Field::EtherSaddr => payload(17, 2),
         Field::IpSaddr | Field::Ipv4Addr => payload(12, 11),
@@ -184,6 +186,7 @@ fn parse_typeof_field(etype: u32, attrs: &[u8]) -> Option<Field> {
         META => match find_u32(attrs, 0)? {
             6 => Some(Field::Iifname),
             7 => Some(Field::Oifname),
+            16 => Some(Field::L4Proto),
             _ => None,
         },
         PAYLOAD => [
@@ -202,6 +205,7 @@ fn parse_typeof_field(etype: u32, attrs: &[u8]) -> Option<Field> {
             Field::IcmpId,
             Field::Icmpv6Id,
             Field::NdTarget,
+            Field::ThDport,
         ]
         .into_iter()
         .find(|f| typeof_field(*f).1 == attrs),

@@ -1,0 +1,347 @@
+//! One Docker event, or one batch of link notifications, applied to what
+//! the daemon knows of its networks, without listing any of them again:
+//!
+//! - a container connected: it is inspected (one API call; the whitelist
+//!   filters are matched here when they can be), and its port found among
+//!   the bridge's (the new veth is the only one read);
+//! - a container stopping, dying or disconnected: it is dropped at once,
+//!   whitelisted or not (no API call);
+//! - a container renamed: its allow labels and log lines follow;
+//! - the network itself created, removed or changed: a whole discovery.
+
+use bollard::models::{EventMessage, EventMessageTypeEnum};
+use trafficjam_core::model::Value;
+use trafficjam_netlink::RouteSocket;
+
+use super::docker::{Ctx, State, Unbound, UNBOUND_TRIES};
+use crate::docker::discover::parse_filters;
+use crate::docker::discover::Summary;
+use crate::docker::ports::PortCache;
+use crate::docker::{Discovery, DockerError};
+use crate::watch::LinkNews;
+
+/// What an event asks of the daemon.
+pub(super) enum Step {
+    /// Nothing that changes a policy.
+    Nothing,
+    /// Enforce these networks again; each with what it was before.
+    Enforce(Vec<(String, Summary)>),
+    /// Discover every network whole (soon: several such events come
+    /// together).
+    Full,
+}
+
+/// Apply one event.
+pub(super) async fn follow(
+    ctx: &mut Ctx<'_>,
+    state: &mut State,
+    ev: &EventMessage,
+) -> Result<Step, DockerError> {
+    let Some(actor) = &ev.actor else {
+        return Ok(Step::Nothing);
+    };
+    let attrs = actor.attributes.clone().unwrap_or_default();
+    let action = ev.action.as_deref().unwrap_or_default();
+    // `exec_start: sh`, `health_status: healthy`: the action is the head.
+    let action = action.split(':').next().unwrap_or(action);
+    match ev.typ {
+        Some(EventMessageTypeEnum::NETWORK) => {
+            let id = actor.id.as_deref().unwrap_or_default();
+            let name = attrs.get("name").map(String::as_str).unwrap_or_default();
+            let ours: Vec<String> = ctx
+                .args
+                .policy
+                .networks
+                .iter()
+                .filter(|n| {
+                    state.applied.get(*n).is_some_and(|d| d.is(id)) || *n == name || *n == id
+                })
+                .cloned()
+                .collect();
+            if ours.is_empty() {
+                return Ok(Step::Nothing);
+            }
+            match (action, attrs.get("container")) {
+                ("connect", Some(container)) => {
+                    // Connected: its process is about to run, and if it is
+                    // a proxy its first packet must find it whitelisted.
+                    state.revoked.remove(container);
+                    let mut out = Vec::new();
+                    for network in ours {
+                        if !state.applied.contains_key(&network) {
+                            return Ok(Step::Full);
+                        }
+                        out.extend(join(ctx, state, &network, container).await?);
+                    }
+                    Ok(Step::Enforce(out))
+                }
+                ("disconnect", Some(container)) => Ok(Step::Enforce(leave(state, container))),
+                _ => Ok(Step::Full),
+            }
+        }
+        Some(EventMessageTypeEnum::CONTAINER) => {
+            let Some(id) = actor.id.clone() else {
+                return Ok(Step::Nothing);
+            };
+            match action {
+                // Not `kill`: a signal (SIGHUP to reload nginx) does not
+                // stop the container; `die` follows when it really exits.
+                // At once: its address may be handed to another container
+                // as soon as Docker releases it.
+                "die" | "stop" => Ok(Step::Enforce(leave(state, &id))),
+                "start" => {
+                    state.revoked.remove(&id);
+                    Ok(Step::Nothing)
+                }
+                "destroy" => {
+                    // Gone for good: nothing left to remember.
+                    state.revoked.remove(&id);
+                    state.unbound.remove(&id);
+                    Ok(Step::Nothing)
+                }
+                "rename" => {
+                    let Some(name) = attrs.get("name") else {
+                        return Ok(Step::Nothing);
+                    };
+                    let mut out = Vec::new();
+                    for (network, d) in state.applied.iter_mut() {
+                        let before = d.summary();
+                        if d.rename(&id, name) {
+                            out.push((network.clone(), before));
+                        }
+                    }
+                    Ok(Step::Enforce(out))
+                }
+                _ => Ok(Step::Nothing),
+            }
+        }
+        _ => Ok(Step::Nothing),
+    }
+}
+
+/// Container `id` connected to `network`: inspect it, find its port.
+/// `None` when Docker has not given it an address there yet (it is looked
+/// for again).
+async fn join(
+    ctx: &mut Ctx<'_>,
+    state: &mut State,
+    network: &str,
+    id: &str,
+) -> Result<Option<(String, Summary)>, DockerError> {
+    let Some(d) = state.applied.get(network) else {
+        return Ok(None);
+    };
+    let known = state.containers.get(id);
+    let Some(joining) = ctx.client.joining(id, d, known).await? else {
+        state.unbound.insert(
+            id.to_string(),
+            Unbound {
+                network: network.to_string(),
+                inspect: true,
+                tries: 0,
+            },
+        );
+        return Ok(None);
+    };
+    let filters = parse_filters(&ctx.args.policy.whitelist_filters)?;
+    let whitelisted = ctx
+        .client
+        .whitelists(&joining.container, &d.id, &filters)
+        .await?;
+    let (Some(d), Some(cache)) = (state.applied.get_mut(network), state.ports.get_mut(network))
+    else {
+        return Ok(None);
+    };
+    let before = d.summary();
+    d.connect(joining, whitelisted);
+    bind(ctx.route, d, cache);
+    if d.endpoints.iter().any(|e| e.id == id && e.port.is_none()) {
+        state.unbound.insert(
+            id.to_string(),
+            Unbound {
+                network: network.to_string(),
+                inspect: false,
+                tries: 0,
+            },
+        );
+    } else {
+        state.unbound.remove(id);
+    }
+    Ok(Some((network.to_string(), before)))
+}
+
+/// Container `id` stopped, died or was disconnected: dropped from every
+/// network at once, and not whitelisted again until Docker connects it.
+fn leave(state: &mut State, id: &str) -> Vec<(String, Summary)> {
+    state.revoked.insert(id.to_string());
+    state.unbound.remove(id);
+    let mut out = Vec::new();
+    for (network, d) in state.applied.iter_mut() {
+        let before = d.summary();
+        if d.disconnect(id) {
+            if let Some(cache) = state.ports.get(network) {
+                // Its port, while it still exists, is nobody's: quarantined.
+                d.find_ports(cache.ports());
+            }
+            out.push((network.clone(), before));
+        }
+    }
+    out
+}
+
+/// Find the ports of the containers of `d`; read again the peers of the
+/// ports nobody is bound to when someone is still unbound (the runtime
+/// was moving or setting up the veth).
+fn bind(route: &mut RouteSocket, d: &mut Discovery, cache: &mut PortCache) {
+    d.bridge_index = cache.index;
+    d.find_ports(cache.ports());
+    if d.unbound().is_empty() {
+        return;
+    }
+    if cache.refresh(route, &d.unidentified) {
+        d.find_ports(cache.ports());
+    }
+}
+
+/// Link notifications: ports plugged into or out of managed bridges.
+/// Returns the networks whose ports changed.
+pub(super) fn links_changed(
+    ctx: &mut Ctx<'_>,
+    state: &mut State,
+    news: &[LinkNews],
+) -> Vec<(String, Summary)> {
+    let lost = news.iter().any(|n| n.lost);
+    let mut out = Vec::new();
+    for (network, cache) in state.ports.iter_mut() {
+        let mut changed = false;
+        let mut reread = lost;
+        for (deleted, link) in news.iter().flat_map(|n| n.changes.iter()) {
+            match cache.link_changed(ctx.route, *deleted, link) {
+                Some(c) => changed |= c,
+                None => reread = true,
+            }
+        }
+        if reread {
+            match PortCache::read(ctx.route, &cache.bridge) {
+                Ok(c) => {
+                    *cache = c;
+                    changed = true;
+                }
+                Err(e) => ctx.log.warn(&format!(
+                    "network {network}: reading the ports of {} failed: {e}",
+                    cache.bridge
+                )),
+            }
+        }
+        if !changed {
+            continue;
+        }
+        if let Some(d) = state.applied.get_mut(network) {
+            // A veth being set up changes several times; the rules only
+            // when who is on which port does.
+            let was = bindings(d);
+            let before = d.summary();
+            bind(ctx.route, d, cache);
+            if bindings(d) == was {
+                continue;
+            }
+            for e in &d.endpoints {
+                if e.port.is_some() {
+                    state.unbound.remove(&e.id);
+                }
+            }
+            out.push((network.clone(), before));
+        }
+    }
+    out
+}
+
+/// Who is on which port, and which ports are nobody's.
+fn bindings(d: &Discovery) -> (Vec<Option<String>>, Vec<String>, Option<u32>) {
+    (
+        d.endpoints.iter().map(|e| e.port.clone()).collect(),
+        d.unidentified.clone(),
+        d.bridge_index,
+    )
+}
+
+/// Look again for every container still unbound; returns the networks
+/// where one was found.
+pub(super) async fn look_for_unbound(
+    ctx: &mut Ctx<'_>,
+    state: &mut State,
+) -> Result<Vec<(String, Summary)>, DockerError> {
+    let looked_for: Vec<(String, Unbound)> = state
+        .unbound
+        .iter()
+        .map(|(id, u)| (id.clone(), u.clone()))
+        .collect();
+    let mut out = Vec::new();
+    for (id, u) in looked_for {
+        let tries = u.tries + 1;
+        if u.inspect {
+            state.unbound.remove(&id);
+            out.extend(join(ctx, state, &u.network, &id).await?);
+        } else if let (Some(d), Some(cache)) = (
+            state.applied.get_mut(&u.network),
+            state.ports.get_mut(&u.network),
+        ) {
+            let Some(mac) = d.endpoints.iter().find(|e| e.id == id).map(|e| e.mac) else {
+                state.unbound.remove(&id);
+                continue;
+            };
+            // The ports being set up; every interface (in case a
+            // notification was lost without the kernel saying so) only
+            // once, half-way: each such read costs the kernel work for
+            // every interface and namespace.
+            if tries == UNBOUND_TRIES / 2 {
+                let _ = cache.resync(ctx.route);
+            } else {
+                cache.refresh(ctx.route, &d.unidentified);
+            }
+            // Only a port with its MAC changes anything (the policy is
+            // compiled again only then).
+            if mac.is_some() && cache.ports().iter().any(|p| p.peer_mac == mac) {
+                let before = d.summary();
+                bind(ctx.route, d, cache);
+                if d.endpoints.iter().any(|e| e.id == id && e.port.is_some()) {
+                    state.unbound.remove(&id);
+                    out.push((u.network.clone(), before));
+                    continue;
+                }
+            }
+        }
+        let Some(entry) = state.unbound.get_mut(&id) else {
+            continue;
+        };
+        entry.tries = tries;
+        if tries >= UNBOUND_TRIES {
+            let u = state.unbound.remove(&id).unwrap_or(u);
+            warn_unbound(ctx, state, &u.network, &id);
+        }
+    }
+    Ok(out)
+}
+
+fn warn_unbound(ctx: &Ctx<'_>, state: &State, network: &str, id: &str) {
+    let Some(d) = state.applied.get(network) else {
+        return;
+    };
+    let Some(e) = d.endpoints.iter().find(|e| e.id == id) else {
+        ctx.log.warn(&format!(
+            "network {network}: container {id} was connected but Docker gives it no address there; it is not bound"
+        ));
+        return;
+    };
+    ctx.log.warn(&format!(
+        "network {network}: the bridge port of container {} is not found (no veth on {} with its MAC {}); it is not bound{}",
+        e.name,
+        d.bridge,
+        e.mac.map_or("(none reported)".to_string(), |m| Value::Ether(m).to_string()),
+        if d.whitelist.iter().any(|w| w.id == e.id) {
+            " and cannot open connections until it is"
+        } else {
+            ""
+        }
+    ));
+}
