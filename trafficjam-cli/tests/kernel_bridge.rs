@@ -117,3 +117,105 @@ fn bridge_layer_keeps_backends_apart_without_br_netfilter() {
     let outcomes = matrix::run(&flows(false), |l| bed.ns(l), timeout);
     assert_matrix("br_netfilter off, after clear", &outcomes);
 }
+
+/// The entry a proxy's connection leaves in the flow set follows the
+/// connection: two minutes from the SYN, a day once data was pushed, two
+/// minutes again once it closed (so a closed connection does not hold an
+/// entry for a day although a bare ACK follows the last FIN).
+#[test]
+fn flow_entries_follow_the_connection() {
+    use std::io::{Read, Write};
+    let bed = Testbed::build().expect("build the test bed");
+    for key in [
+        "net.bridge.bridge-nf-call-iptables",
+        "net.bridge.bridge-nf-call-ip6tables",
+    ] {
+        bed.host.sysctl(key, "0").unwrap();
+    }
+    let _listeners = bed.listen().expect("listeners");
+    trafficjam(&bed, &[&["apply"][..], &POLICY_ARGS].concat());
+    // Seconds left on the entry of the proxy's connection from `port`.
+    let expires = |port: u16| -> Option<u64> {
+        let out = bed
+            .nft(&["list", "table", "bridge", "trafficjam-default"])
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        let set = text
+            .split("set tcp4 {")
+            .nth(1)?
+            .split("set ")
+            .next()?
+            .to_string();
+        let at = set.find(&format!(". {port} . 8082 "))?;
+        let rest = &set[at..];
+        let e = rest.find("expires ")? + "expires ".len();
+        Some(nft_duration(&rest[e..]))
+    };
+    let proxy = bed.ns("proxy");
+    let (tx, rx) = std::sync::mpsc::channel::<u16>();
+    let (close_tx, close_rx) = std::sync::mpsc::channel::<()>();
+    let _client = proxy
+        .run(move || {
+            let mut s = std::net::TcpStream::connect_timeout(
+                &(ip(addr::B1_4), 8082).into(),
+                Duration::from_secs(2),
+            )
+            .expect("the proxy reaches the backend's echo port");
+            std::thread::spawn(move || {
+                let port = s.local_addr().unwrap().port();
+                s.write_all(b"trafficjam").unwrap();
+                let mut buf = [0u8; 10];
+                s.read_exact(&mut buf)
+                    .expect("the echo comes back: replies pass");
+                tx.send(port).unwrap();
+                close_rx.recv().unwrap();
+                drop(s);
+            })
+        })
+        .unwrap();
+    let port = rx.recv_timeout(Duration::from_secs(5)).expect("echoed");
+    let open = expires(port).expect("an entry for the open connection");
+    assert!(
+        open > 3600,
+        "an open connection that carried data: {open} s left"
+    );
+    close_tx.send(()).unwrap();
+    let mut left = open;
+    for _ in 0..50 {
+        std::thread::sleep(Duration::from_millis(20));
+        left = expires(port).unwrap_or(0);
+        if left <= 120 {
+            break;
+        }
+    }
+    assert!(left <= 120, "a closed connection is kept for {left} s");
+    println!("flow entry: {open} s left while open, {left} s once closed");
+    trafficjam(&bed, &["clear"]);
+}
+
+/// `1d`, `23h59m58s`, `1m59s`, `999ms` as nft prints them, in whole seconds.
+fn nft_duration(text: &str) -> u64 {
+    let word = text.split([' ', ',', '\n', '}']).next().unwrap_or("");
+    let (mut total, mut num) = (0u64, String::new());
+    let mut chars = word.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c.is_ascii_digit() {
+            num.push(c);
+            continue;
+        }
+        let n: u64 = num.parse().unwrap_or(0);
+        num.clear();
+        total += match c {
+            'd' => n * 86_400,
+            'h' => n * 3_600,
+            'm' if chars.peek() == Some(&'s') => {
+                chars.next();
+                0
+            }
+            'm' => n * 60,
+            's' => n,
+            _ => 0,
+        };
+    }
+    total
+}

@@ -28,15 +28,29 @@ use crate::{Policy, Tracking, TABLE_COMMENT};
 
 use super::exprs::{
     cmp, drop, established, ether_type, icmp_type, icmpv6_types, ifname_in, l4proto, lookup,
-    meta_is_not, rule, statement, tcp_flags_any, update, Ip, TCP, UDP,
+    meta_is_not, rule, tcp_flags_any, update, Ip, TCP, UDP,
 };
 use super::names;
 
-/// How long the bridge layer remembers a flow a whitelisted port opened
-/// (idle time; every packet of the whitelisted side refreshes it).
+/// How long the bridge layer remembers a flow a whitelisted port opened.
+///
+/// A TCP flow's timeout is set by the packets that say where it is: a SYN
+/// from the whitelisted side starts it with [`OPENING_SECS`], a segment with
+/// PSH (data) from either side moves it to [`TCP_SECS`], a FIN or RST from
+/// either side to [`CLOSING_SECS`]; bare ACKs leave it alone. So one set
+/// entry per connection is written a handful of times in its life, not on
+/// every packet, and a closed connection is forgotten after two minutes
+/// even though a bare ACK follows the last FIN.
+///
+/// [`OPENING_SECS`]: timeouts::OPENING_SECS
+/// [`TCP_SECS`]: timeouts::TCP_SECS
+/// [`CLOSING_SECS`]: timeouts::CLOSING_SECS
 pub mod timeouts {
-    /// An open TCP connection (conntrack keeps established ones for days;
-    /// an idle websocket must survive a night).
+    /// A TCP connection whose SYN was sent and that has carried no data yet
+    /// (conntrack's `syn_sent`).
+    pub const OPENING_SECS: u64 = 120;
+    /// A TCP connection that carried data (conntrack keeps established ones
+    /// for days; an idle websocket must survive a night).
     pub const TCP_SECS: u64 = 86_400;
     /// A TCP connection after a FIN or RST from either side (conntrack's
     /// `time_wait`).
@@ -69,6 +83,10 @@ const ND_NEIGHBOR_ADVERT: u8 = 136;
 const ND_REDIRECT: u8 = 137;
 /// TCP FIN and RST.
 const FIN_RST: u8 = 0x01 | 0x04;
+/// TCP SYN.
+const SYN: u8 = 0x02;
+/// TCP PSH: the segment carries data the sender pushed.
+const PSH: u8 = 0x08;
 
 impl Policy {
     /// The bridge-family table of the policy.
@@ -438,11 +456,6 @@ fn flow_sets(ip: Ip) -> Vec<Set> {
             timeouts::FLOWS,
         ),
         Set::dynamic(
-            &format!("closing{d}"),
-            SetKey::concat(flow(ip, TCP, true)),
-            timeouts::FLOWS,
-        ),
-        Set::dynamic(
             &format!("udp{d}"),
             SetKey::concat(flow(ip, UDP, true)),
             timeouts::FLOWS,
@@ -526,21 +539,27 @@ fn forward_with_flow_sets() -> (Vec<Rule>, Vec<Rule>) {
     let mut rules = vec![others, rule([from_proxy], false, record())];
     for ip in Ip::BOTH {
         let d = ip.digit();
-        let (tcp, closing) = (format!("tcp{d}"), format!("closing{d}"));
+        let tcp = format!("tcp{d}");
         let (udp, ping_set) = (format!("udp{d}"), format!("ping{d}"));
         let et = || ether_type(ip.ethertype());
         let back_tcp = flow(ip, TCP, false);
-        rules.extend([
+        // A reply moves its flow's timeout only when it closes or carries
+        // data (the lookup first: a backend never creates an entry).
+        let reply_moves = |flags, secs| {
             rule(
                 [
                     et(),
-                    tcp_flags_any(FIN_RST),
+                    tcp_flags_any(flags),
                     lookup(&back_tcp, &tcp, false),
-                    update(&back_tcp, &closing, timeouts::CLOSING_SECS),
+                    update(&back_tcp, &tcp, secs),
                 ],
                 false,
                 Verdict::Accept,
-            ),
+            )
+        };
+        rules.extend([
+            reply_moves(FIN_RST, timeouts::CLOSING_SECS),
+            reply_moves(PSH, timeouts::TCP_SECS),
             rule(
                 [et(), l4proto(TCP), lookup(&back_tcp, &tcp, false)],
                 false,
@@ -582,37 +601,25 @@ fn record_chain() -> Vec<Rule> {
     let mut rules = Vec::new();
     for ip in Ip::BOTH {
         let d = ip.digit();
-        let (tcp, closing) = (format!("tcp{d}"), format!("closing{d}"));
+        let tcp = format!("tcp{d}");
         let (udp, ping_set) = (format!("udp{d}"), format!("ping{d}"));
         let et = || ether_type(ip.ethertype());
         let out_tcp = flow(ip, TCP, true);
+        let moves = |flags, secs| {
+            rule(
+                [et(), tcp_flags_any(flags), update(&out_tcp, &tcp, secs)],
+                false,
+                Verdict::Accept,
+            )
+        };
         rules.extend([
-            // A FIN or RST marks the connection as closing; from then on it
-            // is only remembered for the closing timeout.
-            statement([
-                et(),
-                tcp_flags_any(FIN_RST),
-                update(&out_tcp, &closing, timeouts::CLOSING_SECS),
-            ]),
-            rule(
-                [
-                    et(),
-                    l4proto(TCP),
-                    lookup(&out_tcp, &closing, false),
-                    update(&out_tcp, &tcp, timeouts::CLOSING_SECS),
-                ],
-                false,
-                Verdict::Accept,
-            ),
-            rule(
-                [
-                    et(),
-                    l4proto(TCP),
-                    update(&out_tcp, &tcp, timeouts::TCP_SECS),
-                ],
-                false,
-                Verdict::Accept,
-            ),
+            // First match wins: a FIN or RST closes the flow whatever else
+            // it carries; a SYN (re)opens it; data keeps it open. Any of
+            // them also re-creates a flow the set lost (a restart, a full
+            // set), so its replies pass again from the next one on.
+            moves(FIN_RST, timeouts::CLOSING_SECS),
+            moves(SYN, timeouts::OPENING_SECS),
+            moves(PSH, timeouts::TCP_SECS),
             rule(
                 [
                     et(),

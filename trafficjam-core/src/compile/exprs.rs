@@ -263,11 +263,6 @@ pub(crate) fn rule<const N: usize>(
     Rule::new(exprs)
 }
 
-/// A rule that only matches and acts (an `update` without verdict).
-pub(crate) fn statement<const N: usize>(matches: [Vec<Expr>; N]) -> Rule {
-    Rule::new(matches.into_iter().flatten().collect())
-}
-
 /// `… counter drop comment "KIND"`: every drop says what it stopped.
 pub(crate) fn drop<const N: usize>(matches: [Vec<Expr>; N], kind: &str) -> Rule {
     rule(matches, true, Verdict::Drop).commented(kind)

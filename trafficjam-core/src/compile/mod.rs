@@ -422,15 +422,17 @@ fn input_chain(by_bridge: bool) -> Chain {
 /// the path legitimately may), so a container could otherwise send the
 /// proxy, or the host, "port unreachable" for their flows and break them.
 /// Containers are not routers: none of their errors is needed.
+/// (The protocol first: most packets are not ICMP and fail that compare
+/// without a conntrack or set lookup.)
 fn icmp_errors_from_containers() -> Vec<Rule> {
     Ip::BOTH
         .into_iter()
         .map(|ip| {
             drop(
                 [
-                    ifname_in(MetaKey::IifName, names::BRIDGES, false),
-                    ct_bits(crate::model::CtKey::State, CT_RELATED),
                     l4proto(ip.icmp()),
+                    ct_bits(crate::model::CtKey::State, CT_RELATED),
+                    ifname_in(MetaKey::IifName, names::BRIDGES, false),
                 ],
                 "icmp-error",
             )
