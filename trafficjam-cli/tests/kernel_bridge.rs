@@ -53,8 +53,8 @@ fn flows(enforced: bool) -> Vec<Flow> {
     out
 }
 
-#[test]
-fn bridge_layer_keeps_backends_apart_without_br_netfilter() {
+/// The test bed with bridged frames kept from the IP hooks.
+fn bed_without_br_netfilter() -> Testbed {
     let bed = Testbed::build().expect("build the test bed");
     for key in [
         "net.bridge.bridge-nf-call-iptables",
@@ -62,6 +62,12 @@ fn bridge_layer_keeps_backends_apart_without_br_netfilter() {
     ] {
         bed.host.sysctl(key, "0").unwrap();
     }
+    bed
+}
+
+#[test]
+fn bridge_layer_keeps_backends_apart_without_br_netfilter() {
+    let bed = bed_without_br_netfilter();
     let _listeners = bed.listen().expect("listeners");
     trafficjam(&bed, &[&["apply"][..], &POLICY_ARGS].concat());
     let timeout = Duration::from_millis(600);
@@ -125,13 +131,7 @@ fn bridge_layer_keeps_backends_apart_without_br_netfilter() {
 #[test]
 fn flow_entries_follow_the_connection() {
     use std::io::{Read, Write};
-    let bed = Testbed::build().expect("build the test bed");
-    for key in [
-        "net.bridge.bridge-nf-call-iptables",
-        "net.bridge.bridge-nf-call-ip6tables",
-    ] {
-        bed.host.sysctl(key, "0").unwrap();
-    }
+    let bed = bed_without_br_netfilter();
     let _listeners = bed.listen().expect("listeners");
     trafficjam(&bed, &[&["apply"][..], &POLICY_ARGS].concat());
     // Seconds left on the entry of the proxy's connection from `port`.
