@@ -3,7 +3,6 @@
 mod blocked;
 mod cli;
 mod commands;
-mod docker;
 mod error;
 mod firewall;
 mod log;
@@ -11,6 +10,8 @@ mod metrics;
 mod watch;
 
 use clap::Parser;
+/// The Docker side, as `crate::docker` (a crate of its own for embedders).
+use trafficjam_docker as docker;
 
 use cli::{Cli, Command};
 

@@ -78,7 +78,8 @@ impl Metrics {
         self.blocked_lines.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// A request to the Docker API.
+    /// A request to the Docker API sent by the CLI itself (the event
+    /// stream); those of the Docker layer it counts itself.
     pub fn docker_call(&self) {
         self.docker_calls.fetch_add(1, Ordering::Relaxed);
     }
@@ -137,7 +138,7 @@ impl Metrics {
         counter(
             "trafficjam_docker_api_calls_total",
             "Requests to the Docker API (the event stream counts once).",
-            get(&self.docker_calls),
+            get(&self.docker_calls) + trafficjam_docker::api_calls(),
         );
         counter(
             "trafficjam_docker_events_total",

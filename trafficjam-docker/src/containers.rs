@@ -25,7 +25,7 @@ impl Containers {
             all: true,
             ..Default::default()
         };
-        crate::metrics::METRICS.docker_call();
+        crate::count_api_call();
         let listed = client
             .api()
             .list_containers(Some(opts))

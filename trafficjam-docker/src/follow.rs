@@ -13,7 +13,6 @@ use trafficjam_core::model::parse_mac;
 use super::discover::{endpoint_addrs, Endpoint};
 use super::filter::{self, Container, Filter};
 use super::{Discovery, DockerClient, DockerError};
-use crate::metrics::METRICS;
 
 /// A container being connected, as Docker reports it.
 pub struct Joining {
@@ -36,7 +35,7 @@ impl DockerClient {
         network: &Discovery,
         known: Option<&Container>,
     ) -> Result<Option<Joining>, DockerError> {
-        METRICS.docker_call();
+        crate::count_api_call();
         let net = self
             .api()
             .inspect_network(&network.id, None::<InspectNetworkOptions>)
@@ -71,7 +70,7 @@ impl DockerClient {
     /// One container from Docker's list (which, unlike its inspection,
     /// does not wait for a container being started).
     async fn container(&self, id: &str) -> Result<Option<Container>, DockerError> {
-        METRICS.docker_call();
+        crate::count_api_call();
         let mut f = std::collections::HashMap::new();
         f.insert("id".to_string(), vec![id.to_string()]);
         let listed = self

@@ -318,7 +318,7 @@ impl DockerClient {
     ) -> Result<HashSet<String>, DockerError> {
         let mut out = HashSet::new();
         for (key, value) in filters {
-            crate::metrics::METRICS.docker_call();
+            crate::count_api_call();
             let mut f = HashMap::new();
             f.insert(key.clone(), vec![value.clone()]);
             f.insert("network".to_string(), vec![id.to_string()]);
@@ -408,7 +408,7 @@ impl DockerClient {
         filters: &[(String, String)],
         known: Option<&Containers>,
     ) -> Result<Discovery, DockerError> {
-        crate::metrics::METRICS.docker_call();
+        crate::count_api_call();
         let net = self
             .api()
             .inspect_network(network, None::<InspectNetworkOptions>)
