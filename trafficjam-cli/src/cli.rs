@@ -194,6 +194,52 @@ pub struct RunArgs {
     /// Log every event and every kernel transaction.
     #[arg(short, long, env = "DEBUG", hide_env_values = true, value_parser = FalseyValueParser::new(), default_value_t = false, num_args = 0, default_missing_value = "true")]
     pub verbose: bool,
+    #[command(flatten)]
+    pub swarm: SwarmArgs,
+}
+
+/// Options for Docker Swarm nodes (`run` on every node of the swarm).
+#[derive(Debug, Args, Clone)]
+pub struct SwarmArgs {
+    /// The Engine's --exec-root, where it mounts the overlay, load-balancer
+    /// and ingress namespaces (`<DIR>/netns`). In a container, bind-mount
+    /// `<DIR>/netns` at the same path with `rslave` propagation, so
+    /// namespaces the Engine creates later are seen.
+    #[arg(long, env = "DOCKER_EXEC_ROOT", hide_env_values = true, value_name = "DIR", default_value = trafficjam_docker::overlay::DEFAULT_EXEC_ROOT)]
+    pub docker_exec_root: std::path::PathBuf,
+    /// Drop the routing mesh's traffic for these published ports on this
+    /// node (in its `ingress_sbox` namespace, before IPVS sees it): from
+    /// other nodes and from this host alike. The port is still served
+    /// where its tasks are reached directly (host-mode ports, other nodes).
+    /// E.g. `--block-ingress 8080/tcp,53/udp`; reasserted when the Engine
+    /// recreates ingress_sbox.
+    #[arg(
+        long,
+        value_name = "PORT/PROTO",
+        env = "BLOCK_INGRESS",
+        hide_env_values = true,
+        value_delimiter = ','
+    )]
+    pub block_ingress: Vec<Service>,
+    /// The swarm's data-path port (`docker swarm init --data-path-port`):
+    /// containers of a managed overlay may not send to it, so none can
+    /// inject VXLAN frames into another node's overlays.
+    #[arg(
+        long,
+        env = "SWARM_DATA_PATH_PORT",
+        hide_env_values = true,
+        value_name = "PORT",
+        default_value_t = 4789
+    )]
+    pub data_path_port: u16,
+    /// Accepted from the original image and ignored: no manager-side
+    /// daemon or second service is needed; run trafficjam as a global
+    /// service and every node enforces its own containers.
+    #[arg(long, env = "SWARM_DAEMON", hide = true, value_parser = FalseyValueParser::new(), default_value_t = false, num_args = 0, default_missing_value = "true")]
+    pub swarm_daemon: bool,
+    /// Accepted from the original image and ignored (see SWARM_DAEMON).
+    #[arg(long, env = "SWARM_IMAGE", hide = true, value_name = "IMAGE")]
+    pub swarm_image: Option<String>,
 }
 
 /// Options of `clear`.
@@ -248,6 +294,10 @@ pub struct StatusArgs {
     /// Print JSON (stable field names) instead of text.
     #[arg(long)]
     pub json: bool,
+    /// The Engine's --exec-root: the tables in its namespaces (Swarm
+    /// overlays, ingress_sbox) are shown too, each with its namespace.
+    #[arg(long, env = "DOCKER_EXEC_ROOT", hide_env_values = true, value_name = "DIR", default_value = trafficjam_docker::overlay::DEFAULT_EXEC_ROOT)]
+    pub docker_exec_root: std::path::PathBuf,
     #[command(flatten)]
     pub target: Target,
 }

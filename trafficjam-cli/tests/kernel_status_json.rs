@@ -85,6 +85,10 @@ fn status_json_is_exactly_the_documented_document() {
             "host_services": [],
             "tracking": "flow-sets",
             "log_blocked_per_second": 7,
+            "remote_ports": [],
+            "ip_forward": true,
+            "blocked_outbound": [],
+            "blocked_ingress": [],
             "layers": [
                 "inet forward", "inet input", "bridge prerouting", "bridge forward (flow sets)"
             ],

@@ -35,8 +35,8 @@ pub mod text;
 pub mod wire;
 
 pub use compile::{
-    conntrack_probe_table, eui64_link_local, names, timeouts, Ruleset, CHAIN_PRIORITY,
-    PREROUTING_PRIORITY,
+    conntrack_probe_table, eui64_link_local, ingress_table, names, timeouts, Ruleset,
+    CHAIN_PRIORITY, INGRESS_CHAIN, INGRESS_PORTS, INGRESS_PRIORITY, PREROUTING_PRIORITY,
 };
 pub use observe::{is_trafficjam_table, AllowedView, ChainCounters, Enforced, PortView};
 pub use policy::{Allowed, InstanceId, Policy, PolicyError, Port, Role, Service, Tracking};

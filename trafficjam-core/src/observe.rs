@@ -91,6 +91,17 @@ pub struct Enforced {
     pub tracking: Option<&'static str>,
     /// Packets per second of the blocked-connection log, when it is on.
     pub log_blocked_per_second: Option<u32>,
+    /// Bridge ports leading to the network's containers on other hosts (a
+    /// Swarm overlay's VXLAN device).
+    pub remote_ports: Vec<String>,
+    /// Whether the IP layer judges forwarded traffic (not in an overlay's
+    /// namespace).
+    pub ip_forward: bool,
+    /// Services no container may send to (a Swarm's data-path port).
+    pub blocked_outbound: Vec<String>,
+    /// Published ports whose routing-mesh traffic this node drops (the
+    /// table in `ingress_sbox`).
+    pub blocked_ingress: Vec<String>,
     /// Enforcement points, as `family hook` (e.g. `bridge prerouting`).
     pub layers: Vec<String>,
     /// Drop counters per chain.
@@ -182,34 +193,62 @@ impl Enforced {
             services(names::HOST_SERVICES),
         );
         let (layers, drops, drops_by_kind) = counters(group, tracking);
-        let intact = Policy::new(
-            instance.clone(),
-            subnets.clone(),
-            whitelist.clone(),
-            allow_host_traffic,
-        )
-        .and_then(|p| p.with_bridges(bridges.clone()))
-        .and_then(|p| p.with_ports(ports.clone()))
-        .and_then(|p| p.with_uplinks(uplinks.clone()))
-        .and_then(|p| p.with_unidentified(unidentified.clone()))
-        .and_then(|p| p.with_allowed(allowed.clone()))
-        .map(|p| {
-            p.with_proxy_services(proxy_services.clone())
-                .with_host_services(host_services.clone())
-        })
-        .map(|p| p.with_tracking(tracking.unwrap_or_default()))
-        .map(|p| match log_rate {
-            Some(r) => p.with_log_blocked(r),
-            None => p,
-        })
-        .ok()
-        .map(|p| p.ruleset().tables)
-        .is_some_and(|want| {
-            want.len() == group.len()
-                && want
-                    .iter()
-                    .all(|w| group.iter().any(|t| without_state(t) == *w))
-        });
+        let remote_ports: Vec<String> = bridge
+            .and_then(|t| t.set(names::PROXIES))
+            .map(|s| s.ifnames())
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|n| !ports.iter().any(|p| p.name == *n))
+            .collect();
+        let ip_forward = inet.is_some_and(|t| t.chain(names::FORWARD).is_some());
+        let blocked_outbound = services(names::BLOCKED_OUTBOUND);
+        let blocked_ingress = services(crate::INGRESS_PORTS);
+        let ingress = main.chain(crate::INGRESS_CHAIN).is_some();
+        let intact_ingress = || {
+            let want = crate::ingress_table(&instance, &blocked_ingress);
+            group.len() == 1 && without_state(group[0]) == want
+        };
+        let intact = if ingress {
+            intact_ingress()
+        } else {
+            Policy::new(
+                instance.clone(),
+                subnets.clone(),
+                whitelist.clone(),
+                allow_host_traffic,
+            )
+            .and_then(|p| p.with_bridges(bridges.clone()))
+            .and_then(|p| p.with_ports(ports.clone()))
+            .and_then(|p| p.with_uplinks(uplinks.clone()))
+            .and_then(|p| p.with_unidentified(unidentified.clone()))
+            .and_then(|p| p.with_allowed(allowed.clone()))
+            .map(|p| {
+                p.with_proxy_services(proxy_services.clone())
+                    .with_host_services(host_services.clone())
+            })
+            .and_then(|p| p.with_remote_ports(remote_ports.clone()))
+            .map(|p| p.with_tracking(tracking.unwrap_or_default()))
+            .map(|p| match log_rate {
+                Some(r) => p.with_log_blocked(r),
+                None => p,
+            })
+            .map(|p| {
+                if ip_forward {
+                    p
+                } else {
+                    p.without_ip_forward()
+                }
+            })
+            .map(|p| p.with_blocked_outbound(blocked_outbound.clone()))
+            .ok()
+            .map(|p| p.ruleset().tables)
+            .is_some_and(|want| {
+                want.len() == group.len()
+                    && want
+                        .iter()
+                        .all(|w| group.iter().any(|t| without_state(t) == *w))
+            })
+        };
         Some(Enforced {
             instance: instance.to_string(),
             table: group
@@ -239,6 +278,10 @@ impl Enforced {
                 Tracking::Conntrack => "conntrack",
             }),
             log_blocked_per_second: log_rate,
+            remote_ports,
+            ip_forward,
+            blocked_outbound: blocked_outbound.iter().map(|s| s.to_string()).collect(),
+            blocked_ingress: blocked_ingress.iter().map(|s| s.to_string()).collect(),
             layers,
             drops,
             drops_by_kind,
@@ -407,6 +450,58 @@ pub fn is_trafficjam_table(name: &str, comment: Option<&str>) -> bool {
 mod tests {
     use super::*;
     use crate::isolation::{Bridge, BridgeIsolation, IngressPolicy};
+
+    #[test]
+    fn swarm_tables_read_back_intact() {
+        let net = |s: &str| s.parse::<IpNet>().unwrap();
+        let overlay = Policy::new(
+            InstanceId::new("web").unwrap(),
+            [net("10.0.1.0/24")],
+            ["10.0.1.4".parse().unwrap()],
+            false,
+        )
+        .unwrap()
+        .with_bridges(["br0".to_string()])
+        .unwrap()
+        .with_ports([Port {
+            name: "veth1".into(),
+            role: Role::Proxy,
+            mac: [2, 0, 0, 0, 0, 4],
+            addrs: vec!["10.0.1.4".parse().unwrap()],
+        }])
+        .unwrap()
+        .with_remote_ports(["vxlan0".to_string()])
+        .unwrap()
+        .without_ip_forward();
+        let e = &Enforced::from_tables(&overlay.ruleset().tables)[0];
+        assert!(e.intact, "{e:?}");
+        assert_eq!(e.remote_ports, ["vxlan0"]);
+        assert_eq!(e.ports.len(), 1);
+        assert!(!e.ip_forward);
+
+        let gw = Policy::new(
+            InstanceId::new("gwbridge").unwrap(),
+            [net("172.18.0.0/16")],
+            [],
+            false,
+        )
+        .unwrap()
+        .with_bridges(["docker_gwbridge".to_string()])
+        .unwrap()
+        .with_blocked_outbound([Service::udp(4789)]);
+        let e = &Enforced::from_tables(&gw.ruleset().tables)[0];
+        assert!(e.intact, "{e:?}");
+        assert_eq!(e.blocked_outbound, ["4789/udp"]);
+        assert!(e.ip_forward);
+
+        let table = crate::ingress_table(&InstanceId::new("ingress").unwrap(), &[Service::tcp(80)]);
+        let e = &Enforced::from_tables(std::slice::from_ref(&table))[0];
+        assert!(e.intact, "{e:?}");
+        assert_eq!(e.blocked_ingress, ["80/tcp"]);
+        let mut changed = table.clone();
+        changed.chains[0].rules.clear();
+        assert!(!Enforced::from_tables(&[changed])[0].intact);
+    }
 
     #[test]
     fn ports_and_exceptions_read_back_intact() {

@@ -284,6 +284,9 @@ pub struct Policy {
     host_services: Vec<Service>,
     tracking: Tracking,
     log_per_second: Option<u32>,
+    remote_ports: Vec<String>,
+    ip_forward: bool,
+    blocked_outbound: Vec<Service>,
 }
 
 impl Policy {
@@ -335,6 +338,9 @@ impl Policy {
             host_services: Vec::new(),
             tracking: Tracking::default(),
             log_per_second: None,
+            remote_ports: Vec::new(),
+            ip_forward: true,
+            blocked_outbound: Vec::new(),
         })
     }
 
@@ -586,6 +592,69 @@ impl Policy {
     /// Whether containers may open connections to the host.
     pub fn allow_host_traffic(&self) -> bool {
         self.allow_host_traffic
+    }
+
+    /// Bridge ports that lead to the network's containers on other hosts
+    /// (a Swarm overlay's VXLAN device). What arrives from them was judged
+    /// where it was sent, so it passes as a whitelisted port's frames do
+    /// (and its flows are remembered); what the local backends send to
+    /// them passes only as replies and neighbour resolution, as towards a
+    /// whitelisted port. They get no port security (they speak for many
+    /// addresses). A name that is also a container port, an uplink or an
+    /// unidentified port is refused.
+    pub fn with_remote_ports(
+        mut self,
+        remote: impl IntoIterator<Item = String>,
+    ) -> Result<Policy, PolicyError> {
+        let mut remote: Vec<String> = remote.into_iter().collect();
+        for r in &remote {
+            check_ifname(r)?;
+            let taken = self.ports.iter().any(|p| p.name == *r)
+                || self.uplinks.contains(r)
+                || self.unidentified.contains(r);
+            if taken {
+                return Err(PolicyError::DuplicatePort(r.clone()));
+            }
+        }
+        remote.sort();
+        remote.dedup();
+        self.remote_ports = remote;
+        Ok(self)
+    }
+
+    /// The remote ports, sorted.
+    pub fn remote_ports(&self) -> &[String] {
+        &self.remote_ports
+    }
+
+    /// Leave the IP layer's forward chain out: for a bridge with remote
+    /// ports, where the addresses of the containers on other hosts are not
+    /// known here and br_netfilter would show the IP layer bridged frames
+    /// without the ports they came in on. The bridge layer alone judges
+    /// traffic between containers then (what reaches the host is still the
+    /// input chain's).
+    pub fn without_ip_forward(mut self) -> Policy {
+        self.ip_forward = false;
+        self
+    }
+
+    /// Whether the IP layer judges forwarded traffic (see
+    /// [`without_ip_forward`](Self::without_ip_forward)).
+    pub fn ip_forward(&self) -> bool {
+        self.ip_forward
+    }
+
+    /// Services the containers may not send to anywhere, whatever else
+    /// allows it, host included: a Swarm's VXLAN port (4789/udp), so a
+    /// container cannot inject frames into an overlay on another node.
+    pub fn with_blocked_outbound(mut self, services: impl IntoIterator<Item = Service>) -> Policy {
+        self.blocked_outbound = sorted(services);
+        self
+    }
+
+    /// The services blocked outbound, sorted.
+    pub fn blocked_outbound(&self) -> &[Service] {
+        &self.blocked_outbound
     }
 }
 

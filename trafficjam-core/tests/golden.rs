@@ -464,3 +464,106 @@ fn bridge_isolation_rules() {
         encode::add_rule(b, &tp, &cb, 0, &r)
     });
 }
+
+/// Compare a rendering with its fixture; `TRAFFICJAM_BLESS=1` writes the
+/// fixture instead (then run fixtures/capture.sh for the bytes).
+fn assert_rendering(name: &str, text: &str) {
+    if std::env::var_os("TRAFFICJAM_BLESS").is_some() {
+        let path = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures")
+            .join(name);
+        std::fs::write(path, text).unwrap();
+        return;
+    }
+    assert_eq!(
+        text,
+        fixture_text(name),
+        "the rendering changed: update fixtures/{name} (TRAFFICJAM_BLESS=1) and run fixtures/capture.sh"
+    );
+}
+
+/// A Swarm overlay's namespace: a backend and a load-balancer endpoint
+/// (whitelisted) on `br0`, the VXLAN device as the remote port, no IP
+/// forward chain.
+#[test]
+fn overlay_ruleset() {
+    let port = |name: &str, role, last: u8| Port {
+        name: name.into(),
+        role,
+        mac: [0x02, 0x42, 0x0a, 0x00, 0x01, last],
+        addrs: vec![format!("10.0.1.{last}").parse().unwrap()],
+    };
+    let policy = Policy::new(
+        InstanceId::new("overlay").unwrap(),
+        nets(&["10.0.1.0/24"]),
+        ["10.0.1.4".parse().unwrap()],
+        false,
+    )
+    .unwrap()
+    .with_bridges(["br0".to_string()])
+    .unwrap()
+    .with_ports([
+        port("veth0", Role::Backend, 3),
+        port("veth1", Role::Proxy, 4),
+    ])
+    .unwrap()
+    .with_remote_ports(["vxlan0".to_string()])
+    .unwrap()
+    .without_ip_forward();
+    let tables = policy.ruleset().tables;
+    let text: String = tables.iter().map(text::table).collect();
+    let inet = text::table(&tables[0]);
+    assert!(!inet.contains("hook forward"), "{inet}");
+    assert!(
+        text.contains(r#"elements = { "veth1", "vxlan0" }"#),
+        "the remote port is among the openers: {text}"
+    );
+    assert_rendering("ruleset_overlay.nft", &text);
+    check("ruleset_overlay", |b| {
+        for t in &tables {
+            encode::create_table(b, t);
+        }
+    });
+}
+
+/// A Swarm node's `docker_gwbridge`: its containers reach neither each
+/// other nor the host, and send nothing to the VXLAN port, anywhere.
+#[test]
+fn gwbridge_ruleset() {
+    let policy = Policy::new(
+        InstanceId::new("gwbridge").unwrap(),
+        nets(&["172.18.0.0/16"]),
+        [],
+        false,
+    )
+    .unwrap()
+    .with_bridges(["docker_gwbridge".to_string()])
+    .unwrap()
+    .with_blocked_outbound(["4789/udp".parse().unwrap()]);
+    let tables = policy.ruleset().tables;
+    let text: String = tables.iter().map(text::table).collect();
+    assert_eq!(
+        text.matches("@blocked_outbound counter packets 0 bytes 0 drop")
+            .count(),
+        2,
+        "in forward and input: {text}"
+    );
+    assert_rendering("ruleset_gwbridge.nft", &text);
+    check("ruleset_gwbridge", |b| {
+        for t in &tables {
+            encode::create_table(b, t);
+        }
+    });
+}
+
+/// The routing-mesh block of a node's `ingress_sbox`.
+#[test]
+fn ingress_ruleset() {
+    let table = trafficjam_core::ingress_table(
+        &InstanceId::new("ingress").unwrap(),
+        &["8080/tcp".parse().unwrap(), "5353/udp".parse().unwrap()],
+    );
+    let text = text::table(&table);
+    assert_rendering("ruleset_ingress.nft", &text);
+    check("ruleset_ingress", |b| encode::create_table(b, &table));
+}

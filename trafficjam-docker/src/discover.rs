@@ -67,7 +67,32 @@ pub struct Discovery {
     pub containers: HashMap<String, Container>,
     /// Every container on the network by address, for log lines.
     pub names: std::collections::BTreeMap<IpAddr, String>,
+    /// What kind of network it is.
+    pub driver: Driver,
+    /// Ports of the bridge that lead to the network's containers on other
+    /// nodes (an overlay's VXLAN device), once its ports were read.
+    pub remote: Vec<String>,
 }
+
+/// The network drivers trafficjam enforces.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Driver {
+    /// A bridge of this host (`br-<id>`), in the host's namespace.
+    #[default]
+    Bridge,
+    /// A Swarm overlay: on each node a bridge (`br0`) in a namespace of its
+    /// own, with the node's tasks and its load-balancer endpoint as ports
+    /// and a VXLAN device to the other nodes.
+    Overlay,
+}
+
+/// The bridge of an overlay inside its namespace.
+pub const OVERLAY_BRIDGE: &str = "br0";
+/// How the overlay names its VXLAN devices inside the namespace (`vxlan0`).
+pub const OVERLAY_VXLAN_PREFIX: &str = "vxlan";
+/// The key of a node's load-balancer endpoint in an overlay's containers
+/// (`lb-<network name>`): the source of traffic through a service VIP.
+pub const LOAD_BALANCER_PREFIX: &str = "lb-";
 
 impl Discovery {
     /// The policy that isolates this network: its bridge, and each
@@ -91,11 +116,20 @@ impl Discovery {
                 addrs: e.addrs.clone(),
             })
         });
-        Policy::new(instance, self.subnets.clone(), addrs, allow_host_traffic)?
+        let policy = Policy::new(instance, self.subnets.clone(), addrs, allow_host_traffic)?
             .with_bridges([self.bridge.clone()])?
             .with_ports(ports)?
             .with_unidentified(self.unidentified.iter().cloned())?
-            .with_allowed(self.allowed().into_iter().map(|(a, _)| a))
+            .with_allowed(self.allowed().into_iter().map(|(a, _)| a))?;
+        Ok(match self.driver {
+            Driver::Bridge => policy,
+            // Frames from the VXLAN device were judged on the node that
+            // sent them; the tasks' addresses on other nodes are not known
+            // here, so the bridge layer alone judges between containers.
+            Driver::Overlay => policy
+                .with_remote_ports(self.remote.iter().cloned())?
+                .without_ip_forward(),
+        })
     }
 
     /// The flows the containers' allow labels open, between bound ports,
@@ -179,9 +213,21 @@ impl Discovery {
             .iter()
             .filter_map(|e| e.port.as_deref())
             .collect();
+        // An overlay's VXLAN device is the only port of its bridge that is
+        // not a veth; anything else no endpoint is found on is quarantined.
+        let remote = |p: &&trafficjam_netlink::BridgePort| {
+            self.driver == Driver::Overlay
+                && !p.has_peer
+                && p.name.starts_with(OVERLAY_VXLAN_PREFIX)
+        };
+        self.remote = ports
+            .iter()
+            .filter(remote)
+            .map(|p| p.name.clone())
+            .collect();
         self.unidentified = ports
             .iter()
-            .filter(|p| !bound.contains(p.name.as_str()))
+            .filter(|p| !bound.contains(p.name.as_str()) && !remote(p))
             .map(|p| p.name.clone())
             .collect();
     }
@@ -398,6 +444,26 @@ pub fn parse_filters(filters: &[String]) -> Result<Vec<(String, String)>, Docker
 }
 
 impl DockerClient {
+    /// `GET /networks/NAME`, a missing network told apart.
+    async fn inspect(&self, network: &str) -> Result<bollard::models::NetworkInspect, DockerError> {
+        crate::count_api_call();
+        self.api()
+            .inspect_network(network, None::<InspectNetworkOptions>)
+            .await
+            .map_err(|e| match e {
+                bollard::errors::Error::DockerResponseServerError {
+                    status_code: 404, ..
+                } => DockerError::NetworkNotFound(network.to_string()),
+                e => DockerError::api(self.host(), "inspecting the network", e),
+            })
+    }
+
+    /// The subnets of a network of the Engine's own (`docker_gwbridge`).
+    pub async fn subnets(&self, network: &str) -> Result<Vec<IpNet>, DockerError> {
+        let net = self.inspect(network).await?;
+        subnets_of(network, net.ipam)
+    }
+
     /// Ask Docker for `network`'s subnets and containers, and which of
     /// them match any of `filters` (several are OR-ed): decided from
     /// `known` containers where the filters allow it, else by Docker's own
@@ -408,29 +474,28 @@ impl DockerClient {
         filters: &[(String, String)],
         known: Option<&Containers>,
     ) -> Result<Discovery, DockerError> {
-        crate::count_api_call();
-        let net = self
-            .api()
-            .inspect_network(network, None::<InspectNetworkOptions>)
-            .await
-            .map_err(|e| match e {
-                bollard::errors::Error::DockerResponseServerError {
-                    status_code: 404, ..
-                } => DockerError::NetworkNotFound(network.to_string()),
-                e => DockerError::api(self.host(), "inspecting the network", e),
-            })?;
+        let net = self.inspect(network).await?;
         let name = net.name.clone().unwrap_or_else(|| network.to_string());
         let id = net.id.clone().unwrap_or_default();
-        let driver = net.driver.clone().unwrap_or_default();
-        if driver != "bridge" {
-            return Err(DockerError::UnsupportedDriver { name, driver });
-        }
+        let driver = match net.driver.as_deref().unwrap_or_default() {
+            "bridge" => Driver::Bridge,
+            "overlay" => Driver::Overlay,
+            other => {
+                return Err(DockerError::UnsupportedDriver {
+                    name,
+                    driver: other.to_string(),
+                })
+            }
+        };
         let subnets = subnets_of(&name, net.ipam)?;
-        let bridge = net
-            .options
-            .as_ref()
-            .and_then(|o| o.get("com.docker.network.bridge.name").cloned())
-            .unwrap_or_else(|| format!("br-{}", id.get(..12).unwrap_or(&id)));
+        let bridge = match driver {
+            Driver::Bridge => net
+                .options
+                .as_ref()
+                .and_then(|o| o.get("com.docker.network.bridge.name").cloned())
+                .unwrap_or_else(|| format!("br-{}", id.get(..12).unwrap_or(&id))),
+            Driver::Overlay => OVERLAY_BRIDGE.to_string(),
+        };
 
         // Addresses of every endpoint on the network, by container id.
         let containers = net.containers.unwrap_or_default();
@@ -463,12 +528,19 @@ impl DockerClient {
         // Who is whitelisted: decided from what is known of each container
         // where the filters allow it (see `filter`), else by Docker.
         let parsed: Vec<Filter> = filters.iter().map(|(k, v)| Filter::new(k, v)).collect();
+        // An overlay's load-balancer endpoint is no container: whitelisted,
+        // as traffic through a service VIP comes from it.
+        let is_lb = |id: &str| driver == Driver::Overlay && id.starts_with(LOAD_BALANCER_PREFIX);
         let decided: HashMap<&str, Option<bool>> = all
             .iter()
             .map(|e| {
-                let d = known
-                    .and_then(|k| k.get(&e.id))
-                    .and_then(|c| filter::any_matches(&parsed, c));
+                let d = if is_lb(&e.id) {
+                    Some(true)
+                } else {
+                    known
+                        .and_then(|k| k.get(&e.id))
+                        .and_then(|c| filter::any_matches(&parsed, c))
+                };
                 (e.id.as_str(), d)
             })
             .collect();
@@ -520,6 +592,8 @@ impl DockerClient {
             unidentified: Vec::new(),
             bridge_index: None,
             names,
+            driver,
+            remote: Vec::new(),
         })
     }
 }
@@ -550,6 +624,8 @@ mod tests {
             bridge_index: None,
             containers: HashMap::new(),
             whitelist,
+            driver: Driver::Bridge,
+            remote: vec![],
         }
     }
 

@@ -212,6 +212,8 @@ mod tests {
             bridge_index: None,
             containers: Default::default(),
             names: Default::default(),
+            driver: Default::default(),
+            remote: vec![],
         }
     }
 

@@ -23,9 +23,10 @@ pub mod discover;
 mod error;
 pub mod filter;
 pub mod follow;
+pub mod overlay;
 pub mod ports;
 
-pub use discover::Discovery;
+pub use discover::{Discovery, Driver};
 pub use error::DockerError;
 
 use std::sync::atomic::{AtomicU64, Ordering};

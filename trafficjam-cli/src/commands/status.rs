@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use trafficjam_core::isolation::{self, ISOLATION_TABLE};
-use trafficjam_core::model::{Expr, Family};
+use trafficjam_core::model::{Expr, Family, Table};
 use trafficjam_core::{text, Enforced};
 
 use super::runtime;
@@ -24,6 +24,11 @@ struct Instance {
     /// network that exists; omitted otherwise.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     names: BTreeMap<IpAddr, String>,
+    /// The namespace the tables are in, when it is one of the Engine's
+    /// (a Swarm overlay's, `ingress_sbox`); omitted for the one status
+    /// was asked about.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    namespace: Option<String>,
 }
 
 /// The JSON document `status --json` prints.
@@ -39,15 +44,30 @@ struct Status {
 
 /// Print every trafficjam instance found in the kernel.
 pub fn run(args: &StatusArgs) -> Result<(), CliError> {
-    let tables = Firewall::open(args.target.netns.as_deref())?.read_own_tables()?;
-    let instances: Vec<Instance> = Enforced::from_tables(&tables)
+    let mut tables = Firewall::open(args.target.netns.as_deref())?.read_own_tables()?;
+    let mut instances: Vec<Instance> = Enforced::from_tables(&tables)
         .into_iter()
         .map(|enforced| Instance {
             names: BTreeMap::new(),
             enforced,
+            namespace: None,
         })
         .collect();
-    let instances = with_docker_names(instances);
+    instances = with_docker_names(instances);
+    if args.target.netns.is_none() {
+        for (ns, found) in engine_namespaces(&args.docker_exec_root) {
+            instances.extend(
+                Enforced::from_tables(&found)
+                    .into_iter()
+                    .map(|enforced| Instance {
+                        names: BTreeMap::new(),
+                        enforced,
+                        namespace: Some(ns.display().to_string()),
+                    }),
+            );
+            tables.extend(found);
+        }
+    }
     let cni = tables
         .iter()
         .find(|t| t.family == Family::Inet && t.name == ISOLATION_TABLE);
@@ -84,8 +104,22 @@ pub fn run(args: &StatusArgs) -> Result<(), CliError> {
     if instances.is_empty() && cni.is_none() {
         println!("trafficjam: no policy is enforced (no trafficjam table in the kernel)");
     }
-    for Instance { enforced: e, names } in &instances {
-        println!("instance {} ({})", e.instance, e.table);
+    for Instance {
+        enforced: e,
+        names,
+        namespace,
+    } in &instances
+    {
+        match namespace {
+            Some(ns) => println!("instance {} ({}) in namespace {ns}", e.instance, e.table),
+            None => println!("instance {} ({})", e.instance, e.table),
+        }
+        if !e.blocked_ingress.is_empty() {
+            println!(
+                "  routing mesh blocked on this node for: {}",
+                e.blocked_ingress.join(", ")
+            );
+        }
         println!("  subnets:       {}", join(&e.subnets));
         let whitelisted: Vec<String> = e
             .whitelist
@@ -151,6 +185,18 @@ pub fn run(args: &StatusArgs) -> Result<(), CliError> {
         if !e.uplinks.is_empty() {
             println!("  uplinks:       {} (left alone)", e.uplinks.join(", "));
         }
+        if !e.remote_ports.is_empty() {
+            println!(
+                "  remote:        {} (the network's containers on other nodes: judged where they send)",
+                e.remote_ports.join(", ")
+            );
+        }
+        if !e.blocked_outbound.is_empty() {
+            println!(
+                "  blocked outbound, anywhere: {}",
+                e.blocked_outbound.join(", ")
+            );
+        }
         println!(
             "  host traffic:  {}",
             if e.allow_host_traffic {
@@ -197,6 +243,28 @@ pub fn run(args: &StatusArgs) -> Result<(), CliError> {
         }
     }
     Ok(())
+}
+
+/// trafficjam's tables in the Engine's namespaces (`<exec-root>/netns/*`:
+/// Swarm overlays, `ingress_sbox`), by namespace. Those that cannot be
+/// entered or read are skipped: the host's own status is what was asked.
+fn engine_namespaces(exec_root: &std::path::Path) -> Vec<(std::path::PathBuf, Vec<Table>)> {
+    let Ok(entries) = std::fs::read_dir(exec_root.join("netns")) else {
+        return Vec::new();
+    };
+    let mut paths: Vec<std::path::PathBuf> = entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| trafficjam_docker::overlay::namespace_at(p).is_some())
+        .collect();
+    paths.sort();
+    paths
+        .into_iter()
+        .filter_map(|p| {
+            let tables = Firewall::open(Some(&p)).ok()?.read_own_tables().ok()?;
+            (!tables.is_empty()).then_some((p, tables))
+        })
+        .collect()
 }
 
 /// Ask Docker, if it answers within a second, for the names behind the

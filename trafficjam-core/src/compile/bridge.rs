@@ -92,6 +92,15 @@ impl Policy {
     /// The bridge-family table of the policy.
     pub(crate) fn bridge_table(&self) -> Table {
         let mut sets = port_sets(self.ports());
+        // Remote ports open connections as whitelisted ports do, and
+        // backends reach them as they reach a whitelisted port.
+        if let Some(proxies) = sets.iter_mut().find(|s| s.name == names::PROXIES) {
+            let all = proxies
+                .ifnames()
+                .into_iter()
+                .chain(self.remote_ports().iter().cloned());
+            *proxies = Set::of_ifnames(names::PROXIES, all);
+        }
         // Unidentified ports are ports with no MAC and no address: every
         // frame they send fails the first check of port security.
         if let Some(ports) = sets.iter_mut().find(|s| s.name == names::PORTS) {

@@ -17,12 +17,14 @@
 
 pub(crate) mod bridge;
 pub(crate) mod exprs;
+pub(crate) mod ingress;
 
 use std::net::IpAddr;
 
 use ipnet::IpNet;
 
 pub use bridge::{conntrack_probe_table, eui64_link_local, timeouts, PREROUTING_PRIORITY};
+pub use ingress::{ingress_table, INGRESS_CHAIN, INGRESS_PORTS, INGRESS_PRIORITY};
 
 use crate::model::{
     BaseChain, Bitwise, Chain, CmpOp, Element, Expr, Family, Field, Hook, MetaKey, PayloadBase,
@@ -89,6 +91,8 @@ pub mod names {
     /// `meta l4proto . th dport`: services of the host open to containers
     /// (`inet` table).
     pub const HOST_SERVICES: &str = "host_services";
+    /// Services no container may send to (`meta l4proto . th dport`).
+    pub const BLOCKED_OUTBOUND: &str = "blocked_outbound";
     /// `ip saddr . ip daddr`: allowed flows by address (`inet` table).
     pub const ALLOW4: &str = "allow4";
     /// `ip6 saddr . ip6 daddr`.
@@ -216,17 +220,52 @@ impl Policy {
     }
 
     fn inet_table(&self) -> Table {
-        let mut chains = vec![forward_chain()];
+        let mut chains = Vec::new();
+        if self.ip_forward() {
+            chains.push(forward_chain());
+        }
         if !self.allow_host_traffic() {
             chains.push(input_chain(!self.bridges().is_empty()));
+        }
+        let mut sets = self.address_sets();
+        if !self.blocked_outbound().is_empty() {
+            sets.push(bridge::services_set(
+                names::BLOCKED_OUTBOUND,
+                self.blocked_outbound(),
+            ));
+            block_outbound(&mut chains);
         }
         Table {
             family: Family::Inet,
             name: self.instance().table_name(),
             comment: Some(TABLE_COMMENT.to_string()),
-            sets: self.address_sets(),
+            sets,
             chains,
         }
+    }
+}
+
+/// `iifname @bridges meta l4proto . th dport @blocked_outbound drop`
+/// first in every chain (an input chain of its own where host traffic is
+/// allowed): before conntrack's verdicts, so no exchange makes it pass.
+/// (Without a forward chain there is no routing out to block.)
+fn block_outbound(chains: &mut Vec<Chain>) {
+    let blocked = drop(
+        [
+            ifname_in(MetaKey::IifName, names::BRIDGES, false),
+            lookup(
+                &[Field::L4Proto, Field::ThDport],
+                names::BLOCKED_OUTBOUND,
+                false,
+            ),
+        ],
+        "blocked-outbound",
+    );
+    if chains.iter().all(|c| c.name != names::INPUT) {
+        chains.push(base_chain(names::INPUT, Hook::Input, Vec::new()));
+    }
+    for chain in chains {
+        chain.rules.insert(0, blocked.clone());
     }
 }
 

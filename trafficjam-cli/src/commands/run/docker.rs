@@ -19,6 +19,7 @@ use trafficjam_core::Policy;
 use trafficjam_netlink::RouteSocket;
 
 use super::events::{self, Step};
+use super::overlay;
 use super::{enforce, instances, next_blocked, reassert, watch_ours, Signals, Stop};
 use crate::blocked;
 use crate::cli::RunArgs;
@@ -36,6 +37,9 @@ use crate::watch;
 /// Network-level events arriving within this window are handled by one
 /// full discovery.
 const DEBOUNCE: Duration = Duration::from_millis(25);
+/// How often the Engine's namespaces are looked at (overlays, ingress_sbox):
+/// a stat of a few files.
+const NAMESPACE_CHECK: Duration = Duration::from_millis(20);
 /// Longest wait between attempts to reach Docker.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
@@ -67,6 +71,8 @@ pub(super) struct State {
     /// Containers connected whose port is not found yet (or whom Docker
     /// has not given an address yet), by id.
     pub unbound: HashMap<String, Unbound>,
+    /// Managed overlays, docker_gwbridge and ingress_sbox.
+    pub swarm: overlay::Swarm,
 }
 
 /// A container being looked for.
@@ -162,11 +168,17 @@ pub(super) async fn run_docker(
         let mut full: Option<Instant> = None;
         let mut retry: Option<Instant> = None;
         let mut next_poll = Instant::now() + poll;
+        let mut next_ns = Instant::now() + NAMESPACE_CHECK;
         loop {
-            if !state.unbound.is_empty() && retry.is_none() {
+            let unbound = !state.unbound.is_empty() || !state.swarm.unbound().is_empty();
+            if unbound && retry.is_none() {
                 retry = Some(Instant::now() + UNBOUND_RETRY);
             }
-            let deadline = [full, retry, Some(next_poll)]
+            let namespaces = state
+                .swarm
+                .active(&args.swarm.block_ingress)
+                .then_some(next_ns);
+            let deadline = [full, retry, namespaces, Some(next_poll)]
                 .into_iter()
                 .flatten()
                 .min()
@@ -202,6 +214,19 @@ pub(super) async fn run_docker(
                         METRICS.docker_event();
                         state.containers.learn(&ev);
                         log.debug(&format!("event {:?} {}", ev.typ, ev.action.clone().unwrap_or_default()));
+                        for network in overlay::touched(&state.swarm, &ev) {
+                            if ev.typ == Some(bollard::models::EventMessageTypeEnum::CONTAINER)
+                                && matches!(ev.action.as_deref(), Some("die" | "stop"))
+                            {
+                                if let Some(id) = ev.actor.as_ref().and_then(|a| a.id.clone()) {
+                                    state.revoked.insert(id);
+                                }
+                            }
+                            if let Err(e) = overlay::resync(&mut ctx, &mut state, &network).await {
+                                log.debug(&format!("network {network}: {e}; discovering again"));
+                                full = Some(Instant::now());
+                            }
+                        }
                         match events::follow(&mut ctx, &mut state, &ev).await {
                             Ok(Step::Nothing) => {}
                             Ok(Step::Enforce(networks)) => enforce_networks(&mut ctx, &mut state, networks),
@@ -249,8 +274,19 @@ pub(super) async fn run_docker(
                         }
                         share_bridges(&bridges, &state);
                     }
+                    if now >= next_ns {
+                        next_ns = now + NAMESPACE_CHECK;
+                        for network in overlay::moved_namespaces(&ctx, &state) {
+                            if let Err(e) = overlay::resync(&mut ctx, &mut state, &network).await {
+                                log.debug(&format!("network {network}: {e}; discovering again"));
+                                full = Some(now);
+                            }
+                        }
+                        overlay::enforce_ingress(&ctx, &mut state.swarm, false);
+                    }
                     if retry.is_some_and(|r| now >= r) {
                         retry = None;
+                        overlay::retry_unbound(&mut ctx, &mut state);
                         match events::look_for_unbound(&mut ctx, &mut state).await {
                             Ok(changed) => enforce_networks(&mut ctx, &mut state, changed),
                             Err(e) if e.is_unreachable() => {
@@ -369,6 +405,20 @@ pub(super) async fn full_sync(ctx: &mut Ctx<'_>, state: &mut State) -> Result<()
             }
         };
         state.waiting.remove(network);
+        if discovery.driver == crate::docker::Driver::Overlay {
+            // A full sync also reads the kernel afresh (a poll: someone
+            // may have changed the namespace's tables).
+            if let Some(site) = state
+                .swarm
+                .overlays
+                .get_mut(network)
+                .and_then(|o| o.site.as_mut())
+            {
+                site.fw.forget();
+            }
+            overlay::adopt(ctx, state, network, discovery);
+            continue;
+        }
         let mut discovery = discovery.without(&state.revoked);
         let cache = match PortCache::read(ctx.route, &discovery.bridge) {
             Ok(c) => c,
@@ -406,5 +456,7 @@ pub(super) async fn full_sync(ctx: &mut Ctx<'_>, state: &mut State) -> Result<()
         }
         enforce_networks(ctx, state, vec![(network.clone(), before)]);
     }
+    overlay::enforce_gwbridge(ctx, state).await;
+    overlay::enforce_ingress(ctx, &mut state.swarm, true);
     Ok(())
 }

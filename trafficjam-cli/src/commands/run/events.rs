@@ -56,6 +56,8 @@ pub(super) async fn follow(
                 .filter(|n| {
                     state.applied.get(*n).is_some_and(|d| d.is(id)) || *n == name || *n == id
                 })
+                // Overlays are discovered again on each of their events.
+                .filter(|n| !state.swarm.overlays.contains_key(*n))
                 .cloned()
                 .collect();
             if ours.is_empty() {

@@ -8,6 +8,7 @@
 
 mod docker;
 mod events;
+mod overlay;
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
