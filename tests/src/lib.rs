@@ -18,6 +18,7 @@ mod netns;
 pub mod observe;
 pub mod probe;
 pub mod scenario;
+pub mod swarm;
 pub mod topology;
 
 pub use listener::{Arrivals, Listener};

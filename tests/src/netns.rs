@@ -185,9 +185,13 @@ impl Netns {
 
 impl Drop for Netns {
     fn drop(&mut self) {
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.name])
-            .output();
+        // An attached namespace is someone else's (a container's, a rig's
+        // that deletes its own).
+        if self.attached.is_none() {
+            let _ = Command::new("ip")
+                .args(["netns", "del", &self.name])
+                .output();
+        }
     }
 }
 

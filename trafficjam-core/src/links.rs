@@ -27,6 +27,8 @@ const IFLA_IFNAME: u16 = 3;
 const IFLA_LINK: u16 = 5;
 const IFLA_MASTER: u16 = 10;
 const IFLA_LINK_NETNSID: u16 = 37;
+const IFLA_LINKINFO: u16 = 18;
+const IFLA_INFO_KIND: u16 = 1;
 const IFLA_TARGET_NETNSID: u16 = 46;
 /// nlmsghdr (16) + ifinfomsg (16).
 const HEADERS: usize = 32;
@@ -47,6 +49,8 @@ pub struct Link {
     pub link: Option<u32>,
     /// The namespace id (in ours) where the peer lives.
     pub link_netnsid: Option<i32>,
+    /// The driver (`veth`, `bridge`, `vxlan`…), when the kernel says.
+    pub kind: Option<String>,
 }
 
 fn request(flags: u16, index: i32, attrs: &[u8]) -> Vec<u8> {
@@ -119,6 +123,13 @@ fn link_message(bytes: &[u8]) -> Option<(bool, Link)> {
             IFLA_MASTER => link.master = Some(ne_u32(v)?),
             IFLA_LINK => link.link = Some(ne_u32(v)?),
             IFLA_LINK_NETNSID => link.link_netnsid = Some(ne_u32(v)? as i32),
+            IFLA_LINKINFO => {
+                for info in Attrs::new(v) {
+                    if let (IFLA_INFO_KIND, kind) = info.ok()? {
+                        link.kind = Some(string(kind, "link kind").ok()?);
+                    }
+                }
+            }
             _ => {}
         }
     }
@@ -279,6 +290,7 @@ mod tests {
             attr(IFLA_MASTER, &7u32.to_ne_bytes()),
             attr(IFLA_LINK, &2u32.to_ne_bytes()),
             attr(IFLA_LINK_NETNSID, &3u32.to_ne_bytes()),
+            attr(IFLA_LINKINFO | 0x8000, &attr(IFLA_INFO_KIND, b"veth\0")),
         ]
         .concat();
         let mut m = request(0, 9, &attrs);
@@ -293,6 +305,7 @@ mod tests {
                 master: Some(7),
                 link: Some(2),
                 link_netnsid: Some(3),
+                kind: Some("veth".into()),
             }
         );
         assert_eq!(parse_link(&m[..20]), None);

@@ -217,7 +217,7 @@ impl Discovery {
         // not a veth; anything else no endpoint is found on is quarantined.
         let remote = |p: &&trafficjam_netlink::BridgePort| {
             self.driver == Driver::Overlay
-                && !p.has_peer
+                && p.kind.as_deref() == Some("vxlan")
                 && p.name.starts_with(OVERLAY_VXLAN_PREFIX)
         };
         self.remote = ports
@@ -630,6 +630,39 @@ mod tests {
     }
 
     #[test]
+    fn an_overlays_vxlan_device_is_its_remote_port() {
+        let mut d = d(&[("lb-web", &["10.0.1.5"])]);
+        d.driver = Driver::Overlay;
+        d.subnets = vec!["10.0.1.0/24".parse().unwrap()];
+        d.endpoints[0].mac = Some([2, 0x42, 10, 0, 1, 5]);
+        let lb = trafficjam_netlink::BridgePort {
+            name: "veth0".into(),
+            peer_mac: Some([2, 0x42, 10, 0, 1, 5]),
+            peer_addrs: vec![],
+            has_peer: true,
+            kind: Some("veth".into()),
+        };
+        let vxlan = trafficjam_netlink::BridgePort {
+            name: "vxlan0".into(),
+            peer_mac: None,
+            peer_addrs: vec![],
+            has_peer: false,
+            kind: Some("vxlan".into()),
+        };
+        d.find_ports(&[lb, vxlan.clone()]);
+        assert_eq!(d.remote, ["vxlan0"]);
+        assert!(d.unidentified.is_empty(), "{:?}", d.unidentified);
+        let p = d.policy(InstanceId::default(), false).unwrap();
+        assert_eq!(p.remote_ports(), ["vxlan0"]);
+        assert!(!p.ip_forward());
+        // On a bridge network the same device is quarantined.
+        d.driver = Driver::Bridge;
+        d.find_ports(&[vxlan]);
+        assert!(d.remote.is_empty());
+        assert_eq!(d.unidentified, ["vxlan0"]);
+    }
+
+    #[test]
     fn every_container_found_on_the_bridge_is_a_bound_port() {
         let mut d = d(&[("proxy", &["172.23.0.2"])]);
         d.endpoints.push(Endpoint {
@@ -646,6 +679,7 @@ mod tests {
             peer_mac: Some([2, 0x42, 0xac, 0x17, 0, last]),
             peer_addrs: vec![],
             has_peer: true,
+            kind: Some("veth".into()),
         };
         d.find_ports(&[port("veth-p", 2)]);
         assert_eq!(d.unbound().len(), 1, "app's port is not plugged in yet");

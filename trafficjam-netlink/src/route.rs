@@ -36,6 +36,8 @@ pub struct BridgePort {
     /// Whether the port has a peer in another namespace (a veth), whether
     /// or not the peer could be read.
     pub has_peer: bool,
+    /// The port's driver (`veth`, `vxlan`, `tap`…), when the kernel says.
+    pub kind: Option<String>,
 }
 
 /// An rtnetlink socket.
@@ -181,6 +183,17 @@ impl RouteSocket {
         local_peer: impl Fn(u32) -> Option<[u8; 6]>,
         addresses: bool,
     ) -> BridgePort {
+        // A VXLAN device's link is its lower device (in the namespace it
+        // was made in), not a peer plugged into a container.
+        if port.kind.as_deref().is_some_and(|k| k != "veth") {
+            return BridgePort {
+                name: port.name.clone(),
+                peer_mac: None,
+                peer_addrs: Vec::new(),
+                has_peer: false,
+                kind: port.kind.clone(),
+            };
+        }
         let (peer_mac, peer_addrs) = match (port.link_netnsid, port.link) {
             (Some(nsid), Some(peer)) => (
                 self.peer_mac(nsid, peer),
@@ -200,6 +213,7 @@ impl RouteSocket {
             peer_mac,
             peer_addrs,
             has_peer: port.link_netnsid.is_some() || port.link.is_some_and(|l| l != port.index),
+            kind: port.kind.clone(),
         }
     }
 
