@@ -423,6 +423,19 @@ fn swarm_overlay_isolated_on_every_node() {
         forged,
         "a frame injected through its own node reaches b0b without trafficjam",
     );
+    // Port security holds inside the overlay: a backend's frame claiming
+    // the proxy's address reaches a backend on another node without
+    // trafficjam...
+    let spoof = |from: &Task, to: &Task, to_mac: [u8; 6]| {
+        let frame = udp_frame(mac(from), to_mac, proxy.addr, to.addr, UDP_PORT, b"spoofed");
+        trafficjam_testbed::frame::send_frame(&from.ns, "eth0", frame).unwrap();
+    };
+    spoof(&b1, &b0, b0_mac);
+    wait_for_udp(
+        &listeners[1],
+        proxy.addr,
+        "b1's frame forged as the proxy reaches b0 without trafficjam",
+    );
     for (n, s) in [(&n1, &sbox1), (&n2, &sbox2)] {
         assert_eq!(
             connect_outcome(n.netns(), mesh(s, "eth1")),
@@ -509,6 +522,8 @@ fn swarm_overlay_isolated_on_every_node() {
     inject_vxlan(&b1.ns, n0.address(), vni, &b0, b0_mac);
     inject_vxlan(&b0.ns, n1.address(), vni, &b1, b1_mac);
     inject_vxlan(&b0.ns, n0.address(), vni, &b0b, mac(&b0b));
+    // ...and not with it.
+    spoof(&b1, &b0, b0_mac);
     std::thread::sleep(Duration::from_millis(300));
     for l in &listeners {
         assert!(
@@ -517,6 +532,11 @@ fn swarm_overlay_isolated_on_every_node() {
             l.arrivals()
         );
     }
+    assert!(
+        !listeners[1].arrivals().udp.contains(&proxy.addr),
+        "b1's frame forged as the proxy reached b0: {:?}",
+        listeners[1].arrivals()
+    );
     // Ingress: dropped (and counted) on node 1, from the host and from
     // another node; still answered on node 2.
     assert!(
