@@ -37,16 +37,18 @@ fn line(level: &str, msg: &str) {
     eprintln!("{} {level:<5} trafficjam: {msg}", now());
 }
 
-/// `2026-11-23T05:14:00Z`, without a date library (TZ is ignored on
-/// purpose: logs are in UTC).
+/// `2026-11-23T05:14:00.123Z`, without a date library (TZ is ignored on
+/// purpose: logs are in UTC; milliseconds, as event → enforced is a
+/// matter of them).
 fn now() -> String {
-    let secs = SystemTime::now()
+    let since = SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
+        .unwrap_or_default();
+    let (secs, millis) = (since.as_secs(), since.subsec_millis());
     let (days, rem) = (secs / 86_400, secs % 86_400);
     let (y, m, d) = civil_from_days(days as i64);
     format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{millis:03}Z",
         rem / 3600,
         rem % 3600 / 60,
         rem % 60

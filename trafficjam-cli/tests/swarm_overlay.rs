@@ -295,11 +295,20 @@ fn started_secs(node: &Node, container: &str) -> f64 {
     let at = node
         .docker(&["inspect", "--format", "{{.State.StartedAt}}", container])
         .unwrap();
+    secs_of(&at)
+}
+
+/// An RFC 3339 time (Docker's, trafficjam's log lines) in seconds since
+/// the epoch.
+fn secs_of(at: &str) -> f64 {
     let out = std::process::Command::new("date")
-        .args(["-d", &at, "+%s.%N"])
+        .args(["-d", at, "+%s.%N"])
         .output()
         .unwrap();
-    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("not a time: {at}"))
 }
 
 fn now_secs() -> f64 {
@@ -402,6 +411,35 @@ fn swarm_overlay_isolated_on_every_node() {
     // the host and from other nodes.
     let outcomes = matrix::run(&flows(&named, false), ns_of, TIMEOUT);
     assert_matrix("overlay, without trafficjam", &outcomes);
+    // The nodes themselves, through docker_gwbridge (every task's second
+    // leg): its gateway and another address of the node.
+    let _host_listeners = [
+        Listener::start(n0.netns()).unwrap(),
+        Listener::start(n1.netns()).unwrap(),
+    ];
+    let gateway: IpAddr = address_of(n1.netns(), "docker_gwbridge");
+    let host_flows = |enforced: bool| -> Vec<Flow> {
+        let mut out = Vec::new();
+        for (from, to) in [
+            ("b1", gateway),
+            ("b1", n1.address().parse().unwrap()),
+            ("proxy", address_of(n0.netns(), "docker_gwbridge")),
+            ("b0", n0.address().parse().unwrap()),
+        ] {
+            for proto in [Proto::Tcp, Proto::Udp, Proto::Icmp] {
+                out.push(Flow {
+                    label: format!("{from} -> its node ({to})"),
+                    from,
+                    to,
+                    proto,
+                    allowed: !enforced,
+                });
+            }
+        }
+        out
+    };
+    let outcomes = matrix::run(&host_flows(false), ns_of, TIMEOUT);
+    assert_matrix("tasks to their node, without trafficjam", &outcomes);
     assert!(trafficjam_testbed::probe::tcp_connect(
         &lb1, b0.addr, TIMEOUT
     ));
@@ -489,6 +527,8 @@ fn swarm_overlay_isolated_on_every_node() {
     }
     let outcomes = matrix::run(&flows(&named, true), ns_of, TIMEOUT);
     assert_matrix("overlay, trafficjam on every node", &outcomes);
+    let outcomes = matrix::run(&host_flows(true), ns_of, TIMEOUT);
+    assert_matrix("tasks to their node, trafficjam on every node", &outcomes);
     // Checked where it would arrive: no backend's connection or datagram
     // reached another task.
     let backends: Vec<IpAddr> = named[1..].iter().map(|(_, t)| t.addr).collect();
@@ -647,15 +687,32 @@ fn swarm_overlay_isolated_on_every_node() {
     // creates it, as it goes with the last one, and as it comes back.
     let n3 = swarm.add_node().expect("a fourth node");
     running_container(&n3, &agents, Duration::from_secs(60));
-    let enforced_after_start = |b: &Task| -> f64 {
+    // When the agent enforced the namespace for the `nth` time (its log
+    // line, in milliseconds) against when the task's process started.
+    let enforced_after_start = |b: &Task, nth: usize| -> f64 {
         let c = running_container(&n3, &b.service, Duration::from_secs(5));
         wait_enforced(&n3, &network, Duration::from_secs(10));
-        (now_secs() - started_secs(&n3, &c)) * 1000.0
+        let agent = running_container(&n3, &agents, Duration::from_secs(5));
+        let out = n3.docker_output(&["logs", &agent]).unwrap();
+        let log = String::from_utf8_lossy(&out.stderr).to_string();
+        // The first transaction after it entered the namespace for the
+        // `nth` time.
+        let line = log
+            .split("enforcing in namespace")
+            .nth(nth + 1)
+            .and_then(|after| {
+                after
+                    .lines()
+                    .find(|l| l.contains("(namespace ") && l.contains(": table bridge"))
+            })
+            .unwrap_or_else(|| panic!("no enforcing line {nth} in {log}"));
+        let at = line.split(' ').next().unwrap();
+        (secs_of(at) - started_secs(&n3, &c)) * 1000.0
     };
     let b3 = task(&swarm, &n3, "b3", &network, &["role=backend"]);
     println!(
-        "node 3: overlay namespace created by its first task, enforced (seen) {:.0} ms after the task started",
-        enforced_after_start(&b3)
+        "node 3: overlay namespace created by its first task, enforced {:+.0} ms from the task's start",
+        enforced_after_start(&b3, 0)
     );
     m.docker(&["service", "rm", &b3.service]).unwrap();
     trafficjam_testbed::wait_until(
@@ -665,8 +722,8 @@ fn swarm_overlay_isolated_on_every_node() {
     );
     let b3 = task(&swarm, &n3, "b3", &network, &["role=backend"]);
     println!(
-        "node 3: overlay namespace recreated, enforced (seen) {:.0} ms after the task started",
-        enforced_after_start(&b3)
+        "node 3: overlay namespace recreated, enforced {:+.0} ms from the task's start",
+        enforced_after_start(&b3, 1)
     );
     let agent3 = running_container(&n3, &agents, Duration::from_secs(5));
     let log3 = n3.docker(&["logs", &agent3]).unwrap_or_default()

@@ -36,6 +36,12 @@ use trafficjam_core::{InstanceId, Policy};
 /// Run the daemon until a signal stops it.
 pub fn run(args: &RunArgs) -> Result<(), CliError> {
     let log = Log::new(args.verbose);
+    if args.swarm.swarm_daemon || args.swarm.swarm_image.is_some() {
+        log.info(
+            "SWARM_DAEMON and SWARM_IMAGE are not needed and are ignored: run trafficjam on every node \
+             (a global service); each node enforces its own containers, no second service is started",
+        );
+    }
     runtime().block_on(async {
         let mut signals = Signals::new()?;
         let mut fw = Firewall::open(args.policy.target.netns.as_deref())?;
