@@ -781,3 +781,125 @@ fn wait_for_udp(l: &Listener, from: IpAddr, what: &str) {
         l.arrivals().udp.contains(&from)
     });
 }
+
+/// An overlay of two subnets has a bridge (and a VXLAN device) per subnet
+/// in each node's namespace: the containers of either are isolated.
+#[test]
+fn every_subnet_of_an_overlay_is_isolated() {
+    require_root();
+    images().expect("build the test images");
+    let swarm = Swarm::start("tjsw2", 1).expect("a one-node swarm");
+    let m = swarm.manager();
+    let network = unique("tjov2");
+    m.docker(&[
+        "network",
+        "create",
+        "--driver",
+        "overlay",
+        "--attachable",
+        "--subnet",
+        "10.215.3.0/24",
+        "--subnet",
+        "10.215.4.0/24",
+        &network,
+    ])
+    .expect("create the overlay");
+    let run = |name: &str, ip: &str, role: &str| -> Task {
+        m.docker(&[
+            "run",
+            "-d",
+            "--name",
+            name,
+            "--network",
+            &network,
+            "--ip",
+            ip,
+            "--label",
+            &format!("role={role}"),
+            BUSYBOX_IMAGE,
+            "sleep",
+            "3600",
+        ])
+        .expect("run a container on the overlay");
+        Task {
+            service: name.to_string(),
+            node: m.clone(),
+            ns: m.container_netns(name).expect("its namespace"),
+            addr: ip.parse().unwrap(),
+        }
+    };
+    let a1 = run("a1", "10.215.3.11", "backend");
+    let a2 = run("a2", "10.215.3.12", "backend");
+    let proxy = run("proxy", "10.215.4.10", "proxy");
+    let b1 = run("b1", "10.215.4.11", "backend");
+    let b2 = run("b2", "10.215.4.12", "backend");
+    let named: Vec<(&'static str, &Task)> = vec![("proxy", &proxy), ("b1", &b1), ("b2", &b2)];
+    let other: Vec<(&'static str, &Task)> = vec![("a1", &a1), ("a2", &a2)];
+    let _listeners: Vec<Listener> = named
+        .iter()
+        .chain(&other)
+        .map(|(_, t)| Listener::start(&t.ns).expect("listener"))
+        .collect();
+    let all: Vec<(&'static str, &Task)> = named.iter().chain(&other).copied().collect();
+    let ns_of = |label: &str| -> &Netns {
+        &all.iter()
+            .find(|(l, _)| *l == label)
+            .expect("a container")
+            .1
+            .ns
+    };
+    let bridges = m
+        .overlay_netns(&network)
+        .unwrap()
+        .exec("ip", &["-o", "link", "show", "type", "bridge"])
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&bridges.stdout).lines().count(),
+        2,
+        "a bridge per subnet"
+    );
+    let matrix_of = |enforced: bool| {
+        let mut f = flows(&named, enforced);
+        f.extend(flows(&other, enforced));
+        f
+    };
+    assert_matrix(
+        "two subnets, without trafficjam",
+        &matrix::run(&matrix_of(false), ns_of, TIMEOUT),
+    );
+    m.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "trafficjam",
+        "--network",
+        "host",
+        "--cap-add",
+        "NET_ADMIN",
+        "--cap-add",
+        "SYS_ADMIN",
+        "-v",
+        "/var/run/docker.sock:/var/run/docker.sock",
+        "--mount",
+        "type=bind,src=/var/run/docker/netns,dst=/var/run/docker/netns,bind-propagation=rslave",
+        "-e",
+        &format!("NETWORK={network}"),
+        "-e",
+        "WHITELIST_FILTER=label=role=proxy",
+        TRAFFICJAM_IMAGE,
+    ])
+    .expect("run trafficjam on the node");
+    wait_enforced(&m, &network, Duration::from_secs(30));
+    assert_matrix(
+        "two subnets, trafficjam",
+        &matrix::run(&matrix_of(true), ns_of, TIMEOUT),
+    );
+    // Both bridges' ports are bound.
+    trafficjam_testbed::wait_until("every port bound", Duration::from_secs(10), || {
+        let status = m
+            .docker(&["exec", "trafficjam", "/trafficjam", "status"])
+            .unwrap_or_default();
+        status.matches("  port ").count() >= 6
+    });
+    let _ = (&a1.service, &a1.node);
+}

@@ -72,6 +72,9 @@ pub struct Discovery {
     /// Ports of the bridge that lead to the network's containers on other
     /// nodes (an overlay's VXLAN device), once its ports were read.
     pub remote: Vec<String>,
+    /// An overlay's bridges in its namespace, one per subnet (`br0`,
+    /// `br1`…), once read; empty for a bridge network.
+    pub overlay_bridges: Vec<String>,
 }
 
 /// The network drivers trafficjam enforces.
@@ -86,7 +89,8 @@ pub enum Driver {
     Overlay,
 }
 
-/// The bridge of an overlay inside its namespace.
+/// The bridge of an overlay's first subnet inside its namespace (each
+/// subnet has its own: `br0`, `br1`…, each with its VXLAN device).
 pub const OVERLAY_BRIDGE: &str = "br0";
 /// How the overlay names its VXLAN devices inside the namespace (`vxlan0`).
 pub const OVERLAY_VXLAN_PREFIX: &str = "vxlan";
@@ -116,8 +120,13 @@ impl Discovery {
                 addrs: e.addrs.clone(),
             })
         });
+        let bridges = if self.overlay_bridges.is_empty() {
+            vec![self.bridge.clone()]
+        } else {
+            self.overlay_bridges.clone()
+        };
         let policy = Policy::new(instance, self.subnets.clone(), addrs, allow_host_traffic)?
-            .with_bridges([self.bridge.clone()])?
+            .with_bridges(bridges)?
             .with_ports(ports)?
             .with_unidentified(self.unidentified.iter().cloned())?
             .with_allowed(self.allowed().into_iter().map(|(a, _)| a))?;
@@ -594,6 +603,7 @@ impl DockerClient {
             names,
             driver,
             remote: Vec::new(),
+            overlay_bridges: Vec::new(),
         })
     }
 }
@@ -626,6 +636,7 @@ mod tests {
             whitelist,
             driver: Driver::Bridge,
             remote: vec![],
+            overlay_bridges: vec![],
         }
     }
 

@@ -214,6 +214,7 @@ mod tests {
             names: Default::default(),
             driver: Default::default(),
             remote: vec![],
+            overlay_bridges: vec![],
         }
     }
 

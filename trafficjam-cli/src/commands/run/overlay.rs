@@ -241,19 +241,27 @@ fn enforce_overlay(ctx: &mut Ctx<'_>, swarm: &mut Swarm, network: &str) {
         }
     }
     let Some(site) = o.site.as_mut() else { return };
-    let cache = match PortCache::read(&mut site.route, &d.bridge) {
-        Ok(c) => c,
+    // One bridge per subnet (br0, br1…): every port of every one of them.
+    let ports = match overlay_ports(&mut site.route) {
+        Ok(p) => p,
         Err(e) => {
             log.warn(&format!(
-                "network {network}: reading the ports of {} in {} failed: {e}",
-                d.bridge,
+                "network {network}: reading the bridges in {} failed: {e}",
                 site.ns.path.display()
             ));
             return;
         }
     };
-    d.bridge_index = cache.index;
-    d.find_ports(cache.ports());
+    d.overlay_bridges = ports.iter().map(|c| c.bridge.clone()).collect();
+    if d.overlay_bridges.is_empty() {
+        d.overlay_bridges.push(d.bridge.clone());
+    }
+    d.bridge_index = ports.first().and_then(|c| c.index);
+    let all: Vec<trafficjam_netlink::BridgePort> = ports
+        .iter()
+        .flat_map(|c| c.ports().iter().cloned())
+        .collect();
+    d.find_ports(&all);
     let policy = match docker_policy(&ctx.args.policy, d, network) {
         Ok(p) => p,
         Err(e) => {
@@ -265,6 +273,21 @@ fn enforce_overlay(ctx: &mut Ctx<'_>, swarm: &mut Swarm, network: &str) {
     if let Err(e) = enforce(&mut site.fw, &policy, &context, log) {
         log.warn(&format!("network {network}: applying failed: {e}"));
     }
+}
+
+/// The bridges of an overlay's namespace, each with its ports (the
+/// namespace holds only the network's bridges).
+fn overlay_ports(
+    route: &mut RouteSocket,
+) -> Result<Vec<PortCache>, trafficjam_netlink::NetlinkError> {
+    let mut bridges: Vec<String> = route
+        .links()?
+        .into_iter()
+        .filter(|l| l.kind.as_deref() == Some("bridge"))
+        .map(|l| l.name)
+        .collect();
+    bridges.sort();
+    bridges.iter().map(|b| PortCache::read(route, b)).collect()
 }
 
 /// Enforce the node's docker_gwbridge in the host's namespace: its
