@@ -73,13 +73,26 @@ pub fn ingress_namespace(exec_root: &Path) -> Option<Namespace> {
     namespace_at(&exec_root.join("netns").join(INGRESS_SANDBOX))
 }
 
+/// Whether `name` (an entry of `<exec-root>/netns`) is a namespace
+/// trafficjam may write to: an overlay's or `ingress_sbox`, not one of the
+/// containers' sandboxes or load balancers.
+pub fn is_enforced_namespace(name: &str) -> bool {
+    name == INGRESS_SANDBOX || overlay_name(name).is_some()
+}
+
 /// `name`'s epoch if it is `<epoch>-<prefix of network_id>`.
 fn epoch_of(name: &str, network_id: &str) -> Option<u64> {
+    let (epoch, prefix) = overlay_name(name)?;
+    network_id.starts_with(prefix).then_some(epoch)
+}
+
+/// An overlay's namespace name split into its epoch and network id prefix.
+fn overlay_name(name: &str) -> Option<(u64, &str)> {
     let (epoch, prefix) = name.split_once('-')?;
     let epoch: u64 = epoch.parse().ok()?;
     // The Engine cuts the whole name to 12 characters: at least a few
     // characters of the id are always there.
-    (prefix.len() >= 4 && network_id.starts_with(prefix)).then_some(epoch)
+    (prefix.len() >= 4).then_some((epoch, prefix))
 }
 
 #[cfg(test)]
@@ -96,6 +109,10 @@ mod tests {
         assert_eq!(epoch_of("ingress_sbox", id), None);
         assert_eq!(epoch_of("x-k2m9x7q1ab", id), None);
         assert_eq!(epoch_of("1-k2", id), None);
+        assert!(is_enforced_namespace("3-k2m9x7q1a"));
+        assert!(is_enforced_namespace(INGRESS_SANDBOX));
+        assert!(!is_enforced_namespace("1140fe91e4f8"));
+        assert!(!is_enforced_namespace("lb_k2m9x7q1a"));
     }
 
     #[test]

@@ -27,12 +27,18 @@ impl PortCache {
     /// Read every port of `bridge` now.
     pub fn read(route: &mut RouteSocket, bridge: &str) -> Result<PortCache, NetlinkError> {
         let links = route.links()?;
+        Ok(PortCache::of_links(route, &links, bridge))
+    }
+
+    /// The ports of `bridge` among `links` (the namespace's interfaces, read
+    /// once for several bridges), each port's peer read now.
+    pub fn of_links(route: &mut RouteSocket, links: &[Link], bridge: &str) -> PortCache {
         let mut cache = PortCache {
             bridge: bridge.to_string(),
             ..Default::default()
         };
         let Some(br) = links.iter().find(|l| l.name == bridge) else {
-            return Ok(cache);
+            return cache;
         };
         cache.index = Some(br.index);
         for port in links.iter().filter(|l| l.master == Some(br.index)) {
@@ -41,7 +47,7 @@ impl PortCache {
                 .insert(port.index, (port.clone(), route.port(port, false)));
         }
         cache.relist();
-        Ok(cache)
+        cache
     }
 
     /// The ports, as [`RouteSocket::bridge_ports`] gives them but without

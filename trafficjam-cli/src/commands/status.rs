@@ -246,7 +246,8 @@ pub fn run(args: &StatusArgs) -> Result<(), CliError> {
 }
 
 /// trafficjam's tables in the Engine's namespaces (`<exec-root>/netns/*`:
-/// Swarm overlays, `ingress_sbox`), by namespace. Those that cannot be
+/// Swarm overlays, `ingress_sbox`; the containers' sandboxes, hundreds on
+/// a busy host, are not entered), by namespace. Those that cannot be
 /// entered or read are skipped: the host's own status is what was asked.
 fn engine_namespaces(exec_root: &std::path::Path) -> Vec<(std::path::PathBuf, Vec<Table>)> {
     let Ok(entries) = std::fs::read_dir(exec_root.join("netns")) else {
@@ -254,6 +255,11 @@ fn engine_namespaces(exec_root: &std::path::Path) -> Vec<(std::path::PathBuf, Ve
     };
     let mut paths: Vec<std::path::PathBuf> = entries
         .flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_str()
+                .is_some_and(trafficjam_docker::overlay::is_enforced_namespace)
+        })
         .map(|e| e.path())
         .filter(|p| trafficjam_docker::overlay::namespace_at(p).is_some())
         .collect();

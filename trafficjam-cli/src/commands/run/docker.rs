@@ -214,14 +214,18 @@ pub(super) async fn run_docker(
                         METRICS.docker_event();
                         state.containers.learn(&ev);
                         log.debug(&format!("event {:?} {}", ev.typ, ev.action.clone().unwrap_or_default()));
-                        for network in overlay::touched(&state.swarm, &ev) {
-                            if ev.typ == Some(bollard::models::EventMessageTypeEnum::CONTAINER)
-                                && matches!(ev.action.as_deref(), Some("die" | "stop"))
-                            {
-                                if let Some(id) = ev.actor.as_ref().and_then(|a| a.id.clone()) {
-                                    state.revoked.insert(id);
-                                }
+                        let overlays = overlay::touched(&state.swarm, &ev);
+                        // A container leaving is revoked before its overlays
+                        // are discovered again (Docker may still list it).
+                        if !overlays.is_empty()
+                            && ev.typ == Some(bollard::models::EventMessageTypeEnum::CONTAINER)
+                            && matches!(ev.action.as_deref(), Some("die" | "stop"))
+                        {
+                            if let Some(id) = ev.actor.as_ref().and_then(|a| a.id.clone()) {
+                                state.revoked.insert(id);
                             }
+                        }
+                        for network in overlays {
                             if let Err(e) = overlay::resync(&mut ctx, &mut state, &network).await {
                                 log.debug(&format!("network {network}: {e}; discovering again"));
                                 full = Some(Instant::now());

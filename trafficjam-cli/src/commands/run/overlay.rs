@@ -14,23 +14,19 @@
 
 use std::collections::HashMap;
 
-use trafficjam_core::model::Family;
 use trafficjam_core::{ingress_table, InstanceId, Policy, Ruleset, Service};
 use trafficjam_docker::overlay::{ingress_namespace, overlay_namespace, Namespace};
 use trafficjam_docker::ports::PortCache;
 use trafficjam_docker::{Discovery, DockerError, Driver};
 use trafficjam_netlink::RouteSocket;
 
-use super::docker::{Ctx, State};
+use super::docker::{Ctx, State, UNBOUND_TRIES};
 use super::enforce;
 use crate::commands::docker_policy;
 use crate::firewall::Firewall;
 
 /// The Engine's bridge for a node's containers' outside access.
 pub(super) const GWBRIDGE: &str = "docker_gwbridge";
-/// How many times, 2 ms apart, an endpoint whose port is not found yet is
-/// looked for before waiting for the next event.
-const UNBOUND_TRIES: u32 = 250;
 
 /// A namespace being enforced in, with its sockets.
 pub(super) struct Site {
@@ -280,14 +276,18 @@ fn enforce_overlay(ctx: &mut Ctx<'_>, swarm: &mut Swarm, network: &str) {
 fn overlay_ports(
     route: &mut RouteSocket,
 ) -> Result<Vec<PortCache>, trafficjam_netlink::NetlinkError> {
-    let mut bridges: Vec<String> = route
-        .links()?
-        .into_iter()
+    // One dump of the namespace's links serves every bridge.
+    let links = route.links()?;
+    let mut bridges: Vec<&str> = links
+        .iter()
         .filter(|l| l.kind.as_deref() == Some("bridge"))
-        .map(|l| l.name)
+        .map(|l| l.name.as_str())
         .collect();
     bridges.sort();
-    bridges.iter().map(|b| PortCache::read(route, b)).collect()
+    Ok(bridges
+        .into_iter()
+        .map(|b| PortCache::of_links(route, &links, b))
+        .collect())
 }
 
 /// Enforce the node's docker_gwbridge in the host's namespace: its
@@ -325,7 +325,7 @@ fn gwbridge_policy(
     subnets: &[ipnet::IpNet],
 ) -> Result<Policy, crate::error::CliError> {
     let args = &ctx.args.policy;
-    let instance = gwbridge_instance(args.instance.as_deref())?;
+    let instance = swarm_instance(args.instance.as_deref(), "gwbridge")?;
     let data_path = Service::udp(ctx.args.swarm.data_path_port);
     Ok(Policy::new(
         instance,
@@ -338,23 +338,15 @@ fn gwbridge_policy(
     .with_blocked_outbound([data_path]))
 }
 
-/// The instance owning the docker_gwbridge rules.
-pub(super) fn gwbridge_instance(
+/// The instance owning the node-wide Swarm rules of one `kind`
+/// (`gwbridge`, `ingress`): `<instance>-<kind>` under `--instance`.
+fn swarm_instance(
     explicit: Option<&str>,
+    kind: &str,
 ) -> Result<InstanceId, crate::error::CliError> {
     Ok(InstanceId::new(&match explicit {
-        Some(i) => format!("{i}-gwbridge"),
-        None => "gwbridge".to_string(),
-    })?)
-}
-
-/// The instance owning the ingress block.
-pub(super) fn ingress_instance(
-    explicit: Option<&str>,
-) -> Result<InstanceId, crate::error::CliError> {
-    Ok(InstanceId::new(&match explicit {
-        Some(i) => format!("{i}-ingress"),
-        None => "ingress".to_string(),
+        Some(i) => format!("{i}-{kind}"),
+        None => kind.to_string(),
     })?)
 }
 
@@ -394,7 +386,7 @@ pub(super) fn enforce_ingress(ctx: &Ctx<'_>, swarm: &mut Swarm, force: bool) {
     let Some(site) = swarm.ingress.as_mut() else {
         return;
     };
-    let instance = match ingress_instance(ctx.args.policy.instance.as_deref()) {
+    let instance = match swarm_instance(ctx.args.policy.instance.as_deref(), "ingress") {
         Ok(i) => i,
         Err(e) => {
             log.warn(&format!("ingress: {e}"));
@@ -404,8 +396,9 @@ pub(super) fn enforce_ingress(ctx: &Ctx<'_>, swarm: &mut Swarm, force: bool) {
     let ruleset = Ruleset {
         tables: vec![ingress_table(&instance, ports)],
     };
-    if fresh {
-        // A recreated namespace starts empty; reading first is cheap.
+    if force {
+        // A poll: the kernel is read afresh, not trusted to hold the last
+        // transaction (a new site's socket has none anyway).
         site.fw.forget();
     }
     match site.fw.apply(&ruleset) {
@@ -413,11 +406,11 @@ pub(super) fn enforce_ingress(ctx: &Ctx<'_>, swarm: &mut Swarm, force: bool) {
             let list: Vec<String> = ports.iter().map(|s| s.to_string()).collect();
             for (table, change) in changes {
                 let line = format!(
-                    "ingress (namespace {}): table {} {}: {:?}; blocking the routing mesh for {}",
+                    "ingress (namespace {}): table {} {}: {}; blocking the routing mesh for {}",
                     site.ns.path.display(),
-                    Family::Inet,
+                    table.family,
                     table.name,
-                    change,
+                    crate::commands::apply::describe(&change),
                     list.join(", ")
                 );
                 if change == trafficjam_core::wire::Change::Unchanged {
