@@ -308,6 +308,34 @@ pub struct TcpSeen {
     pub ack: u32,
 }
 
+/// Whether `cap` recorded `from` answering a forged SYN
+/// ([`crate::attack::SYN_SEQ`]) from port `port` with SYN-ACK.
+pub fn syn_acked(cap: &crate::capture::Capture, from: std::net::IpAddr, port: u16) -> bool {
+    cap.count_matching(|f| {
+        tcp_of(f).is_some_and(|t| {
+            t.src == from
+                && t.dport == port
+                && t.flags & 0x12 == 0x12
+                && t.ack == crate::attack::SYN_SEQ.wrapping_add(1)
+        })
+    }) > 0
+}
+
+/// Every TCP segment `cap` recorded, as `src:port->dst:port flags 0x..`
+/// (the evidence of a SYN scenario).
+pub fn tcp_lines(cap: &crate::capture::Capture) -> Vec<String> {
+    cap.frames()
+        .iter()
+        .filter_map(tcp_of)
+        .map(|t| {
+            format!(
+                "{}:{}->{}:{} flags {:#04x}",
+                t.src, t.sport, t.dst, t.dport, t.flags
+            )
+        })
+        .collect()
+}
+
 /// The TCP header of a captured frame, if it carries one.
 pub fn tcp_of(frame: &crate::capture::Captured) -> Option<TcpSeen> {
     let ip = frame.ip()?;

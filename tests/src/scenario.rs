@@ -467,37 +467,13 @@ fn poisoned(s: &Stage, v: Victim, target: IpAddr, frames: Vec<Vec<u8>>) -> Obser
     )
 }
 
-/// Whether `cap` recorded the victim (`from`) answering a forged SYN
-/// from port `port` with SYN-ACK, in either direction: on the victim's
-/// own interface that is its outgoing answer.
-fn syn_acked(cap: &Capture, from: IpAddr, port: u16) -> bool {
-    cap.count_matching(|f| {
-        observe::tcp_of(f).is_some_and(|t| {
-            t.src == from
-                && t.dport == port
-                && t.flags & 0x12 == 0x12
-                && t.ack == attack::SYN_SEQ.wrapping_add(1)
-        })
-    }) > 0
-}
-
 /// Forged SYN(s) from port `port`; the victim's capture shows whether
 /// its TCP answered.
 fn syn_answered(s: &Stage, v: Victim, dst: IpAddr, port: u16, frames: Vec<Vec<u8>>) -> Observation {
     let cap = Capture::start(s.ns(v), v.ifname()).expect("capture");
     s.attack(&frames);
-    let after = s.until(|| syn_acked(&cap, dst, port));
-    let tcp: Vec<String> = cap
-        .frames()
-        .iter()
-        .filter_map(observe::tcp_of)
-        .map(|t| {
-            format!(
-                "{}:{}->{}:{} flags {:#04x}",
-                t.src, t.sport, t.dst, t.dport, t.flags
-            )
-        })
-        .collect();
+    let after = s.until(|| observe::syn_acked(&cap, dst, port));
+    let tcp = observe::tcp_lines(&cap);
     Observation::new(
         after,
         format!(

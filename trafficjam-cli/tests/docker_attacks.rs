@@ -55,7 +55,7 @@ use serde_json::Value;
 use trafficjam_testbed::attack::{self, ethertype, ArpOp, Mac};
 use trafficjam_testbed::capture::Capture;
 use trafficjam_testbed::docker::{
-    docker, images, repo_root, unique, Container, Network, BUSYBOX_IMAGE, TRAFFICJAM_IMAGE,
+    docker, images, repo_root, run_trafficjam, unique, Container, Network, BUSYBOX_IMAGE,
 };
 use trafficjam_testbed::frame::mac_of;
 use trafficjam_testbed::observe::{self, format_mac};
@@ -548,23 +548,13 @@ impl Scene {
     /// The trafficjam image as the README runs it; returns once its
     /// rules are in and name the proxy and every port of the network.
     fn start_trafficjam(&mut self) -> Duration {
-        let env_net = format!("NETWORK={}", self.net.name);
-        let env_filter = format!("WHITELIST_FILTER=label=tj.test={}", self.label);
-        let args = [
-            "--network",
-            "host",
-            "--cap-add",
-            "NET_ADMIN",
-            "-v",
-            "/var/run/docker.sock:/var/run/docker.sock",
-            "-e",
-            &env_net,
-            "-e",
-            &env_filter,
+        let env = [
+            format!("NETWORK={}", self.net.name),
+            format!("WHITELIST_FILTER=label=tj.test={}", self.label),
         ];
         let started = Instant::now();
         self.rules = Some(RulesGuard(self.net.name.clone()));
-        let tj = Container::run("tjatj", &args, TRAFFICJAM_IMAGE, &[]).expect("start trafficjam");
+        let tj = run_trafficjam(&env, &[]).expect("start trafficjam");
         self.tj = Some(tj);
         let proxy4 = self.a.proxy4.to_string();
         let mut last = Value::Null;
@@ -809,17 +799,7 @@ fn captured(r: &Run, w: Who, frames: Vec<Vec<u8>>) -> Obs {
 fn syn_answered(r: &Run, w: Who, dst: IpAddr, port: u16, frames: Vec<Vec<u8>>) -> Obs {
     let cap = Capture::start(r.s.ns(w), r.s.ifname(w)).expect("capture");
     r.send(&frames);
-    let acked = || {
-        cap.count_matching(|f| {
-            observe::tcp_of(f).is_some_and(|t| {
-                t.src == dst
-                    && t.dport == port
-                    && t.flags & 0x12 == 0x12
-                    && t.ack == attack::SYN_SEQ.wrapping_add(1)
-            })
-        }) > 0
-    };
-    let after = r.until(acked);
+    let after = r.until(|| observe::syn_acked(&cap, dst, port));
     Obs::new(
         after,
         format!(

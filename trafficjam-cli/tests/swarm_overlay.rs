@@ -30,18 +30,30 @@ struct Task {
     addr: IpAddr,
 }
 
-/// Create a service of one busybox task on `node`, on `network`, with
-/// container labels; wait for its container to run.
-fn task(swarm: &Swarm, node: &Arc<Node>, prefix: &str, network: &str, labels: &[&str]) -> Task {
-    let service = unique(prefix);
-    let mut args: Vec<String> = [
+/// `docker service create` on the manager: `name`, `options`, then the
+/// image and its command.
+fn create_service(swarm: &Swarm, name: &str, options: &[String], image_and_cmd: &[&str]) {
+    let mut args = vec![
         "service",
         "create",
         "--quiet",
         "--detach",
         "--no-resolve-image",
-        "--name",
-        &service,
+    ];
+    args.extend(["--name", name]);
+    args.extend(options.iter().map(String::as_str));
+    args.extend(image_and_cmd);
+    swarm
+        .manager()
+        .docker(&args)
+        .unwrap_or_else(|e| panic!("create the service {name}: {e}"));
+}
+
+/// The options of a one-task service pinned to `node`, on `network`
+/// (task addresses, no VIP: this kernel has no IPVS), with container
+/// labels, never restarted.
+fn pinned(node: &Node, network: &str, labels: &[&str]) -> Vec<String> {
+    let mut options: Vec<String> = [
         "--network",
         network,
         "--endpoint-mode",
@@ -51,33 +63,39 @@ fn task(swarm: &Swarm, node: &Arc<Node>, prefix: &str, network: &str, labels: &[
         "--constraint",
         &format!("node.hostname=={}", node.hostname()),
     ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
+    .map(String::from)
+    .to_vec();
     for l in labels {
-        args.push("--container-label".into());
-        args.push(l.to_string());
+        options.extend(["--container-label".to_string(), l.to_string()]);
     }
-    args.extend([BUSYBOX_IMAGE.to_string(), "sleep".into(), "3600".into()]);
-    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-    swarm.manager().docker(&refs).expect("create the service");
+    options
+}
+
+/// A container's IPv4 address on `network`.
+fn address_on(node: &Node, container: &str, network: &str) -> IpAddr {
+    node.docker(&[
+        "inspect",
+        "--format",
+        &format!("{{{{(index .NetworkSettings.Networks \"{network}\").IPAddress}}}}"),
+        container,
+    ])
+    .expect("its address")
+    .parse()
+    .expect("an IPv4 address on the overlay")
+}
+
+/// Create a service of one busybox task on `node`, on `network`, with
+/// container labels; wait for its container to run.
+fn task(swarm: &Swarm, node: &Arc<Node>, prefix: &str, network: &str, labels: &[&str]) -> Task {
+    let service = unique(prefix);
+    let options = pinned(node, network, labels);
+    create_service(swarm, &service, &options, &[BUSYBOX_IMAGE, "sleep", "3600"]);
     let container = running_container(node, &service, Duration::from_secs(60));
-    let ns = node.container_netns(&container).expect("its namespace");
-    let addr = node
-        .docker(&[
-            "inspect",
-            "--format",
-            &format!("{{{{(index .NetworkSettings.Networks \"{network}\").IPAddress}}}}"),
-            &container,
-        ])
-        .expect("its address")
-        .parse()
-        .expect("an IPv4 address on the overlay");
     Task {
+        ns: node.container_netns(&container).expect("its namespace"),
+        addr: address_on(node, &container, network),
         service,
         node: node.clone(),
-        ns,
-        addr,
     }
 }
 
@@ -123,14 +141,7 @@ fn started_at(node: &Node) -> Vec<(String, String)> {
 
 /// The trafficjam global service, as the README's stack file runs it.
 fn trafficjam_service(swarm: &Swarm, name: &str, network: &str, env: &[&str], constraint: &str) {
-    let mut args: Vec<String> = [
-        "service",
-        "create",
-        "--quiet",
-        "--detach",
-        "--no-resolve-image",
-        "--name",
-        name,
+    let mut options: Vec<String> = [
         "--mode",
         "global",
         "--network",
@@ -150,23 +161,15 @@ fn trafficjam_service(swarm: &Swarm, name: &str, network: &str, env: &[&str], co
         "--env",
         "DEBUG=1",
     ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
+    .map(String::from)
+    .to_vec();
     for e in env {
-        args.push("--env".into());
-        args.push(e.to_string());
+        options.extend(["--env".to_string(), e.to_string()]);
     }
     if !constraint.is_empty() {
-        args.push("--constraint".into());
-        args.push(constraint.into());
+        options.extend(["--constraint".to_string(), constraint.to_string()]);
     }
-    args.push(TRAFFICJAM_IMAGE.into());
-    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-    swarm
-        .manager()
-        .docker(&refs)
-        .expect("create the trafficjam service");
+    create_service(swarm, name, &options, &[TRAFFICJAM_IMAGE]);
 }
 
 /// Wait until trafficjam enforces `network` in `node`'s namespace of it
@@ -606,26 +609,18 @@ fn swarm_overlay_isolated_on_every_node() {
     // A second proxy task, on node 2, connects at once: its first attempt
     // gets through.
     let p2 = unique("proxy2");
-    m.docker(&[
-        "service", "create", "--quiet", "--detach", "--no-resolve-image", "--name", &p2,
-        "--network", &network, "--endpoint-mode", "dnsrr", "--restart-condition", "none",
-        "--constraint", &format!("node.hostname=={}", n2.hostname()),
-        "--container-label", "role=proxy",
-        BUSYBOX_IMAGE, "sh", "-c",
-        &format!("if nc -w 1 {} 8080 </dev/null; then echo first-ok; else echo first-failed; fi; sleep 3600", b0.addr),
-    ])
-    .unwrap();
+    let connect_at_once = format!(
+        "if nc -w 1 {} 8080 </dev/null; then echo first-ok; else echo first-failed; fi; sleep 3600",
+        b0.addr
+    );
+    create_service(
+        &swarm,
+        &p2,
+        &pinned(&n2, &network, &["role=proxy"]),
+        &[BUSYBOX_IMAGE, "sh", "-c", &connect_at_once],
+    );
     let c = running_container(&n2, &p2, Duration::from_secs(60));
-    let p2_addr: IpAddr = n2
-        .docker(&[
-            "inspect",
-            "--format",
-            &format!("{{{{(index .NetworkSettings.Networks \"{network}\").IPAddress}}}}"),
-            &c,
-        ])
-        .unwrap()
-        .parse()
-        .unwrap();
+    let p2_addr = address_on(&n2, &c, &network);
     trafficjam_testbed::wait_until(
         "proxy2's first connection at b0",
         Duration::from_secs(10),
@@ -901,5 +896,4 @@ fn every_subnet_of_an_overlay_is_isolated() {
             .unwrap_or_default();
         status.matches("  port ").count() >= 6
     });
-    let _ = (&a1.service, &a1.node);
 }

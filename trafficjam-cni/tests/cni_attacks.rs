@@ -539,34 +539,11 @@ fn poisoned(b: &Bed, victim: &Member, target: IpAddr, real: Mac, frames: &[Vec<u
     }
 }
 
-/// Whether `cap` (on the target's own eth0) recorded the target `from`
-/// answering a forged SYN from port `port` with SYN-ACK.
-fn syn_acked(cap: &Capture, from: IpAddr, port: u16) -> bool {
-    cap.count_matching(|f| {
-        observe::tcp_of(f).is_some_and(|t| {
-            t.src == from
-                && t.dport == port
-                && t.flags & 0x12 == 0x12
-                && t.ack == attack::SYN_SEQ.wrapping_add(1)
-        })
-    }) > 0
-}
-
 fn syn_answered(b: &Bed, to: &Member, dst: IpAddr, port: u16, frames: &[Vec<u8>]) -> Obs {
     let cap = Capture::start(&to.ns, "eth0").expect("capture");
     b.attack(frames);
-    let after = b.until(|| syn_acked(&cap, dst, port));
-    let tcp: Vec<String> = cap
-        .frames()
-        .iter()
-        .filter_map(observe::tcp_of)
-        .map(|t| {
-            format!(
-                "{}:{}->{}:{} flags {:#04x}",
-                t.src, t.sport, t.dst, t.dport, t.flags
-            )
-        })
-        .collect();
+    let after = b.until(|| observe::syn_acked(&cap, dst, port));
+    let tcp = observe::tcp_lines(&cap);
     Obs {
         after,
         evidence: format!(
