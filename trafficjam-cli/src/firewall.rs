@@ -4,8 +4,8 @@
 use std::path::Path;
 
 use trafficjam_core::model::{Family, Table};
-use trafficjam_core::wire::Change;
 use trafficjam_core::Ruleset;
+use trafficjam_netlink::Changes;
 
 use crate::error::CliError;
 
@@ -25,12 +25,15 @@ impl Firewall {
 
     /// Make the kernel enforce `policy`, with the flow tracking this
     /// kernel supports; returns what changed for each table.
-    pub fn enforce(
-        &mut self,
-        policy: &trafficjam_core::Policy,
-    ) -> Result<Vec<(Table, Change)>, CliError> {
+    pub fn enforce(&mut self, policy: &trafficjam_core::Policy) -> Result<Changes, CliError> {
         let tracking = self.bridge_tracking();
-        self.apply(&policy.clone().with_tracking(tracking).ruleset())
+        // A daemon's policies already say (see `run`): not copied then.
+        let ruleset = if policy.tracking() == tracking {
+            policy.ruleset()
+        } else {
+            policy.clone().with_tracking(tracking).ruleset()
+        };
+        self.apply(ruleset)
     }
 
     /// How the bridge layer can track flows on this kernel (see
@@ -56,7 +59,7 @@ impl Firewall {
 
     /// Make the kernel enforce `ruleset` in one transaction (see
     /// [`trafficjam_netlink::Firewall::apply`]).
-    pub fn apply(&mut self, ruleset: &Ruleset) -> Result<Vec<(Table, Change)>, CliError> {
+    pub fn apply(&mut self, ruleset: Ruleset) -> Result<Changes, CliError> {
         Ok(self.0.apply(ruleset)?)
     }
 

@@ -39,7 +39,7 @@ fn prev_result(conf: &NetConf) -> Result<&Value, PluginError> {
 /// Make the kernel hold exactly what the store describes.
 fn enforce(store: &Store) -> Result<(), PluginError> {
     let iso = BridgeIsolation::new(store.managed())?;
-    Firewall::open_in(None)?.converge(&iso.ruleset(), BridgeIsolation::owns)?;
+    Firewall::open_in(None)?.converge(iso.ruleset(), BridgeIsolation::owns)?;
     Ok(())
 }
 

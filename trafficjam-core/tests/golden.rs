@@ -309,11 +309,7 @@ fn fixture_text(name: &str) -> String {
 fn whole_ruleset_with_ports() {
     let tables = ports_policy(Tracking::FlowSets).ruleset().tables;
     let text: String = tables.iter().map(text::table).collect();
-    assert_eq!(
-        text,
-        fixture_text("ruleset_ports.nft"),
-        "the rendering changed: update fixtures/ruleset_ports.nft and run fixtures/capture.sh"
-    );
+    assert_rendering("ruleset_ports.nft", &text);
     check("ruleset_ports", |b| {
         for t in &tables {
             encode::create_table(b, t);
@@ -330,11 +326,7 @@ fn bridge_table_with_conntrack() {
         .filter(|t| t.family == Family::Bridge)
         .collect();
     let text: String = bridge.iter().map(|t| text::table(t)).collect();
-    assert_eq!(
-        text,
-        fixture_text("ruleset_ports_conntrack.nft"),
-        "the rendering changed: update fixtures/ruleset_ports_conntrack.nft and run fixtures/capture.sh"
-    );
+    assert_rendering("ruleset_ports_conntrack.nft", &text);
     assert!(
         text.contains("ct state established,related accept"),
         "{text}"

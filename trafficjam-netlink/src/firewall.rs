@@ -13,6 +13,9 @@ use std::path::Path;
 
 use trafficjam_core::model::{Family, Table};
 use trafficjam_core::wire::{encode, plan, Batch, Change, TableSummary};
+
+/// Each table of a ruleset made true, and what its transaction changed.
+pub type Changes = Vec<(TableSummary, Change)>;
 use trafficjam_core::{conntrack_probe_table, is_trafficjam_table, names, Ruleset, Tracking};
 
 use crate::table::{snapshot, Snapshot};
@@ -96,8 +99,9 @@ impl Snapshot {
     }
 
     /// What the kernel holds after a commit on top of `self` that made
-    /// `desired` true and deleted `deleted`.
-    fn after(mut self, desired: &[Table], deleted: &[(Family, String)]) -> Snapshot {
+    /// `desired` true and deleted `deleted` (taken, not copied: a daemon
+    /// with hundreds of ports commits after every event).
+    fn after(mut self, desired: Vec<Table>, deleted: &[(Family, String)]) -> Snapshot {
         // Each commit advances the generation by one. Were that ever not
         // so, the next batch is refused and the kernel is read again.
         self.genid = self.genid.wrapping_add(1);
@@ -107,21 +111,26 @@ impl Snapshot {
         tables.retain(|t| !deleted.iter().any(|(f, n)| t.family == *f && t.name == *n));
         for d in desired {
             tables.retain(|t| !(t.family == d.family && t.name == d.name));
-            tables.push(d.clone());
             if !self
                 .listed
                 .iter()
                 .any(|t| t.family == d.family && t.name == d.name)
             {
-                self.listed.push(TableSummary {
-                    family: d.family,
-                    name: d.name.clone(),
-                    comment: d.comment.clone(),
-                });
+                self.listed.push(summary_of(&d));
             }
+            tables.push(d);
         }
         self.tables = tables.into_iter().map(Some).collect();
         self
+    }
+}
+
+/// How a table is listed: its family, name and comment.
+fn summary_of(t: &Table) -> TableSummary {
+    TableSummary {
+        family: t.family,
+        name: t.name.clone(),
+        comment: t.comment.clone(),
     }
 }
 
@@ -209,8 +218,9 @@ impl Firewall {
     }
 
     /// Make the kernel enforce `ruleset`, in one transaction; returns what
-    /// changed for each table.
-    pub fn apply(&mut self, ruleset: &Ruleset) -> Result<Vec<(Table, Change)>, NetlinkError> {
+    /// changed for each table. The ruleset is kept as what the kernel now
+    /// holds, to plan the next change against.
+    pub fn apply(&mut self, ruleset: Ruleset) -> Result<Changes, NetlinkError> {
         self.converge(ruleset, |_| false)
     }
 
@@ -219,9 +229,9 @@ impl Firewall {
     /// the kernel then holds exactly `ruleset` among those tables.
     pub fn converge(
         &mut self,
-        ruleset: &Ruleset,
+        ruleset: Ruleset,
         stale: impl Fn(&str) -> bool,
-    ) -> Result<Vec<(Table, Change)>, NetlinkError> {
+    ) -> Result<Changes, NetlinkError> {
         let names: Vec<(Family, &str)> = ruleset
             .tables
             .iter()
@@ -246,11 +256,11 @@ impl Firewall {
             let actual: Vec<Option<&Table>> =
                 names.iter().map(|(f, n)| known.table(*f, n)).collect();
             let mut batch = Batch::with_generation(self.first_seq(), known.genid);
-            let changes: Vec<(Table, Change)> = ruleset
+            let changes: Changes = ruleset
                 .tables
                 .iter()
                 .zip(&actual)
-                .map(|(t, a)| (t.clone(), plan(&mut batch, t, *a)))
+                .map(|(t, a)| (summary_of(t), plan(&mut batch, t, *a)))
                 .collect();
             let deleted: Vec<(Family, String)> = known
                 .listed
@@ -275,7 +285,7 @@ impl Firewall {
             let revoked = revoked(&ruleset.tables, &actual);
             match self.socket.send(&batch.finish()) {
                 Ok(()) => {
-                    self.known = Some(known.after(&ruleset.tables, &deleted));
+                    self.known = Some(known.after(ruleset.tables, &deleted));
                     self.cut_revoked(revoked)?;
                     return Ok(changes);
                 }

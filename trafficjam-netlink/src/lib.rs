@@ -21,7 +21,7 @@ mod table;
 pub use conntrack::cut_connections;
 pub use consistent::consistent;
 pub use error::{Failure, NetlinkError, TransactionError};
-pub use firewall::Firewall;
+pub use firewall::{Changes, Firewall};
 pub use route::{BridgePort, RouteSocket};
 pub use socket::NetfilterSocket;
 pub use table::{generation, list_tables, read_for_update, read_table};

@@ -223,14 +223,14 @@ fn changes_are_planned_against_the_last_transaction_until_someone_else_commits()
             "the kernel holds {white:?}"
         );
     };
-    fw.apply(&with(&["10.9.0.2"])).unwrap();
+    fw.apply(with(&["10.9.0.2"])).unwrap();
     assert_eq!(fw.reads(), 1);
     // Our own commits only: planned from memory, and right.
     for (i, white) in [&["10.9.0.2", "10.9.0.3"][..], &["10.9.0.3"], &["10.9.0.4"]]
         .iter()
         .enumerate()
     {
-        let changes = fw.apply(&with(white)).unwrap();
+        let changes = fw.apply(with(white)).unwrap();
         assert!(
             matches!(changes[0].1, trafficjam_core::wire::Change::Elements { .. }),
             "{changes:?}"
@@ -239,13 +239,13 @@ fn changes_are_planned_against_the_last_transaction_until_someone_else_commits()
         check(&mut sock, white);
     }
     // Nothing to do: nothing is read or sent.
-    fw.apply(&with(&["10.9.0.4"])).unwrap();
+    fw.apply(with(&["10.9.0.4"])).unwrap();
     assert_eq!(fw.reads(), 1);
     // Someone else commits (a table of their own): the plan from memory
     // is refused, the kernel read again, the change still made.
     ns.exec("nft", &["add", "table", "inet", "someone-else"])
         .unwrap();
-    fw.apply(&with(&["10.9.0.5"])).unwrap();
+    fw.apply(with(&["10.9.0.5"])).unwrap();
     assert_eq!(fw.reads(), 2);
     check(&mut sock, &["10.9.0.5"]);
     // Someone else changes our table: after `forget`, it is put back.
@@ -262,7 +262,7 @@ fn changes_are_planned_against_the_last_transaction_until_someone_else_commits()
     )
     .unwrap();
     fw.forget();
-    fw.apply(&with(&["10.9.0.5"])).unwrap();
+    fw.apply(with(&["10.9.0.5"])).unwrap();
     assert_eq!(fw.reads(), 3);
     check(&mut sock, &["10.9.0.5"]);
     assert!(tables(&ns).contains("table inet someone-else"));

@@ -325,26 +325,30 @@ pub fn eui64_link_local(mac: crate::model::Mac) -> std::net::Ipv6Addr {
 /// `prerouting`: every frame from a container port carries the port's own
 /// MAC and addresses, and is IPv4, ARP or IPv6 without VLAN tag.
 ///
-/// Ordered for the common case: an IPv4 frame, or an IPv6 frame that is
-/// not ICMPv6, whose port, MAC and address are one element of `bound4`
-/// (`bound6`) passes after two lookups. Everything else goes through the
-/// checks one by one, which also tell what was wrong with a dropped frame.
+/// Ordered for the common case: an IPv4 frame that is not ICMP, or an
+/// IPv6 frame that is not ICMPv6, whose port, MAC and address are one
+/// element of `bound4` (`bound6`) passes after one lookup (only ports are
+/// in those sets, so a frame from elsewhere goes on). Everything else goes
+/// through the checks one by one, which also tell what was wrong with a
+/// dropped frame; ICMP only after the redirects are dropped.
 pub(crate) fn port_security() -> Vec<Rule> {
     let from_port = |set: &str, invert| ifname_in(MetaKey::IifName, set, invert);
     let v4 = || ether_type(Ip::V4.ethertype());
     let v6 = || ether_type(Ip::V6.ethertype());
     let arp = || ether_type(ARP);
+    let bound4 = || {
+        lookup(
+            &[Field::Iifname, Field::EtherSaddr, Field::IpSaddr],
+            names::BOUND4,
+            false,
+        )
+    };
     vec![
-        rule([from_port(names::PORTS, true)], false, Verdict::Accept),
-        drop([v4(), icmp_type(Ip::V4, ICMP_REDIRECT)], "router"),
         rule(
             [
                 v4(),
-                lookup(
-                    &[Field::Iifname, Field::EtherSaddr, Field::IpSaddr],
-                    names::BOUND4,
-                    false,
-                ),
+                meta_is_not(MetaKey::L4Proto, vec![Ip::V4.icmp()]),
+                bound4(),
             ],
             false,
             Verdict::Accept,
@@ -362,6 +366,9 @@ pub(crate) fn port_security() -> Vec<Rule> {
             false,
             Verdict::Accept,
         ),
+        rule([from_port(names::PORTS, true)], false, Verdict::Accept),
+        drop([v4(), icmp_type(Ip::V4, ICMP_REDIRECT)], "router"),
+        rule([v4(), bound4()], false, Verdict::Accept),
         drop(
             [lookup(
                 &[Field::Iifname, Field::EtherSaddr],
@@ -545,7 +552,9 @@ fn forward_with_flow_sets() -> (Vec<Rule>, Vec<Rule>) {
     let [others, from_uplink, to_uplink] = not_between_ports();
     let [from_proxy, pairs, services, to_proxy] = openers();
     let record = || Verdict::Goto(names::RECORD.to_string());
-    let mut rules = vec![others, rule([from_proxy], false, record())];
+    // The opener first: most frames are a proxy's, and its are recorded
+    // wherever they go (`others` never matches a frame from a port).
+    let mut rules = vec![rule([from_proxy], false, record()), others];
     for ip in Ip::BOTH {
         let d = ip.digit();
         let tcp = format!("tcp{d}");

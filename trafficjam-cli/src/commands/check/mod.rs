@@ -159,8 +159,10 @@ fn enforce(lab: &Lab) -> Result<(Firewall, std::time::Duration, Enforced), Strin
     .map_err(|e| e.to_string())?
     .with_tracking(fw.bridge_tracking());
     let ruleset = policy.ruleset();
+    // Kept to read back against what was sent.
+    let sent = ruleset.clone();
     let started = Instant::now();
-    fw.apply(&ruleset)
+    fw.apply(sent)
         .map_err(|e| format!("applying the policy failed: {e}"))?;
     let took = started.elapsed();
     let mut tables = Vec::new();

@@ -28,10 +28,10 @@ use crate::log::Log;
 use crate::metrics::{self, METRICS};
 use crate::watch::{self, watch, Touched};
 use tokio::sync::mpsc::UnboundedReceiver;
-use trafficjam_core::model::Table;
 use trafficjam_core::nflog::Blocked;
 use trafficjam_core::wire::Change;
 use trafficjam_core::{InstanceId, Policy};
+use trafficjam_netlink::Changes;
 
 /// Run the daemon until a signal stops it.
 pub fn run(args: &RunArgs) -> Result<(), CliError> {
@@ -136,7 +136,7 @@ fn finish(stop: Stop, fw: &mut Firewall, owned: &[InstanceId], log: Log) -> Resu
 }
 
 /// Apply one policy, counted and timed for the metrics.
-fn apply_counted(fw: &mut Firewall, policy: &Policy) -> Result<Vec<(Table, Change)>, CliError> {
+fn apply_counted(fw: &mut Firewall, policy: &Policy) -> Result<Changes, CliError> {
     let started = std::time::Instant::now();
     let applied = fw.enforce(policy);
     METRICS.applied(started.elapsed(), applied.is_ok());

@@ -401,7 +401,7 @@ pub(super) fn enforce_ingress(ctx: &Ctx<'_>, swarm: &mut Swarm, force: bool) {
         // transaction (a new site's socket has none anyway).
         site.fw.forget();
     }
-    match site.fw.apply(&ruleset) {
+    match site.fw.apply(ruleset) {
         Ok(changes) => {
             let list: Vec<String> = ports.iter().map(|s| s.to_string()).collect();
             for (table, change) in changes {
