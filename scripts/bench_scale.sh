@@ -19,6 +19,12 @@
 # and the time `docker-compose up -d` of 200 containers takes to be fully
 # enforced (every container bound), with the daemon's CPU time and RSS.
 #
+# Environment: TRAFFICJAM_BIN runs that binary instead of the static one
+# (e.g. a build with symbols); PERF_DATA=DIR records the daemon with
+# `perf record -g` during the measured events, one DIR/perf-N.data per
+# size (see where its CPU goes with `perf report -i DIR/perf-500.data`);
+# COMPOSE=0 skips the docker-compose part.
+#
 # Not part of `cargo test`. Takes about 10 minutes with the defaults.
 # Everything it creates (containers, networks, tables) is its own, named
 # tjbench-*, and removed at the end, also on failure.
@@ -30,10 +36,11 @@ sizes=("${@:-10 500}")
 sizes=(${sizes[@]})
 run=tjbench-$$
 image=tj-busybox:test
-target=target/x86_64-unknown-linux-musl/release/trafficjam
+target=${TRAFFICJAM_BIN:-target/x86_64-unknown-linux-musl/release/trafficjam}
 metrics_port=$((19000 + $$ % 1000))
 
-cargo build -q --release --target x86_64-unknown-linux-musl -p trafficjam-cli
+[ -n "${TRAFFICJAM_BIN:-}" ] ||
+    cargo build -q --release --target x86_64-unknown-linux-musl -p trafficjam-cli
 cargo build -q --release -p trafficjam-benches --bin event_latency
 # The busybox image of the tests (built from Debian's busybox-static).
 docker image inspect "$image" >/dev/null 2>&1 ||
@@ -103,9 +110,16 @@ for n in "${sizes[@]}"; do
     echo "   started in $(($(date +%s) - t0)) s" >&2
     start_daemon "$net"
     sleep 2
+    perf=
+    if [ -n "${PERF_DATA:-}" ]; then
+        mkdir -p "$PERF_DATA"
+        perf record -q -g -p "$daemon" -o "$PERF_DATA/perf-$n.data" 2>/dev/null &
+        perf=$!
+    fi
     json=$(target/release/event_latency --network "$run-$net" --table "trafficjam-$run-$net" \
         --image "$image" --count 40 --pid "$daemon" --metrics "127.0.0.1:$metrics_port" \
         --label "tjbench.proxy=$run")
+    [ -n "$perf" ] && kill -INT "$perf" && wait "$perf" 2>/dev/null || true
     echo "$json" >&2
     results+=("\"$n\": $json")
     stop_daemon
@@ -122,6 +136,10 @@ done
 # docker-compose up of 200 containers on one network, trafficjam running.
 # One service scaled to 200: the docker-compose of this machine (1.29, the
 # one Debian ships) deadlocks on 200 distinct services, trafficjam or not.
+if [ "${COMPOSE:-1}" = 0 ]; then
+    printf '{\n%s\n}\n' "$(IFS=,; echo "${results[*]}")"
+    exit 0
+fi
 compose_dir=$(mktemp -d)
 {
     echo "version: '2.4'"

@@ -86,6 +86,11 @@ impl AllowLabels {
         }))
     }
 
+    /// Whether `c` has an allow label at all (well-formed or not).
+    pub fn declared(c: &Container) -> bool {
+        c.labels.contains_key(ALLOW_FROM) || c.labels.contains_key(ALLOW_PORTS)
+    }
+
     /// Whether `source` may open connections: it matches a filter, as far
     /// as can be told here (undecidable filters do not allow).
     pub fn admits(&self, source: &Container) -> bool {

@@ -108,10 +108,12 @@ impl Discovery {
         allow_host_traffic: bool,
     ) -> Result<Policy, PolicyError> {
         let addrs = self.whitelist.iter().flat_map(|w| w.addrs.iter().copied());
+        // Hundreds of endpoints, tens of proxies, on every event: by set.
+        let whitelisted: HashSet<&str> = self.whitelist.iter().map(|w| w.id.as_str()).collect();
         let ports = self.endpoints.iter().filter_map(|e| {
             Some(Port {
                 name: e.port.clone()?,
-                role: if self.is_whitelisted(&e.id) {
+                role: if whitelisted.contains(e.id.as_str()) {
                     Role::Proxy
                 } else {
                     Role::Backend
@@ -145,7 +147,22 @@ impl Discovery {
     /// with the names of both ends.
     pub fn allowed(&self) -> Vec<(Allowed, String)> {
         let mut out = Vec::new();
-        for to in &self.endpoints {
+        // Computed on every event: most networks have no allow label at
+        // all, and then no endpoint need be looked at.
+        let targets: HashSet<&str> = self
+            .containers
+            .values()
+            .filter(|c| AllowLabels::declared(c))
+            .map(|c| c.id.as_str())
+            .collect();
+        if targets.is_empty() {
+            return out;
+        }
+        for to in self
+            .endpoints
+            .iter()
+            .filter(|e| targets.contains(e.id.as_str()))
+        {
             let (Some(to_port), Some(c)) = (&to.port, self.containers.get(&to.id)) else {
                 continue;
             };
@@ -196,10 +213,6 @@ impl Discovery {
         out
     }
 
-    fn is_whitelisted(&self, id: &str) -> bool {
-        self.whitelist.iter().any(|w| w.id == id)
-    }
-
     /// The containers whose bridge port was not found (not yet plugged in,
     /// or no MAC reported): they are not bound, and a whitelisted one
     /// cannot open connections until it is.
@@ -207,15 +220,24 @@ impl Discovery {
         self.endpoints.iter().filter(|e| e.port.is_none()).collect()
     }
 
-    /// Find each container's bridge port from its MAC address.
-    pub fn find_ports(&mut self, ports: &[trafficjam_netlink::BridgePort]) {
-        // Hundreds of containers: by map, not by scanning per container.
+    /// Find each container's bridge port from its MAC address. Returns
+    /// whether who is on which port, or which ports are nobody's, changed
+    /// (a veth being set up is notified several times; the rules change
+    /// only when that does).
+    pub fn find_ports(&mut self, ports: &[trafficjam_netlink::BridgePort]) -> bool {
+        // Hundreds of containers, and this runs on every event: by map,
+        // and a name is copied only where a binding changed.
         let by_mac: HashMap<[u8; 6], &str> = ports
             .iter()
             .filter_map(|p| Some((p.peer_mac?, p.name.as_str())))
             .collect();
+        let mut changed = false;
         for e in self.endpoints.iter_mut().chain(self.whitelist.iter_mut()) {
-            e.port = e.mac.and_then(|m| by_mac.get(&m)).map(|n| n.to_string());
+            let now = e.mac.and_then(|m| by_mac.get(&m).copied());
+            if e.port.as_deref() != now {
+                e.port = now.map(str::to_string);
+                changed = true;
+            }
         }
         let bound: HashSet<&str> = self
             .endpoints
@@ -229,16 +251,19 @@ impl Discovery {
                 && p.kind.as_deref() == Some("vxlan")
                 && p.name.starts_with(OVERLAY_VXLAN_PREFIX)
         };
-        self.remote = ports
+        let remote_now: Vec<&str> = ports
             .iter()
             .filter(remote)
-            .map(|p| p.name.clone())
+            .map(|p| p.name.as_str())
             .collect();
-        self.unidentified = ports
+        let nobodys: Vec<&str> = ports
             .iter()
             .filter(|p| !bound.contains(p.name.as_str()) && !remote(p))
-            .map(|p| p.name.clone())
+            .map(|p| p.name.as_str())
             .collect();
+        changed |= replace_if_changed(&mut self.remote, &remote_now);
+        changed |= replace_if_changed(&mut self.unidentified, &nobodys);
+        changed
     }
 
     /// The same discovery without the given containers.
@@ -267,13 +292,6 @@ impl Discovery {
 
     /// [`changes_since`](Self::changes_since) a [`Summary`].
     pub fn changes_since_summary(&self, before: Option<&Summary>) -> Vec<String> {
-        let describe = |w: &Endpoint| {
-            let addrs: Vec<String> = w.addrs.iter().map(|a| a.to_string()).collect();
-            match &w.port {
-                Some(p) => format!("{} ({}; port {p})", w.name, addrs.join(", ")),
-                None => format!("{} ({})", w.name, addrs.join(", ")),
-            }
-        };
         let Some(before) = before else {
             let names: Vec<String> = self.whitelist.iter().map(describe).collect();
             return vec![format!(
@@ -286,6 +304,23 @@ impl Discovery {
                 }
             )];
         };
+        self.summary().changes_since(before)
+    }
+}
+
+/// A whitelisted container in a log line: `traefik (172.23.0.2; port veth1)`.
+fn describe(w: &Endpoint) -> String {
+    let addrs: Vec<String> = w.addrs.iter().map(|a| a.to_string()).collect();
+    match &w.port {
+        Some(p) => format!("{} ({}; port {p})", w.name, addrs.join(", ")),
+        None => format!("{} ({})", w.name, addrs.join(", ")),
+    }
+}
+
+impl Summary {
+    /// What changed since `before`, e.g. `whitelisted traefik2
+    /// (172.23.0.5); removed traefik (172.23.0.2)`.
+    pub fn changes_since(&self, before: &Summary) -> Vec<String> {
         let mut out = Vec::new();
         if before.subnets != self.subnets {
             out.push(format!(
@@ -304,10 +339,7 @@ impl Discovery {
                 out.push(format!("removed {}", describe(w)));
             }
         }
-        let (now, then): (Vec<String>, &Vec<String>) = (
-            self.allowed().into_iter().map(|(_, d)| d).collect(),
-            &before.allowed,
-        );
+        let (now, then) = (&self.allowed, &before.allowed);
         out.extend(
             now.iter()
                 .filter(|d| !then.contains(d))
@@ -320,6 +352,15 @@ impl Discovery {
         );
         out
     }
+}
+
+/// Make `names` hold `now`, copying only if it differs; whether it did.
+fn replace_if_changed(names: &mut Vec<String>, now: &[&str]) -> bool {
+    if names.iter().map(String::as_str).eq(now.iter().copied()) {
+        return false;
+    }
+    *names = now.iter().map(|n| n.to_string()).collect();
+    true
 }
 
 fn join<T: std::fmt::Display>(v: &[T]) -> String {
@@ -692,11 +733,20 @@ mod tests {
             has_peer: true,
             kind: Some("veth".into()),
         };
-        d.find_ports(&[port("veth-p", 2)]);
+        assert!(d.find_ports(&[port("veth-p", 2)]));
         assert_eq!(d.unbound().len(), 1, "app's port is not plugged in yet");
-        d.find_ports(&[port("veth-p", 2), port("veth-a", 3), port("veth-x", 9)]);
+        // The same ports again (a veth notified once more): no change, so
+        // the daemon compiles nothing.
+        assert!(!d.find_ports(&[port("veth-p", 2)]));
+        let all = [port("veth-p", 2), port("veth-a", 3), port("veth-x", 9)];
+        assert!(d.find_ports(&all));
         assert!(d.unbound().is_empty());
         assert_eq!(d.unidentified, ["veth-x"], "a port nobody reports");
+        assert!(!d.find_ports(&all));
+        // Only a port nobody is on leaving is a change too.
+        assert!(d.find_ports(&all[..2]));
+        assert!(d.unidentified.is_empty());
+        assert!(d.find_ports(&all));
         let p = d.policy(InstanceId::default(), false).unwrap();
         let roles: Vec<(&str, Role)> = p
             .ports()

@@ -65,6 +65,9 @@ pub(super) struct State {
     pub revoked: HashSet<String>,
     /// Allow labels that do not parse, by network, as last reported.
     pub allow_problems: HashMap<String, Vec<String>>,
+    /// What each network's log lines last said it was (whitelisted
+    /// containers, allowed flows): the next line says what changed.
+    pub logged: HashMap<String, Summary>,
     /// What is known of every container (names, images, labels), from
     /// Docker's list at connection and its events since.
     pub containers: Containers,
@@ -325,13 +328,9 @@ fn applied_policies(args: &RunArgs, state: &State) -> Vec<Policy> {
 
 /// Enforce what is now known of `networks` (each once), and log what
 /// changed since the last transaction.
-pub(super) fn enforce_networks(
-    ctx: &mut Ctx<'_>,
-    state: &mut State,
-    networks: Vec<(String, Summary)>,
-) {
+pub(super) fn enforce_networks(ctx: &mut Ctx<'_>, state: &mut State, networks: Vec<String>) {
     let mut done = HashSet::new();
-    for (network, before) in networks {
+    for network in networks {
         if !done.insert(network.clone()) {
             continue;
         }
@@ -339,7 +338,8 @@ pub(super) fn enforce_networks(
             continue;
         };
         let policy = match docker_policy(&ctx.args.policy, d, &network) {
-            Ok(p) => p,
+            // Said at once, so the policy is not copied to say it.
+            Ok(p) => p.with_tracking(ctx.fw.bridge_tracking()),
             Err(e) => {
                 ctx.log
                     .warn(&format!("network {network}: {e}; keeping its last rules"));
@@ -349,9 +349,13 @@ pub(super) fn enforce_networks(
         let context = format!("network {}: ", d.network);
         match enforce(ctx.fw, &policy, &context, ctx.log) {
             Ok(_) => {
-                for c in d.changes_since_summary(Some(&before)) {
-                    ctx.log.info(&format!("network {}: {c}", d.network));
+                let now = d.summary();
+                if let Some(before) = state.logged.get(&network) {
+                    for c in now.changes_since(before) {
+                        ctx.log.info(&format!("network {}: {c}", d.network));
+                    }
                 }
+                state.logged.insert(network.clone(), now);
             }
             Err(e) => ctx.log.warn(&format!(
                 "network {network}: applying failed: {e}; will retry at the next poll"
@@ -448,17 +452,15 @@ pub(super) async fn full_sync(ctx: &mut Ctx<'_>, state: &mut State) -> Result<()
                 tries: 0,
             });
         }
-        let before = state.applied.remove(network);
-        let first = before.is_none();
-        state.ports.insert(network.clone(), cache);
-        state.applied.insert(network.clone(), discovery.clone());
-        let before = before.unwrap_or_else(|| discovery.clone()).summary();
-        if first {
+        if !state.logged.contains_key(network) {
             for c in discovery.changes_since(None) {
                 log.info(&format!("network {}: {c}", discovery.network));
             }
+            state.logged.insert(network.clone(), discovery.summary());
         }
-        enforce_networks(ctx, state, vec![(network.clone(), before)]);
+        state.ports.insert(network.clone(), cache);
+        state.applied.insert(network.clone(), discovery);
+        enforce_networks(ctx, state, vec![network.clone()]);
     }
     overlay::enforce_gwbridge(ctx, state).await;
     overlay::enforce_ingress(ctx, &mut state.swarm, true);

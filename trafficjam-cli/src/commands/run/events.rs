@@ -15,7 +15,6 @@ use trafficjam_netlink::RouteSocket;
 
 use super::docker::{Ctx, State, Unbound, UNBOUND_TRIES};
 use crate::docker::discover::parse_filters;
-use crate::docker::discover::Summary;
 use crate::docker::ports::PortCache;
 use crate::docker::{Discovery, DockerError};
 use crate::watch::LinkNews;
@@ -24,8 +23,8 @@ use crate::watch::LinkNews;
 pub(super) enum Step {
     /// Nothing that changes a policy.
     Nothing,
-    /// Enforce these networks again; each with what it was before.
-    Enforce(Vec<(String, Summary)>),
+    /// Enforce these networks again.
+    Enforce(Vec<String>),
     /// Discover every network whole (soon: several such events come
     /// together).
     Full,
@@ -107,9 +106,8 @@ pub(super) async fn follow(
                     };
                     let mut out = Vec::new();
                     for (network, d) in state.applied.iter_mut() {
-                        let before = d.summary();
                         if d.rename(&id, name) {
-                            out.push((network.clone(), before));
+                            out.push(network.clone());
                         }
                     }
                     Ok(Step::Enforce(out))
@@ -129,7 +127,7 @@ async fn join(
     state: &mut State,
     network: &str,
     id: &str,
-) -> Result<Option<(String, Summary)>, DockerError> {
+) -> Result<Option<String>, DockerError> {
     let Some(d) = state.applied.get(network) else {
         return Ok(None);
     };
@@ -154,7 +152,6 @@ async fn join(
     else {
         return Ok(None);
     };
-    let before = d.summary();
     d.connect(joining, whitelisted);
     bind(ctx.route, d, cache);
     if d.endpoints.iter().any(|e| e.id == id && e.port.is_none()) {
@@ -169,23 +166,22 @@ async fn join(
     } else {
         state.unbound.remove(id);
     }
-    Ok(Some((network.to_string(), before)))
+    Ok(Some(network.to_string()))
 }
 
 /// Container `id` stopped, died or was disconnected: dropped from every
 /// network at once, and not whitelisted again until Docker connects it.
-fn leave(state: &mut State, id: &str) -> Vec<(String, Summary)> {
+fn leave(state: &mut State, id: &str) -> Vec<String> {
     state.revoked.insert(id.to_string());
     state.unbound.remove(id);
     let mut out = Vec::new();
     for (network, d) in state.applied.iter_mut() {
-        let before = d.summary();
         if d.disconnect(id) {
             if let Some(cache) = state.ports.get(network) {
                 // Its port, while it still exists, is nobody's: quarantined.
                 d.find_ports(cache.ports());
             }
-            out.push((network.clone(), before));
+            out.push(network.clone());
         }
     }
     out
@@ -193,16 +189,16 @@ fn leave(state: &mut State, id: &str) -> Vec<(String, Summary)> {
 
 /// Find the ports of the containers of `d`; read again the peers of the
 /// ports nobody is bound to when someone is still unbound (the runtime
-/// was moving or setting up the veth).
-fn bind(route: &mut RouteSocket, d: &mut Discovery, cache: &mut PortCache) {
+/// was moving or setting up the veth). Returns whether who is on which
+/// port changed.
+fn bind(route: &mut RouteSocket, d: &mut Discovery, cache: &mut PortCache) -> bool {
+    let mut changed = d.bridge_index != cache.index;
     d.bridge_index = cache.index;
-    d.find_ports(cache.ports());
-    if d.unbound().is_empty() {
-        return;
+    changed |= d.find_ports(cache.ports());
+    if !d.unbound().is_empty() && cache.refresh(route, &d.unidentified) {
+        changed |= d.find_ports(cache.ports());
     }
-    if cache.refresh(route, &d.unidentified) {
-        d.find_ports(cache.ports());
-    }
+    changed
 }
 
 /// Link notifications: ports plugged into or out of managed bridges.
@@ -211,7 +207,7 @@ pub(super) fn links_changed(
     ctx: &mut Ctx<'_>,
     state: &mut State,
     news: &[LinkNews],
-) -> Vec<(String, Summary)> {
+) -> Vec<String> {
     let lost = news.iter().any(|n| n.lost);
     let mut out = Vec::new();
     for (network, cache) in state.ports.iter_mut() {
@@ -241,10 +237,7 @@ pub(super) fn links_changed(
         if let Some(d) = state.applied.get_mut(network) {
             // A veth being set up changes several times; the rules only
             // when who is on which port does.
-            let was = bindings(d);
-            let before = d.summary();
-            bind(ctx.route, d, cache);
-            if bindings(d) == was {
+            if !bind(ctx.route, d, cache) {
                 continue;
             }
             for e in &d.endpoints {
@@ -252,19 +245,10 @@ pub(super) fn links_changed(
                     state.unbound.remove(&e.id);
                 }
             }
-            out.push((network.clone(), before));
+            out.push(network.clone());
         }
     }
     out
-}
-
-/// Who is on which port, and which ports are nobody's.
-fn bindings(d: &Discovery) -> (Vec<Option<String>>, Vec<String>, Option<u32>) {
-    (
-        d.endpoints.iter().map(|e| e.port.clone()).collect(),
-        d.unidentified.clone(),
-        d.bridge_index,
-    )
 }
 
 /// Look again for every container still unbound; returns the networks
@@ -272,7 +256,7 @@ fn bindings(d: &Discovery) -> (Vec<Option<String>>, Vec<String>, Option<u32>) {
 pub(super) async fn look_for_unbound(
     ctx: &mut Ctx<'_>,
     state: &mut State,
-) -> Result<Vec<(String, Summary)>, DockerError> {
+) -> Result<Vec<String>, DockerError> {
     let looked_for: Vec<(String, Unbound)> = state
         .unbound
         .iter()
@@ -304,11 +288,10 @@ pub(super) async fn look_for_unbound(
             // Only a port with its MAC changes anything (the policy is
             // compiled again only then).
             if mac.is_some() && cache.ports().iter().any(|p| p.peer_mac == mac) {
-                let before = d.summary();
                 bind(ctx.route, d, cache);
                 if d.endpoints.iter().any(|e| e.id == id && e.port.is_some()) {
                     state.unbound.remove(&id);
-                    out.push((u.network.clone(), before));
+                    out.push(u.network.clone());
                     continue;
                 }
             }
