@@ -199,6 +199,10 @@ impl Discovery {
     /// Allow labels that do not parse, as `container: why`: each is
     /// ignored (the container stays closed).
     pub fn allow_problems(&self) -> Vec<String> {
+        // Checked on every event: only the containers that have one.
+        if !self.containers.values().any(AllowLabels::declared) {
+            return Vec::new();
+        }
         let mut out: Vec<String> = self
             .endpoints
             .iter()

@@ -278,9 +278,11 @@ pub(super) async fn look_for_unbound(
             };
             // The ports being set up; every interface (in case a
             // notification was lost without the kernel saying so) only
-            // once, half-way: each such read costs the kernel work for
-            // every interface and namespace.
-            if tries == UNBOUND_TRIES / 2 {
+            // at the last try: such a read costs the kernel work for every
+            // interface of the host, and Docker's connect event comes a few
+            // hundred milliseconds before the veth exists, so a read
+            // half-way would be paid by nearly every container.
+            if tries >= UNBOUND_TRIES {
                 let _ = cache.resync(ctx.route);
             } else {
                 cache.refresh(ctx.route, &d.unidentified);
