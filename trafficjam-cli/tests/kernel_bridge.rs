@@ -219,3 +219,129 @@ fn nft_duration(text: &str) -> u64 {
     }
     total
 }
+
+/// A datagram from `from` (bound to `src`) to `dst`: does it arrive at a
+/// socket bound to `dst` in `at` within 500 ms?
+fn udp_arrives(
+    from: &trafficjam_testbed::Netns,
+    src: std::net::SocketAddr,
+    at: &trafficjam_testbed::Netns,
+    dst: std::net::SocketAddr,
+) -> bool {
+    use std::net::UdpSocket;
+    let receiver = at
+        .run(move || {
+            let s = UdpSocket::bind(dst).expect("bind the receiving socket");
+            s.set_read_timeout(Some(Duration::from_millis(500)))
+                .unwrap();
+            s
+        })
+        .unwrap();
+    from.run(move || {
+        let s = UdpSocket::bind(src).expect("bind the sending socket");
+        s.send_to(b"old flow", dst).expect("send");
+    })
+    .unwrap();
+    let mut buf = [0u8; 16];
+    matches!(receiver.recv_from(&mut buf), Ok((8, _)))
+}
+
+/// A flow the proxy opened lets its replies back to the proxy's port only:
+/// when the proxy is gone and another container holds its address, the
+/// backend cannot reach that container over the proxy's old flow (the
+/// reply's 5-tuple, sent to the new owner's MAC), while the same reply
+/// reached the proxy while it was there.
+#[test]
+fn a_departed_proxys_flows_do_not_reach_the_next_owner_of_its_address() {
+    use std::net::SocketAddr;
+    let bed = bed_without_br_netfilter();
+    let proxy_end: SocketAddr = (ip(addr::PROXY4), 40_000).into();
+    let backend_end: SocketAddr = (ip(addr::B1_4), 9_999).into();
+    let mac_of = |ns: &trafficjam_testbed::Netns| -> String {
+        let out = ns.ip(&["-br", "link", "show", "eth0"]).unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        text.split_whitespace().nth(2).expect("a MAC").to_string()
+    };
+    // Positive control, no trafficjam: the backend reaches whoever holds
+    // the address (backend2, given it, with the backend's neighbour entry
+    // pointing there, as a raw-socket attacker can make it).
+    let b2 = bed.ns("backend2");
+    let b1 = bed.ns("backend1");
+    let proxy = bed.ns("proxy");
+    let to_b2 = |on: bool| {
+        let how = if on { "add" } else { "del" };
+        b2.ip(&["addr", how, &format!("{}/24", addr::PROXY4), "dev", "eth0"])
+            .unwrap();
+    };
+    to_b2(true);
+    let b2_mac = mac_of(b2);
+    b1.ip(&[
+        "neigh",
+        "replace",
+        addr::PROXY4,
+        "lladdr",
+        &b2_mac,
+        "dev",
+        "eth0",
+        "nud",
+        "permanent",
+    ])
+    .unwrap();
+    assert!(
+        udp_arrives(b1, backend_end, b2, proxy_end),
+        "control: without trafficjam the datagram reaches the address's holder"
+    );
+    to_b2(false);
+    b1.ip(&["neigh", "del", addr::PROXY4, "dev", "eth0"])
+        .unwrap();
+
+    // With trafficjam: the proxy opens the flow; the reply reaches it.
+    trafficjam(&bed, &[&["apply"][..], &POLICY_ARGS].concat());
+    assert!(
+        udp_arrives(proxy, proxy_end, b1, backend_end),
+        "the proxy reaches the backend"
+    );
+    assert!(
+        udp_arrives(b1, backend_end, proxy, proxy_end),
+        "control: the backend's reply reaches the proxy that opened the flow"
+    );
+
+    // The proxy leaves; backend2 gets its address. Nobody is whitelisted
+    // now; the flow entry stays in the set (it times out in minutes).
+    proxy
+        .ip(&[
+            "addr",
+            "del",
+            &format!("{}/24", addr::PROXY4),
+            "dev",
+            "eth0",
+        ])
+        .unwrap();
+    to_b2(true);
+    let rest = [
+        "--subnet",
+        addr::MANAGED4,
+        "--subnet",
+        addr::MANAGED6,
+        "--whitelist-ip",
+        "10.77.1.99",
+    ];
+    trafficjam(&bed, &[&["apply"][..], &rest].concat());
+    b1.ip(&[
+        "neigh",
+        "replace",
+        addr::PROXY4,
+        "lladdr",
+        &b2_mac,
+        "dev",
+        "eth0",
+        "nud",
+        "permanent",
+    ])
+    .unwrap();
+    assert!(
+        !udp_arrives(b1, backend_end, b2, proxy_end),
+        "the old flow's reply reached the address's next owner"
+    );
+    trafficjam(&bed, &["clear"]);
+}

@@ -484,9 +484,16 @@ fn flow_sets(ip: Ip) -> Vec<Set> {
     ]
 }
 
-/// A TCP or UDP flow: `oifname . ip saddr . ip daddr . tcp sport . tcp dport`
-/// as the whitelisted port sends it (`outbound`), or the same key read from
-/// a reply (`iifname . ip daddr . ip saddr . tcp dport . tcp sport`).
+/// A TCP or UDP flow: `iifname . ip saddr . ip daddr . tcp sport . tcp
+/// dport` as the port that opened it sends it (`outbound`), or the same key
+/// read from a reply (`oifname . ip daddr . ip saddr . tcp dport . tcp
+/// sport`).
+///
+/// The opener's port is in the key: a reply passes only back to the port
+/// that opened the flow. A container that gets a departed proxy's address
+/// is on another port, so a backend cannot reach it over that proxy's old
+/// flows. The other end needs no port in the key: port security lets no
+/// other port send with its address.
 fn flow(ip: Ip, proto: u8, outbound: bool) -> Vec<Field> {
     let (sport, dport) = if proto == TCP {
         (Field::TcpSport, Field::TcpDport)
@@ -494,19 +501,19 @@ fn flow(ip: Ip, proto: u8, outbound: bool) -> Vec<Field> {
         (Field::UdpSport, Field::UdpDport)
     };
     if outbound {
-        vec![Field::Oifname, ip.saddr(), ip.daddr(), sport, dport]
+        vec![Field::Iifname, ip.saddr(), ip.daddr(), sport, dport]
     } else {
-        vec![Field::Iifname, ip.daddr(), ip.saddr(), dport, sport]
+        vec![Field::Oifname, ip.daddr(), ip.saddr(), dport, sport]
     }
 }
 
-/// An echo exchange: `oifname . ip saddr . ip daddr . icmp id`, or the
-/// same read from the reply.
+/// An echo exchange: `iifname . ip saddr . ip daddr . icmp id`, or the
+/// same read from the reply (see [`flow`]).
 fn ping(ip: Ip, outbound: bool) -> Vec<Field> {
     if outbound {
-        vec![Field::Oifname, ip.saddr(), ip.daddr(), ip.echo_id()]
+        vec![Field::Iifname, ip.saddr(), ip.daddr(), ip.echo_id()]
     } else {
-        vec![Field::Iifname, ip.daddr(), ip.saddr(), ip.echo_id()]
+        vec![Field::Oifname, ip.daddr(), ip.saddr(), ip.echo_id()]
     }
 }
 
