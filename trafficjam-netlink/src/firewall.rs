@@ -13,13 +13,13 @@ use std::path::Path;
 
 use trafficjam_core::model::{Family, Table};
 use trafficjam_core::wire::{encode, plan, Batch, Change, TableSummary};
-
-/// Each table of a ruleset made true, and what its transaction changed.
-pub type Changes = Vec<(TableSummary, Change)>;
 use trafficjam_core::{conntrack_probe_table, is_trafficjam_table, names, Ruleset, Tracking};
 
 use crate::table::{snapshot, Snapshot};
 use crate::{cut_connections, list_tables, read_table, NetfilterSocket, NetlinkError};
+
+/// Each table of a ruleset made true, and what its transaction changed.
+pub type Changes = Vec<(TableSummary, Change)>;
 
 /// How often a change is recomputed when the ruleset keeps changing under
 /// it (each retry reads the kernel again).
