@@ -268,30 +268,34 @@ fn a_departed_proxys_flows_do_not_reach_the_next_owner_of_its_address() {
     let b2 = bed.ns("backend2");
     let b1 = bed.ns("backend1");
     let proxy = bed.ns("proxy");
-    let to_b2 = |on: bool| {
-        let how = if on { "add" } else { "del" };
-        b2.ip(&["addr", how, &format!("{}/24", addr::PROXY4), "dev", "eth0"])
+    // `ip addr add|del` of the proxy's address in `ns`.
+    let proxy_address = |ns: &trafficjam_testbed::Netns, how: &str| {
+        ns.ip(&["addr", how, &format!("{}/24", addr::PROXY4), "dev", "eth0"])
             .unwrap();
     };
-    to_b2(true);
+    proxy_address(b2, "add");
     let b2_mac = mac_of(b2);
-    b1.ip(&[
-        "neigh",
-        "replace",
-        addr::PROXY4,
-        "lladdr",
-        &b2_mac,
-        "dev",
-        "eth0",
-        "nud",
-        "permanent",
-    ])
-    .unwrap();
+    // backend1's neighbour entry for the proxy's address, at backend2.
+    let point_at_b2 = || {
+        b1.ip(&[
+            "neigh",
+            "replace",
+            addr::PROXY4,
+            "lladdr",
+            &b2_mac,
+            "dev",
+            "eth0",
+            "nud",
+            "permanent",
+        ])
+        .unwrap();
+    };
+    point_at_b2();
     assert!(
         udp_arrives(b1, backend_end, b2, proxy_end),
         "control: without trafficjam the datagram reaches the address's holder"
     );
-    to_b2(false);
+    proxy_address(b2, "del");
     b1.ip(&["neigh", "del", addr::PROXY4, "dev", "eth0"])
         .unwrap();
 
@@ -308,16 +312,8 @@ fn a_departed_proxys_flows_do_not_reach_the_next_owner_of_its_address() {
 
     // The proxy leaves; backend2 gets its address. Nobody is whitelisted
     // now; the flow entry stays in the set (it times out in minutes).
-    proxy
-        .ip(&[
-            "addr",
-            "del",
-            &format!("{}/24", addr::PROXY4),
-            "dev",
-            "eth0",
-        ])
-        .unwrap();
-    to_b2(true);
+    proxy_address(proxy, "del");
+    proxy_address(b2, "add");
     let rest = [
         "--subnet",
         addr::MANAGED4,
@@ -327,18 +323,7 @@ fn a_departed_proxys_flows_do_not_reach_the_next_owner_of_its_address() {
         "10.77.1.99",
     ];
     trafficjam(&bed, &[&["apply"][..], &rest].concat());
-    b1.ip(&[
-        "neigh",
-        "replace",
-        addr::PROXY4,
-        "lladdr",
-        &b2_mac,
-        "dev",
-        "eth0",
-        "nud",
-        "permanent",
-    ])
-    .unwrap();
+    point_at_b2();
     assert!(
         !udp_arrives(b1, backend_end, b2, proxy_end),
         "the old flow's reply reached the address's next owner"

@@ -49,6 +49,17 @@ fn create_service(swarm: &Swarm, name: &str, options: &[String], image_and_cmd: 
         .unwrap_or_else(|e| panic!("create the service {name}: {e}"));
 }
 
+/// `docker network create` of an attachable overlay called `name` with
+/// the given subnets, on the manager.
+fn create_overlay(swarm: &Swarm, name: &str, subnets: &[&str]) {
+    let mut args = vec!["network", "create", "--driver", "overlay", "--attachable"];
+    for s in subnets {
+        args.extend(["--subnet", s]);
+    }
+    args.push(name);
+    swarm.manager().docker(&args).expect("create the overlay");
+}
+
 /// The options of a one-task service pinned to `node`, on `network`
 /// (task addresses, no VIP: this kernel has no IPVS), with container
 /// labels, never restarted.
@@ -340,17 +351,7 @@ fn swarm_overlay_isolated_on_every_node() {
     ])
     .unwrap();
     let network = unique("tjov");
-    m.docker(&[
-        "network",
-        "create",
-        "--driver",
-        "overlay",
-        "--attachable",
-        "--subnet",
-        "10.215.1.0/24",
-        &network,
-    ])
-    .expect("create the overlay");
+    create_overlay(&swarm, &network, &["10.215.1.0/24"]);
     let vni: u32 = m
         .docker(&[
             "network",
@@ -786,19 +787,7 @@ fn every_subnet_of_an_overlay_is_isolated() {
     let swarm = Swarm::start("tjsw2", 1).expect("a one-node swarm");
     let m = swarm.manager();
     let network = unique("tjov2");
-    m.docker(&[
-        "network",
-        "create",
-        "--driver",
-        "overlay",
-        "--attachable",
-        "--subnet",
-        "10.215.3.0/24",
-        "--subnet",
-        "10.215.4.0/24",
-        &network,
-    ])
-    .expect("create the overlay");
+    create_overlay(&swarm, &network, &["10.215.3.0/24", "10.215.4.0/24"]);
     let run = |name: &str, ip: &str, role: &str| -> Task {
         m.docker(&[
             "run",
