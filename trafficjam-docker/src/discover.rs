@@ -289,13 +289,10 @@ impl Discovery {
     }
 
     /// Human description of what changed since `before`, e.g.
-    /// `whitelisted traefik2 (172.23.0.5); removed traefik (172.23.0.2)`.
+    /// `whitelisted traefik2 (172.23.0.5); removed traefik (172.23.0.2)`;
+    /// without `before`, what the network is. (The daemon compares
+    /// [`Summary`]s: see [`Summary::changes_since`].)
     pub fn changes_since(&self, before: Option<&Discovery>) -> Vec<String> {
-        self.changes_since_summary(before.map(Discovery::summary).as_ref())
-    }
-
-    /// [`changes_since`](Self::changes_since) a [`Summary`].
-    pub fn changes_since_summary(&self, before: Option<&Summary>) -> Vec<String> {
         let Some(before) = before else {
             let names: Vec<String> = self.whitelist.iter().map(describe).collect();
             return vec![format!(
@@ -308,7 +305,7 @@ impl Discovery {
                 }
             )];
         };
-        self.summary().changes_since(before)
+        self.summary().changes_since(&before.summary())
     }
 }
 
