@@ -31,8 +31,10 @@ const CTA_IP_V6_SRC: u16 = 3;
 const CTA_IP_V6_DST: u16 = 4;
 const NLM_F_REQUEST: u16 = 1;
 const NLM_F_DUMP: u16 = 0x300;
+/// No family: both, in a dump.
+const AF_UNSPEC: u8 = 0;
+#[cfg(test)]
 const AF_INET: u8 = 2;
-const AF_INET6: u8 = 10;
 
 /// One tracked connection, as much of it as deleting it needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,12 +63,13 @@ fn message(ty: u16, flags: u16, family: u8, attrs: &[u8]) -> Vec<u8> {
     m
 }
 
-/// Dump every tracked connection of both IP families.
-pub fn dump_request() -> Vec<Vec<u8>> {
-    vec![
-        message(MSG_GET, NLM_F_DUMP, AF_INET, &[]),
-        message(MSG_GET, NLM_F_DUMP, AF_INET6, &[]),
-    ]
+/// Dump every tracked connection of both IP families in one request:
+/// `AF_UNSPEC` filters no family. Each dump walks every bucket of the
+/// kernel's table (262144 on an ordinary host: milliseconds, however few
+/// connections there are), so one dump instead of one per family halves
+/// what revoking a proxy costs.
+pub fn dump_request() -> Vec<u8> {
+    message(MSG_GET, NLM_F_DUMP, AF_UNSPEC, &[])
 }
 
 /// The request deleting `c` (by its original tuple, in its zone).

@@ -12,12 +12,10 @@ pub fn cut_connections(
     cut: impl Fn(&Connection) -> bool,
 ) -> Result<usize, NetlinkError> {
     let mut doomed = Vec::new();
-    for request in dump_request() {
-        for reply in sock.request(&request)? {
-            if let Some(c) = parse_connection(&reply) {
-                if cut(&c) {
-                    doomed.push(c);
-                }
+    for reply in sock.request(&dump_request())? {
+        if let Some(c) = parse_connection(&reply) {
+            if cut(&c) {
+                doomed.push(c);
             }
         }
     }
