@@ -288,8 +288,8 @@ impl BridgeIsolation {
             .filter(|b| b.ingress != IngressPolicy::ProxyOnly)
             .flat_map(|b| {
                 b.exceptions.host_services.iter().map(|s| {
-                    Element(vec![
-                        Value::Ifname(b.name.clone()),
+                    Element::of([
+                        crate::compile::ifname(&b.name),
                         Value::U8(s.proto),
                         Value::U16(s.port),
                     ])

@@ -300,14 +300,14 @@ fn ports_of(t: &Table) -> Vec<Port> {
         .unwrap_or_default();
     let mut macs: BTreeMap<String, Mac> = BTreeMap::new();
     for e in set(names::MACS) {
-        if let [Value::Ifname(n), Value::Ether(m)] = e.0.as_slice() {
-            macs.insert(n.clone(), *m);
+        if let [Value::Ifname(n), Value::Ether(m)] = e.values() {
+            macs.insert(n.to_string(), *m);
         }
     }
     let mut addrs: BTreeMap<String, Vec<IpAddr>> = BTreeMap::new();
     for e in set(names::ADDRS4).into_iter().chain(set(names::ADDRS6)) {
-        if let [Value::Ifname(n), Value::Net(a)] = e.0.as_slice() {
-            addrs.entry(n.clone()).or_default().push(a.addr());
+        if let [Value::Ifname(n), Value::Net(a)] = e.values() {
+            addrs.entry(n.to_string()).or_default().push(a.addr());
         }
     }
     let names = t.set(names::PORTS).map(|s| s.ifnames()).unwrap_or_default();
@@ -337,14 +337,17 @@ fn allowed_of(t: &Table) -> Vec<Allowed> {
     let mut by_pair: BTreeMap<(String, String), Vec<Service>> = BTreeMap::new();
     let elements = |name: &str| t.set(name).map(|s| s.elements.clone()).unwrap_or_default();
     for e in elements(names::ALLOW_PAIRS) {
-        if let [Value::Ifname(a), Value::Ifname(b)] = e.0.as_slice() {
-            by_pair.entry((a.clone(), b.clone())).or_default();
+        if let [Value::Ifname(a), Value::Ifname(b)] = e.values() {
+            by_pair.entry((a.to_string(), b.to_string())).or_default();
         }
     }
     for e in elements(names::ALLOW_SERVICES) {
-        if let [Value::Ifname(a), Value::Ifname(b), proto, port] = e.0.as_slice() {
-            if let Some(s) = service_of(&crate::model::Element(vec![proto.clone(), port.clone()])) {
-                by_pair.entry((a.clone(), b.clone())).or_default().push(s);
+        if let [Value::Ifname(a), Value::Ifname(b), proto, port] = e.values() {
+            if let Some(s) = service_of(&crate::model::Element::of([*proto, *port])) {
+                by_pair
+                    .entry((a.to_string(), b.to_string()))
+                    .or_default()
+                    .push(s);
             }
         }
     }
@@ -355,7 +358,7 @@ fn allowed_of(t: &Table) -> Vec<Allowed> {
 }
 
 fn service_of(e: &crate::model::Element) -> Option<Service> {
-    match e.0.as_slice() {
+    match e.values() {
         [Value::U8(proto), Value::U16(port)] => Some(Service {
             proto: *proto,
             port: *port,

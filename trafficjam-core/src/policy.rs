@@ -395,45 +395,41 @@ impl Policy {
             // (the compiler adds it): kept out of `addrs`, so a port reads
             // back the same from the kernel whether the caller listed it.
             let implied = IpAddr::V6(crate::compile::eui64_link_local(p.mac));
-            p.addrs = p
-                .addrs
-                .iter()
-                .copied()
-                .map(canonical)
-                .filter(|a| *a != implied)
-                .collect();
+            for a in &mut p.addrs {
+                *a = canonical(*a);
+            }
+            p.addrs.retain(|a| *a != implied);
             p.addrs.sort();
             p.addrs.dedup();
         }
         ports.sort_by(|a, b| a.name.cmp(&b.name));
-        // Typed claims, formatted only for the error: a policy of hundreds
-        // of ports is built on every Docker event.
-        #[derive(PartialEq, Eq, Hash)]
+        // Typed claims, formatted only for the error, and found shared by
+        // sorting, not hashing: a policy of hundreds of ports is built on
+        // every Docker event.
+        #[derive(PartialEq, Eq, PartialOrd, Ord)]
         enum Claim {
             Mac(crate::model::Mac),
             Ip(IpAddr),
         }
-        let mut owners: std::collections::HashMap<Claim, &str> = Default::default();
+        let mut claims: Vec<(Claim, usize)> = Vec::with_capacity(ports.len() * 3);
         for (i, p) in ports.iter().enumerate() {
             if i > 0 && ports[i - 1].name == p.name {
                 return Err(PolicyError::DuplicatePort(p.name.clone()));
             }
-            let claims =
-                std::iter::once(Claim::Mac(p.mac)).chain(p.addrs.iter().map(|a| Claim::Ip(*a)));
-            for claim in claims {
-                if let Some(other) = owners.get(&claim) {
-                    let shown = match &claim {
-                        Claim::Mac(m) => crate::model::Value::Ether(*m).to_string(),
-                        Claim::Ip(a) => a.to_string(),
-                    };
-                    return Err(PolicyError::SharedAddress(
-                        other.to_string(),
-                        p.name.clone(),
-                        shown,
-                    ));
-                }
-                owners.insert(claim, &p.name);
-            }
+            claims.push((Claim::Mac(p.mac), i));
+            claims.extend(p.addrs.iter().map(|a| (Claim::Ip(*a), i)));
+        }
+        claims.sort_unstable();
+        if let Some(w) = claims.windows(2).find(|w| w[0].0 == w[1].0) {
+            let shown = match &w[0].0 {
+                Claim::Mac(m) => crate::model::Value::Ether(*m).to_string(),
+                Claim::Ip(a) => a.to_string(),
+            };
+            return Err(PolicyError::SharedAddress(
+                ports[w[0].1].name.clone(),
+                ports[w[1].1].name.clone(),
+                shown,
+            ));
         }
         let proxies: Vec<IpAddr> = ports
             .iter()
@@ -481,7 +477,7 @@ impl Policy {
         let mut names: Vec<String> = ports.into_iter().collect();
         for n in &names {
             check_ifname(n)?;
-            if self.ports.iter().any(|p| p.name == *n) || self.uplinks.contains(n) {
+            if self.has_port(n) || self.uplinks.contains(n) {
                 return Err(PolicyError::DuplicatePort(n.clone()));
             }
         }
@@ -489,6 +485,13 @@ impl Policy {
         names.dedup();
         self.unidentified = names;
         Ok(self)
+    }
+
+    /// Whether `name` is a container port (ports are sorted by name).
+    fn has_port(&self, name: &str) -> bool {
+        self.ports
+            .binary_search_by(|p| p.name.as_str().cmp(name))
+            .is_ok()
     }
 
     /// Flows allowed between containers (see [`Allowed`]); both ends must
@@ -500,7 +503,7 @@ impl Policy {
         let mut allowed: Vec<Allowed> = allowed.into_iter().collect();
         for a in &mut allowed {
             for end in [&a.from, &a.to] {
-                if !self.ports.iter().any(|p| p.name == *end) {
+                if !self.has_port(end) {
                     return Err(PolicyError::UnknownPort(end.clone()));
                 }
             }

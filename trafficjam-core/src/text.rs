@@ -63,7 +63,7 @@ fn set(s: &Set) -> String {
 /// An element as nft reads it for these fields: a raw field (`@th,…`) is
 /// an integer to nft, so its address is written in hex.
 fn element(fields: &[Field], e: &Element) -> String {
-    let parts = e.0.iter().zip(fields).map(|(v, f)| match (v, f) {
+    let parts = e.values().iter().zip(fields).map(|(v, f)| match (v, f) {
         (Value::Net(n), Field::NdTarget) => match n.addr() {
             IpAddr::V6(a) => format!("0x{}", hex(&a.octets())),
             IpAddr::V4(a) => format!("0x{}", hex(&a.octets())),

@@ -20,8 +20,8 @@
 //! chain sees them arrive on the bridge, whatever their address).
 
 use crate::model::{
-    BaseChain, Chain, CmpOp, Element, Expr, Family, Field, Hook, MetaKey, PayloadBase, Register,
-    Rule, Set, SetKey, Table, Value, Verdict,
+    BaseChain, Chain, CmpOp, Element, Expr, Family, Field, Hook, Ifname, MetaKey, PayloadBase,
+    Register, Rule, Set, SetKey, Table, Value, Verdict,
 };
 use crate::policy::{Port, Role};
 use crate::{Policy, Tracking, TABLE_COMMENT};
@@ -154,15 +154,15 @@ impl Policy {
 
     /// The allowed flows between ports, as the bridge layer looks them up.
     fn allowed_sets(&self) -> Vec<Set> {
-        let name = |n: &str| Value::Ifname(n.to_string());
+        let name = ifname;
         let pairs = self
             .allowed()
             .iter()
             .filter(|a| a.services.is_empty())
-            .map(|a| Element(vec![name(&a.from), name(&a.to)]));
+            .map(|a| Element::of([name(&a.from), name(&a.to)]));
         let services = self.allowed().iter().flat_map(|a| {
             a.services.iter().map(|s| {
-                Element(vec![
+                Element::of([
                     name(&a.from),
                     name(&a.to),
                     Value::U8(s.proto),
@@ -172,8 +172,8 @@ impl Policy {
         });
         let both_ways = self.allowed().iter().flat_map(|a| {
             [
-                Element(vec![name(&a.from), name(&a.to)]),
-                Element(vec![name(&a.to), name(&a.from)]),
+                Element::of([name(&a.from), name(&a.to)]),
+                Element::of([name(&a.to), name(&a.from)]),
             ]
         });
         vec![
@@ -202,6 +202,13 @@ impl Policy {
     }
 }
 
+/// An interface name as a set value. Names are checked when the policy is
+/// made; one that could not be an interface's would become the empty name,
+/// which no interface has (it matches nothing).
+pub(crate) fn ifname(name: &str) -> Value {
+    Value::Ifname(Ifname::new(name).unwrap_or_default())
+}
+
 /// A set of `meta l4proto . th dport`.
 pub(crate) fn services_set(name: &str, services: &[crate::Service]) -> Set {
     Set::of(
@@ -209,81 +216,60 @@ pub(crate) fn services_set(name: &str, services: &[crate::Service]) -> Set {
         SetKey::concat([Field::L4Proto, Field::ThDport]),
         services
             .iter()
-            .map(|s| Element(vec![Value::U8(s.proto), Value::U16(s.port)])),
+            .map(|s| Element::of([Value::U8(s.proto), Value::U16(s.port)])),
     )
 }
 
 /// What each port is and may send as.
 pub(crate) fn port_sets(ports: &[Port]) -> Vec<Set> {
-    let name = |p: &Port| Value::Ifname(p.name.clone());
-    let bound = |p: &Port, v4: bool| -> Vec<Element> {
-        let mut addrs: Vec<std::net::IpAddr> = p
-            .addrs
-            .iter()
-            .copied()
-            .filter(|a| a.is_ipv4() == v4)
-            .collect();
-        if !v4 {
-            addrs.push(eui64_link_local(p.mac).into());
+    // Built on every event for hundreds of ports: each port's name is
+    // made once and shared by its elements, and each set is filled in
+    // one pass (ports come sorted by name, so the sets nearly are).
+    let mut sets: [Vec<Element>; 8] = Default::default();
+    let [all, proxies, macs, addrs4, addrs6, nd_targets6, bound4, bound6] = &mut sets;
+    for p in ports {
+        let name = ifname(&p.name);
+        let mac = Value::Ether(p.mac);
+        all.push(Element::of([name]));
+        if p.role == Role::Proxy {
+            proxies.push(Element::of([name]));
         }
-        addrs
-            .into_iter()
-            .map(|a| Element(vec![name(p), Value::addr(a)]))
-            .collect()
-    };
+        macs.push(Element::of([name, mac]));
+        let link_local = std::net::IpAddr::from(eui64_link_local(p.mac));
+        let v6 = p.addrs.iter().filter(|a| a.is_ipv6()).chain([&link_local]);
+        for a in p.addrs.iter().filter(|a| a.is_ipv4()) {
+            addrs4.push(Element::of([name, Value::addr(*a)]));
+            bound4.push(Element::of([name, mac, Value::addr(*a)]));
+        }
+        for a in v6 {
+            addrs6.push(Element::of([name, Value::addr(*a)]));
+            // The same addresses, keyed as the target of a neighbour
+            // advertisement (nft types the raw field apart from `ip6
+            // saddr`).
+            nd_targets6.push(Element::of([name, Value::addr(*a)]));
+            bound6.push(Element::of([name, mac, Value::addr(*a)]));
+        }
+    }
     let key = |f: Field| SetKey::concat([Field::Iifname, f]);
+    let [all, proxies, macs, addrs4, addrs6, nd_targets6, bound4, bound6] = sets;
     vec![
-        Set::of_ifnames(names::PORTS, ports.iter().map(|p| p.name.clone())),
-        Set::of_ifnames(
-            names::PROXIES,
-            ports
-                .iter()
-                .filter(|p| p.role == Role::Proxy)
-                .map(|p| p.name.clone()),
-        ),
-        Set::of(
-            names::MACS,
-            key(Field::EtherSaddr),
-            ports
-                .iter()
-                .map(|p| Element(vec![name(p), Value::Ether(p.mac)])),
-        ),
-        Set::of(
-            names::ADDRS4,
-            key(Field::IpSaddr),
-            ports.iter().flat_map(|p| bound(p, true)),
-        ),
-        Set::of(
-            names::ADDRS6,
-            key(Field::Ip6Saddr),
-            ports.iter().flat_map(|p| bound(p, false)),
-        ),
-        // The same addresses, keyed as the target of a neighbour
-        // advertisement (nft types the raw field apart from `ip6 saddr`).
-        Set::of(
-            names::ND_TARGETS6,
-            key(Field::NdTarget),
-            ports.iter().flat_map(|p| bound(p, false)),
-        ),
+        Set::of(names::PORTS, SetKey::ifname(), all),
+        Set::of(names::PROXIES, SetKey::ifname(), proxies),
+        Set::of(names::MACS, key(Field::EtherSaddr), macs),
+        Set::of(names::ADDRS4, key(Field::IpSaddr), addrs4),
+        Set::of(names::ADDRS6, key(Field::Ip6Saddr), addrs6),
+        Set::of(names::ND_TARGETS6, key(Field::NdTarget), nd_targets6),
         Set::of(
             names::BOUND4,
             SetKey::concat([Field::Iifname, Field::EtherSaddr, Field::IpSaddr]),
-            ports.iter().flat_map(|p| with_mac(p, bound(p, true))),
+            bound4,
         ),
         Set::of(
             names::BOUND6,
             SetKey::concat([Field::Iifname, Field::EtherSaddr, Field::Ip6Saddr]),
-            ports.iter().flat_map(|p| with_mac(p, bound(p, false))),
+            bound6,
         ),
     ]
-}
-
-/// `iifname . addr` elements of a port as `iifname . ether . addr`.
-fn with_mac(p: &Port, elements: Vec<Element>) -> impl Iterator<Item = Element> + '_ {
-    elements.into_iter().map(move |mut e| {
-        e.0.insert(1, Value::Ether(p.mac));
-        e
-    })
 }
 
 /// A bridge-family table with one `ct state` rule in a regular chain: the

@@ -23,6 +23,7 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 
+pub(crate) use bridge::ifname;
 pub use bridge::{conntrack_probe_table, eui64_link_local, timeouts, PREROUTING_PRIORITY};
 pub use ingress::{ingress_table, INGRESS_CHAIN, INGRESS_PORTS, INGRESS_PRIORITY};
 
@@ -188,12 +189,12 @@ impl Policy {
                     for to in addrs(&a.to).into_iter().filter(same) {
                         let (f, t) = (Value::addr(from), Value::addr(to));
                         if a.services.is_empty() {
-                            pairs.push(Element(vec![f.clone(), t.clone()]));
+                            pairs.push(Element::of([f, t]));
                         }
                         for s in &a.services {
-                            services.push(Element(vec![
-                                f.clone(),
-                                t.clone(),
+                            services.push(Element::of([
+                                f,
+                                t,
                                 Value::U8(s.proto),
                                 Value::U16(s.port),
                             ]));

@@ -9,7 +9,9 @@ mod expr;
 mod set;
 
 pub use expr::{Bitwise, CmpOp, CtKey, DynsetOp, Expr, MetaKey, PayloadBase, Register, Verdict};
-pub use set::{parse_mac, Dynamic, Element, Field, Kind, Mac, Set, SetKey, Value};
+pub use set::{
+    parse_mac, Dynamic, Element, Field, Ifname, Kind, Mac, Set, SetKey, Value, MAX_FIELDS,
+};
 
 use std::fmt;
 

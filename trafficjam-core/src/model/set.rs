@@ -232,11 +232,58 @@ impl SetKey {
     }
 }
 
+/// An interface name as the kernel compares it: at most 15 bytes,
+/// NUL-padded to 16. Held inline (a policy of hundreds of ports is
+/// compiled on every Docker event: its elements are copied, never
+/// allocated one by one); ordered as the names are.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub struct Ifname([u8; 16]);
+
+impl Ifname {
+    /// The name, or `None` when it cannot be an interface's (longer than
+    /// 15 bytes, or holding a NUL).
+    pub fn new(name: &str) -> Option<Ifname> {
+        let bytes = name.as_bytes();
+        if bytes.len() > 15 || bytes.contains(&0) {
+            return None;
+        }
+        let mut out = [0; 16];
+        out[..bytes.len()].copy_from_slice(bytes);
+        Some(Ifname(out))
+    }
+
+    /// The name from a key field's bytes (cut at the first NUL); `None`
+    /// when they are not a name.
+    fn from_bytes(bytes: &[u8]) -> Option<Ifname> {
+        let name = bytes.split(|b| *b == 0).next().unwrap_or_default();
+        Ifname::new(std::str::from_utf8(name).ok()?)
+    }
+
+    /// The name.
+    pub fn as_str(&self) -> &str {
+        let len = self.0.iter().position(|b| *b == 0).unwrap_or(16);
+        // Made only from a `&str` of whole characters: always UTF-8.
+        std::str::from_utf8(&self.0[..len]).unwrap_or_default()
+    }
+}
+
+impl fmt::Debug for Ifname {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl fmt::Display for Ifname {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// One value of one field of an element.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Value {
     /// An interface name.
-    Ifname(String),
+    Ifname(Ifname),
     /// A MAC address.
     Ether(Mac),
     /// An address; in an interval set, a prefix.
@@ -257,11 +304,7 @@ impl Value {
     /// `None` when the value is not of that kind.
     pub fn to_key(&self, kind: Kind) -> Option<Vec<u8>> {
         let mut bytes = match (self, kind) {
-            (Value::Ifname(n), Kind::Ifname) => {
-                let mut b = n.as_bytes().to_vec();
-                b.resize(16, 0);
-                b
-            }
+            (Value::Ifname(n), Kind::Ifname) => n.0.to_vec(),
             (Value::Ether(m), Kind::Ether) => m.to_vec(),
             (Value::Net(IpNet::V4(n)), Kind::Ipv4) => n.addr().octets().to_vec(),
             (Value::Net(IpNet::V6(n)), Kind::Ipv6) => n.addr().octets().to_vec(),
@@ -276,10 +319,7 @@ impl Value {
     /// The value of a key field of `kind` from its (unpadded) bytes.
     pub fn from_key(kind: Kind, bytes: &[u8]) -> Option<Value> {
         Some(match kind {
-            Kind::Ifname => {
-                let name = bytes.split(|b| *b == 0).next().unwrap_or_default();
-                Value::Ifname(String::from_utf8(name.to_vec()).ok()?)
-            }
+            Kind::Ifname => Value::Ifname(Ifname::from_bytes(bytes)?),
             Kind::Ether => Value::Ether(bytes.get(..6)?.try_into().ok()?),
             Kind::Ipv4 => Value::addr(IpAddr::V4(Ipv4Addr::from(
                 <[u8; 4]>::try_from(bytes.get(..4)?).ok()?,
@@ -298,7 +338,7 @@ impl fmt::Display for Value {
     /// bare addresses.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Value::Ifname(n) => write!(f, "\"{}\"", n.replace('"', "'")),
+            Value::Ifname(n) => write!(f, "\"{}\"", n.as_str().replace('"', "'")),
             Value::Ether(m) => write!(
                 f,
                 "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
@@ -314,24 +354,62 @@ impl fmt::Display for Value {
     }
 }
 
+/// The most fields an element has: nft (1.0.6) handles no longer
+/// concatenations, and trafficjam makes none.
+pub const MAX_FIELDS: usize = 5;
+
 /// One element: a value per field of the set's key.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Element(pub Vec<Value>);
+///
+/// Held inline, without allocating: a daemon compiles thousands of them
+/// on every Docker event, then sorts and compares them.
+#[derive(Clone, Copy)]
+pub struct Element {
+    len: u8,
+    values: [Value; MAX_FIELDS],
+}
 
 impl Element {
     /// An element of a one-field set.
     pub fn one(value: Value) -> Element {
-        Element(vec![value])
+        Element::of([value])
+    }
+
+    /// An element of these values (at most [`MAX_FIELDS`], checked when
+    /// compiling).
+    pub fn of<const N: usize>(values: [Value; N]) -> Element {
+        const { assert!(N <= MAX_FIELDS, "more fields than a key holds") };
+        let mut e = Element {
+            len: N as u8,
+            values: [Value::U8(0); MAX_FIELDS],
+        };
+        e.values[..N].copy_from_slice(&values);
+        e
+    }
+
+    /// An element of these values; `None` when there are more than
+    /// [`MAX_FIELDS`].
+    pub fn new(values: &[Value]) -> Option<Element> {
+        let mut e = Element {
+            len: u8::try_from(values.len()).ok()?,
+            values: [Value::U8(0); MAX_FIELDS],
+        };
+        e.values.get_mut(..values.len())?.copy_from_slice(values);
+        Some(e)
+    }
+
+    /// The values, one per field of the key.
+    pub fn values(&self) -> &[Value] {
+        &self.values[..usize::from(self.len).min(MAX_FIELDS)]
     }
 
     /// The element as a key of `key`, or `None` when its values do not
     /// fit the key's fields.
     pub fn to_key(&self, key: &SetKey) -> Option<Vec<u8>> {
-        if self.0.len() != key.fields().len() {
+        if self.values().len() != key.fields().len() {
             return None;
         }
         let mut out = Vec::with_capacity(key.len());
-        for (v, f) in self.0.iter().zip(key.fields()) {
+        for (v, f) in self.values().iter().zip(key.fields()) {
             out.extend(v.to_key(f.kind())?);
         }
         Some(out)
@@ -350,21 +428,54 @@ impl Element {
             values.push(Value::from_key(f.kind(), field)?);
             rest = tail;
         }
-        Some(Element(values))
+        Element::new(&values)
     }
 
     /// The one address or prefix of an address set's element.
     pub fn net(&self) -> Option<IpNet> {
-        match self.0.as_slice() {
+        match self.values() {
             [Value::Net(n)] => Some(*n),
             _ => None,
         }
     }
 }
 
+// Equality, order and hash of the values only (not of the unused room).
+impl PartialEq for Element {
+    fn eq(&self, other: &Element) -> bool {
+        self.values() == other.values()
+    }
+}
+
+impl Eq for Element {}
+
+impl PartialOrd for Element {
+    fn partial_cmp(&self, other: &Element) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Element {
+    fn cmp(&self, other: &Element) -> std::cmp::Ordering {
+        self.values().cmp(other.values())
+    }
+}
+
+impl std::hash::Hash for Element {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.values().hash(state);
+    }
+}
+
+impl fmt::Debug for Element {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("Element").field(&self.values()).finish()
+    }
+}
+
 impl fmt::Display for Element {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, v) in self.0.iter().enumerate() {
+        for (i, v) in self.values().iter().enumerate() {
             if i > 0 {
                 f.write_str(" . ")?;
             }
@@ -428,7 +539,10 @@ impl Set {
         Set::of(
             name,
             SetKey::ifname(),
-            ifnames.into_iter().map(|n| Element::one(Value::Ifname(n))),
+            ifnames
+                .into_iter()
+                .filter_map(|n| Ifname::new(&n))
+                .map(|n| Element::one(Value::Ifname(n))),
         )
     }
 
@@ -469,8 +583,8 @@ impl Set {
     pub fn ifnames(&self) -> Vec<String> {
         self.elements
             .iter()
-            .filter_map(|e| match e.0.as_slice() {
-                [Value::Ifname(n)] => Some(n.clone()),
+            .filter_map(|e| match e.values() {
+                [Value::Ifname(n)] => Some(n.to_string()),
                 _ => None,
             })
             .collect()
@@ -523,18 +637,52 @@ mod tests {
     #[test]
     fn elements_round_trip_through_key_bytes() {
         let key = SetKey::concat([Field::Iifname, Field::EtherSaddr, Field::IpSaddr]);
-        let e = Element(vec![
-            Value::Ifname("vb1".into()),
+        let e = Element::of([
+            Value::Ifname(Ifname::new("vb1").unwrap()),
             Value::Ether([2, 0, 0, 0, 0, 1]),
             Value::addr("10.0.0.1".parse().unwrap()),
         ]);
         let bytes = e.to_key(&key).unwrap();
         assert_eq!(bytes.len(), 28);
         assert_eq!(&bytes[16..24], &[2, 0, 0, 0, 0, 1, 0, 0]);
-        assert_eq!(Element::from_key(&key, &bytes), Some(e.clone()));
+        assert_eq!(Element::from_key(&key, &bytes), Some(e));
         assert_eq!(e.to_string(), "\"vb1\" . 02:00:00:00:00:01 . 10.0.0.1");
         // Wrong lengths and kinds are refused, never a panic.
         assert_eq!(Element::from_key(&key, &bytes[..27]), None);
         assert_eq!(Element::one(Value::U16(1)).to_key(&key), None);
+    }
+
+    #[test]
+    fn interface_names_fit_the_kernels_and_sort_as_strings() {
+        assert_eq!(
+            Ifname::new("veth0123456789a").unwrap().as_str(),
+            "veth0123456789a"
+        );
+        assert_eq!(Ifname::new("veth0123456789ab"), None, "16 bytes");
+        assert_eq!(Ifname::new("a\0b"), None);
+        let n = |s| Ifname::new(s).unwrap();
+        assert!(n("ab") < n("abc") && n("abc") < n("b"));
+        // From the kernel: cut at the NUL; 16 bytes without one, or not
+        // UTF-8, are no name (never a panic).
+        let key = SetKey::ifname();
+        let mut bytes = *b"br-1\0\0\0\0\0\0\0\0\0\0\0\0";
+        let e = Element::from_key(&key, &bytes).unwrap();
+        assert_eq!(e.to_string(), "\"br-1\"");
+        bytes = [b'x'; 16];
+        assert_eq!(Element::from_key(&key, &bytes), None);
+        bytes[0] = 0xff;
+        bytes[1] = 0;
+        assert_eq!(Element::from_key(&key, &bytes), None);
+    }
+
+    #[test]
+    fn elements_hold_at_most_five_values_and_compare_by_them_only() {
+        let v = Value::U8(7);
+        assert_eq!(Element::new(&[v; 5]).map(|e| e.values().len()), Some(5));
+        assert_eq!(Element::new(&[v; 6]), None);
+        assert_eq!(Element::new(&[v]), Some(Element::one(v)));
+        assert!(Element::one(Value::U8(0)) < Element::of([Value::U8(0), Value::U8(0)]));
+        let key = SetKey::concat([Field::L4Proto; 6]);
+        assert_eq!(Element::from_key(&key, &[0; 24]), None, "six fields");
     }
 }

@@ -129,28 +129,26 @@ fn difference(have: &[Element], want: &[Element]) -> (Vec<Element>, Vec<Element>
     let (mut gone, mut new) = (Vec::new(), Vec::new());
     let (mut i, mut j) = (0, 0);
     while i < have.len() || j < want.len() {
-        match (have.get(i), want.get(j)) {
-            (Some(a), Some(b)) if a == b => {
-                i += 1;
-                j += 1;
-            }
-            (Some(a), Some(b)) if a < b => {
-                gone.push(a.clone());
-                i += 1;
-            }
-            (Some(_), Some(b)) => {
-                new.push(b.clone());
-                j += 1;
-            }
-            (Some(a), None) => {
-                gone.push(a.clone());
-                i += 1;
-            }
-            (None, Some(b)) => {
-                new.push(b.clone());
-                j += 1;
-            }
+        // One comparison a step: hundreds of elements on every event.
+        let order = match (have.get(i), want.get(j)) {
+            (Some(a), Some(b)) => a.cmp(b),
+            (Some(_), None) => std::cmp::Ordering::Less,
+            (None, Some(_)) => std::cmp::Ordering::Greater,
             (None, None) => break,
+        };
+        match order {
+            std::cmp::Ordering::Equal => {
+                i += 1;
+                j += 1;
+            }
+            std::cmp::Ordering::Less => {
+                gone.extend(have.get(i).copied());
+                i += 1;
+            }
+            std::cmp::Ordering::Greater => {
+                new.extend(want.get(j).copied());
+                j += 1;
+            }
         }
     }
     (gone, new)
