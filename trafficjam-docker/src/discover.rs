@@ -108,12 +108,14 @@ impl Discovery {
         allow_host_traffic: bool,
     ) -> Result<Policy, PolicyError> {
         let addrs = self.whitelist.iter().flat_map(|w| w.addrs.iter().copied());
-        // Hundreds of endpoints, tens of proxies, on every event: by set.
-        let whitelisted: HashSet<&str> = self.whitelist.iter().map(|w| w.id.as_str()).collect();
+        // Hundreds of endpoints, tens of proxies, on every event: by
+        // binary search.
+        let mut whitelisted: Vec<&str> = self.whitelist.iter().map(|w| w.id.as_str()).collect();
+        whitelisted.sort_unstable();
         let ports = self.endpoints.iter().filter_map(|e| {
             Some(Port {
                 name: e.port.clone()?,
-                role: if whitelisted.contains(e.id.as_str()) {
+                role: if whitelisted.binary_search(&e.id.as_str()).is_ok() {
                     Role::Proxy
                 } else {
                     Role::Backend
@@ -148,8 +150,9 @@ impl Discovery {
     pub fn allowed(&self) -> Vec<(Allowed, String)> {
         let mut out = Vec::new();
         // Computed on every event: most networks have no allow label at
-        // all, and then no endpoint need be looked at.
-        let targets: HashSet<&str> = self
+        // all, and then no endpoint need be looked at; the few that have
+        // one are found by comparing ids, not hashing every endpoint's.
+        let targets: Vec<&str> = self
             .containers
             .values()
             .filter(|c| AllowLabels::declared(c))
@@ -158,22 +161,21 @@ impl Discovery {
         if targets.is_empty() {
             return out;
         }
-        for to in self
+        // The bound endpoints with what is known of their containers: each
+        // looked up once, whatever the number of targets.
+        let sources: Vec<(&Endpoint, &String, &Container)> = self
             .endpoints
             .iter()
-            .filter(|e| targets.contains(e.id.as_str()))
+            .filter_map(|e| Some((e, e.port.as_ref()?, self.containers.get(&e.id)?)))
+            .collect();
+        for &(to, to_port, c) in sources
+            .iter()
+            .filter(|(e, ..)| targets.contains(&e.id.as_str()))
         {
-            let (Some(to_port), Some(c)) = (&to.port, self.containers.get(&to.id)) else {
-                continue;
-            };
             let Ok(Some(labels)) = AllowLabels::of(c) else {
                 continue;
             };
-            for from in self.endpoints.iter().filter(|e| e.id != to.id) {
-                let (Some(from_port), Some(fc)) = (&from.port, self.containers.get(&from.id))
-                else {
-                    continue;
-                };
+            for &(from, from_port, fc) in sources.iter().filter(|(e, ..)| e.id != to.id) {
                 if labels.admits(fc) {
                     let services: Vec<String> =
                         labels.services.iter().map(|s| s.to_string()).collect();
@@ -229,25 +231,49 @@ impl Discovery {
     /// (a veth being set up is notified several times; the rules change
     /// only when that does).
     pub fn find_ports(&mut self, ports: &[trafficjam_netlink::BridgePort]) -> bool {
-        // Hundreds of containers, and this runs on every event: by map,
-        // and a name is copied only where a binding changed.
-        let by_mac: HashMap<[u8; 6], &str> = ports
+        // Hundreds of containers, and this runs on every link change: by
+        // MACs in sorted lists (cheaper to build and search than maps or
+        // names), and a name is copied only where a binding changed. Two
+        // ports with one peer MAC bind neither (one of them forges it).
+        let mut by_mac: Vec<([u8; 6], usize)> = ports
             .iter()
-            .filter_map(|p| Some((p.peer_mac?, p.name.as_str())))
+            .enumerate()
+            .filter_map(|(i, p)| Some((p.peer_mac?, i)))
             .collect();
+        by_mac.sort_unstable();
+        let port_of = |m: [u8; 6]| -> Option<usize> {
+            let i = by_mac.partition_point(|(k, _)| *k < m);
+            match (by_mac.get(i), by_mac.get(i + 1)) {
+                (Some((k, p)), next) if *k == m && next.is_none_or(|(k2, _)| *k2 != m) => Some(*p),
+                _ => None,
+            }
+        };
+        let name_of = |m: [u8; 6]| {
+            port_of(m)
+                .and_then(|i| ports.get(i))
+                .map(|p| p.name.as_str())
+        };
         let mut changed = false;
         for e in self.endpoints.iter_mut().chain(self.whitelist.iter_mut()) {
-            let now = e.mac.and_then(|m| by_mac.get(&m).copied());
+            let now = e.mac.and_then(name_of);
             if e.port.as_deref() != now {
                 e.port = now.map(str::to_string);
                 changed = true;
             }
         }
-        let bound: HashSet<&str> = self
+        // A port is bound when an endpoint has its peer's MAC, and it is
+        // the one port with that MAC.
+        let mut bound_macs: Vec<[u8; 6]> = self
             .endpoints
             .iter()
-            .filter_map(|e| e.port.as_deref())
+            .filter(|e| e.port.is_some())
+            .filter_map(|e| e.mac)
             .collect();
+        bound_macs.sort_unstable();
+        let bound = |i: usize, p: &trafficjam_netlink::BridgePort| {
+            p.peer_mac
+                .is_some_and(|m| bound_macs.binary_search(&m).is_ok() && port_of(m) == Some(i))
+        };
         // An overlay's VXLAN device is the only port of its bridge that is
         // not a veth; anything else no endpoint is found on is quarantined.
         let remote = |p: &&trafficjam_netlink::BridgePort| {
@@ -262,8 +288,9 @@ impl Discovery {
             .collect();
         let nobodys: Vec<&str> = ports
             .iter()
-            .filter(|p| !bound.contains(p.name.as_str()) && !remote(p))
-            .map(|p| p.name.as_str())
+            .enumerate()
+            .filter(|(i, p)| !bound(*i, p) && !remote(p))
+            .map(|(_, p)| p.name.as_str())
             .collect();
         changed |= replace_if_changed(&mut self.remote, &remote_now);
         changed |= replace_if_changed(&mut self.unidentified, &nobodys);
@@ -757,6 +784,13 @@ mod tests {
         assert_eq!(roles, [("veth-a", Role::Backend), ("veth-p", Role::Proxy)]);
         assert_eq!(p.unidentified(), ["veth-x"]);
         assert_eq!(p.bridges(), ["br-abc"]);
+        // A second port whose peer claims the proxy's MAC: neither is the
+        // proxy's (one forges it), both are quarantined.
+        let forged = [port("veth-p", 2), port("veth-a", 3), port("veth-f", 2)];
+        assert!(d.find_ports(&forged));
+        assert_eq!(d.unbound().len(), 1, "the proxy is not bound");
+        assert!(d.whitelist[0].port.is_none());
+        assert_eq!(d.unidentified, ["veth-p", "veth-f"]);
         assert_eq!(
             parse_mac("02:42:ac:17:00:02"),
             Some([2, 0x42, 0xac, 0x17, 0, 2])

@@ -17,8 +17,11 @@ pub struct PortCache {
     /// Its interface index; `None` when the bridge does not exist (yet).
     pub index: Option<u32>,
     ports: BTreeMap<u32, (Link, BridgePort)>,
-    /// The same ports, as handed out (kept, not built on every call).
+    /// The same ports, as handed out (kept, not built on every call), in
+    /// the order of their indexes ...
     list: Vec<BridgePort>,
+    /// ... which are these.
+    order: Vec<u32>,
     /// Their indexes by name.
     by_name: std::collections::HashMap<String, u32>,
 }
@@ -56,13 +59,55 @@ impl PortCache {
         &self.list
     }
 
+    /// Build the list and the names again from the ports (after a whole
+    /// read).
     fn relist(&mut self) {
         self.list = self.ports.values().map(|(_, p)| p.clone()).collect();
+        self.order = self.ports.keys().copied().collect();
         self.by_name = self
             .ports
             .iter()
             .map(|(i, (_, p))| (p.name.clone(), *i))
             .collect();
+    }
+
+    /// Record port `index` as it is now, in the list and the names too:
+    /// one veth among hundreds changes several times while it is set up,
+    /// and each change copies that port, not all of them.
+    fn put(&mut self, index: u32, link: Link, port: BridgePort) {
+        match self.order.binary_search(&index) {
+            Ok(pos) => {
+                if let Some(slot) = self.list.get_mut(pos) {
+                    if slot.name != port.name && self.by_name.get(&slot.name) == Some(&index) {
+                        self.by_name.remove(&slot.name);
+                    }
+                    *slot = port.clone();
+                }
+            }
+            Err(pos) => {
+                self.order.insert(pos, index);
+                self.list.insert(pos.min(self.list.len()), port.clone());
+            }
+        }
+        self.by_name.insert(port.name.clone(), index);
+        self.ports.insert(index, (link, port));
+    }
+
+    /// Forget port `index`; returns whether it was known.
+    fn remove(&mut self, index: u32) -> bool {
+        let Some((_, port)) = self.ports.remove(&index) else {
+            return false;
+        };
+        if let Ok(pos) = self.order.binary_search(&index) {
+            self.order.remove(pos);
+            if pos < self.list.len() {
+                self.list.remove(pos);
+            }
+        }
+        if self.by_name.get(&port.name) == Some(&index) {
+            self.by_name.remove(&port.name);
+        }
+        true
     }
 
     /// An interface changed (from the link notifications): a port plugged
@@ -102,9 +147,6 @@ impl PortCache {
         for index in look_at {
             changed |= self.read_port(route, index);
         }
-        if changed {
-            self.relist();
-        }
         Some(changed)
     }
 
@@ -118,10 +160,12 @@ impl PortCache {
                     .ports
                     .get(&index)
                     .is_none_or(|(l, old)| *old != port || *l != now);
-                self.ports.insert(index, (now, port));
+                if changed {
+                    self.put(index, now, port);
+                }
                 changed
             }
-            Ok(_) => self.ports.remove(&index).is_some(),
+            Ok(_) => self.remove(index),
             // Unreadable now: keep what is known; the next poll reads all.
             Err(_) => false,
         }
@@ -160,6 +204,17 @@ impl PortCache {
         Ok(changed)
     }
 
+    /// Whether any of the ports called `names` has its peer in another
+    /// namespace (a container's) already.
+    pub fn any_peer_moved(&self, names: &[String]) -> bool {
+        names.iter().any(|n| {
+            self.by_name
+                .get(n)
+                .and_then(|i| self.ports.get(i))
+                .is_some_and(|(l, _)| l.link_netnsid.is_some())
+        })
+    }
+
     /// Read again the peers of the ports called `unbound` (no container
     /// was found on them) whose peer is in another namespace already: the
     /// runtime sets a container's MAC just after moving its interface
@@ -184,14 +239,63 @@ impl PortCache {
             };
             let fresh = route.port(&now, false);
             if fresh != *port {
-                *port = fresh;
+                self.put(i, now, fresh);
                 changed = true;
+            } else {
+                *link = now;
             }
-            *link = now;
-        }
-        if changed {
-            self.relist();
         }
         changed
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn port(index: u32, name: &str) -> (Link, BridgePort) {
+        let link = Link {
+            index,
+            name: name.to_string(),
+            master: Some(1),
+            ..Default::default()
+        };
+        let port = BridgePort {
+            name: name.to_string(),
+            peer_mac: Some([2, 0, 0, 0, 0, index as u8]),
+            peer_addrs: Vec::new(),
+            has_peer: true,
+            kind: Some("veth".into()),
+        };
+        (link, port)
+    }
+
+    /// The list, the index order and the names a whole relist would build.
+    fn views(c: &PortCache) -> (Vec<String>, Vec<u32>, Vec<(String, u32)>) {
+        let mut names: Vec<(String, u32)> =
+            c.by_name.iter().map(|(n, i)| (n.clone(), *i)).collect();
+        names.sort();
+        let list = c.ports().iter().map(|p| p.name.clone()).collect();
+        (list, c.order.clone(), names)
+    }
+
+    #[test]
+    fn changes_one_port_at_a_time_keep_the_views_a_relist_builds() {
+        let mut c = PortCache::default();
+        for (i, n) in [(7, "veth7"), (3, "veth3"), (9, "veth9"), (5, "veth5")] {
+            let (l, p) = port(i, n);
+            c.put(i, l, p);
+        }
+        // Renamed in place, removed, removed twice, added back.
+        let (l, p) = port(9, "eth9");
+        c.put(9, l, p);
+        assert!(c.remove(3));
+        assert!(!c.remove(3));
+        let (l, p) = port(4, "veth4");
+        c.put(4, l, p);
+        let kept = views(&c);
+        assert_eq!(kept.0, ["veth4", "veth5", "veth7", "eth9"]);
+        c.relist();
+        assert_eq!(views(&c), kept);
     }
 }

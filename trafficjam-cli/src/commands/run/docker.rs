@@ -44,11 +44,21 @@ const NAMESPACE_CHECK: Duration = Duration::from_millis(20);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
 /// How soon, and how many times, a container whose bridge port is not
-/// found yet is looked for again: Docker reports a container connected a
-/// few milliseconds before its veth is complete, and its process starts
-/// right after — a proxy must be bound before its first packet.
+/// found yet is looked for again: Docker reports a container connected
+/// some hundred milliseconds before its veth is complete, and its process
+/// starts right after — a proxy must be bound before its first packet.
+/// The last step, the runtime setting the MAC inside the container, is
+/// not notified in the host's namespace: that is polled for, fast, once
+/// the veth's peer has moved there. Until then the link notifications
+/// say when to look, and a slower poll only guards against a lost one
+/// (every wake-up costs a context switch; a container start would
+/// otherwise pay some 150 of them).
 pub(super) const UNBOUND_RETRY: Duration = Duration::from_millis(2);
+pub(super) const UNBOUND_WAIT: Duration = Duration::from_millis(20);
 pub(super) const UNBOUND_TRIES: u32 = 250;
+/// How long a container connected is looked for before it is reported
+/// unbound (its port is still bound whenever a notification shows it).
+pub(super) const UNBOUND_PATIENCE: Duration = Duration::from_secs(1);
 
 /// What the daemon knows, and last enforced, of every managed network.
 #[derive(Default)]
@@ -85,8 +95,8 @@ pub(super) struct Unbound {
     pub network: String,
     /// Whether Docker must be asked again (it had no address there yet).
     pub inspect: bool,
-    /// How many times it was looked for.
-    pub tries: u32,
+    /// Since when it is looked for.
+    pub since: Instant,
 }
 
 /// The daemon's tools for one connection to Docker.
@@ -173,9 +183,9 @@ pub(super) async fn run_docker(
         let mut next_poll = Instant::now() + poll;
         let mut next_ns = Instant::now() + NAMESPACE_CHECK;
         loop {
-            let unbound = !state.unbound.is_empty() || !state.swarm.unbound().is_empty();
-            if unbound && retry.is_none() {
-                retry = Some(Instant::now() + UNBOUND_RETRY);
+            if let Some(wait) = events::retry_interval(&state) {
+                let at = Instant::now() + wait;
+                retry = Some(retry.map_or(at, |r| r.min(at)));
             }
             let namespaces = state
                 .swarm
@@ -449,7 +459,7 @@ pub(super) async fn full_sync(ctx: &mut Ctx<'_>, state: &mut State) -> Result<()
             state.unbound.entry(e.id.clone()).or_insert(Unbound {
                 network: network.clone(),
                 inspect: false,
-                tries: 0,
+                since: Instant::now(),
             });
         }
         if !state.logged.contains_key(network) {

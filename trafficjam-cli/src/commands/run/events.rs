@@ -13,7 +13,11 @@ use bollard::models::{EventMessage, EventMessageTypeEnum};
 use trafficjam_core::model::Value;
 use trafficjam_netlink::RouteSocket;
 
-use super::docker::{Ctx, State, Unbound, UNBOUND_TRIES};
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::docker::{Ctx, State, Unbound, UNBOUND_PATIENCE, UNBOUND_RETRY, UNBOUND_WAIT};
 use crate::docker::discover::parse_filters;
 use crate::docker::ports::PortCache;
 use crate::docker::{Discovery, DockerError};
@@ -138,7 +142,7 @@ async fn join(
             Unbound {
                 network: network.to_string(),
                 inspect: true,
-                tries: 0,
+                since: Instant::now(),
             },
         );
         return Ok(None);
@@ -153,20 +157,24 @@ async fn join(
         return Ok(None);
     };
     d.connect(joining, whitelisted);
-    bind(ctx.route, d, cache);
-    if d.endpoints.iter().any(|e| e.id == id && e.port.is_none()) {
+    let moved = bind(ctx.route, d, cache);
+    let bound = !d.endpoints.iter().any(|e| e.id == id && e.port.is_none());
+    if bound {
+        state.unbound.remove(id);
+    } else {
         state.unbound.insert(
             id.to_string(),
             Unbound {
                 network: network.to_string(),
                 inspect: false,
-                tries: 0,
+                since: Instant::now(),
             },
         );
-    } else {
-        state.unbound.remove(id);
     }
-    Ok(Some(network.to_string()))
+    // A backend without a port yet changes no rule (its addresses are in
+    // the policy only with its port): compiled again once it is found.
+    // A proxy's addresses are whitelisted at once.
+    Ok((whitelisted || bound || moved).then(|| network.to_string()))
 }
 
 /// Container `id` stopped, died or was disconnected: dropped from every
@@ -251,6 +259,27 @@ pub(super) fn links_changed(
     out
 }
 
+/// How soon to look again for the containers not bound yet; `None` when
+/// there are none.
+pub(super) fn retry_interval(state: &State) -> Option<Duration> {
+    let moved = |u: &Unbound| {
+        // Docker had no address for it yet (asked again), or its veth's
+        // peer is in a container already: its MAC comes any moment.
+        u.inspect
+            || match (state.applied.get(&u.network), state.ports.get(&u.network)) {
+                (Some(d), Some(cache)) => cache.any_peer_moved(&d.unidentified),
+                _ => true,
+            }
+    };
+    if !state.swarm.unbound().is_empty() || state.unbound.values().any(moved) {
+        Some(UNBOUND_RETRY)
+    } else if !state.unbound.is_empty() {
+        Some(UNBOUND_WAIT)
+    } else {
+        None
+    }
+}
+
 /// Look again for every container still unbound; returns the networks
 /// where one was found.
 pub(super) async fn look_for_unbound(
@@ -264,7 +293,7 @@ pub(super) async fn look_for_unbound(
         .collect();
     let mut out = Vec::new();
     for (id, u) in looked_for {
-        let tries = u.tries + 1;
+        let last = u.since.elapsed() >= UNBOUND_PATIENCE;
         if u.inspect {
             state.unbound.remove(&id);
             out.extend(join(ctx, state, &u.network, &id).await?);
@@ -282,7 +311,7 @@ pub(super) async fn look_for_unbound(
             // interface of the host, and Docker's connect event comes a few
             // hundred milliseconds before the veth exists, so a read
             // half-way would be paid by nearly every container.
-            if tries >= UNBOUND_TRIES {
+            if last {
                 let _ = cache.resync(ctx.route);
             } else {
                 cache.refresh(ctx.route, &d.unidentified);
@@ -298,11 +327,7 @@ pub(super) async fn look_for_unbound(
                 }
             }
         }
-        let Some(entry) = state.unbound.get_mut(&id) else {
-            continue;
-        };
-        entry.tries = tries;
-        if tries >= UNBOUND_TRIES {
+        if last && state.unbound.contains_key(&id) {
             let u = state.unbound.remove(&id).unwrap_or(u);
             warn_unbound(ctx, state, &u.network, &id);
         }
