@@ -287,10 +287,24 @@ fn docker_acceptance_matrix_reaction_and_clear() {
         "blocked {b1_name} ({}) → {b2_name} ({}) tcp/8080",
         s.addrs.b1_4, s.addrs.b2_4
     );
+    // The matrix's blocked attempts come all at once and share the log's
+    // rate (10 a second, per rule), so this one may have been left out:
+    // attempted again, alone, until its line shows. Each attempt must
+    // still fail.
+    let b2 = ip(&s.addrs.b2_4);
     wait_until(
         "the blocked-connection log line",
         Duration::from_secs(5),
-        || tj.logs().contains(&wanted),
+        || {
+            if tj.logs().contains(&wanted) {
+                return true;
+            }
+            assert!(
+                !tcp_connect(probes.ns("backend1"), b2, Duration::from_millis(200)),
+                "backend1 reached backend2 under trafficjam"
+            );
+            false
+        },
     );
 
     // A backend forges the proxy's addresses (IP, then IP and MAC) at the
