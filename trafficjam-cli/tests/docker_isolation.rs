@@ -317,6 +317,7 @@ fn docker_acceptance_matrix_reaction_and_clear() {
     );
 
     // A second proxy: how long until it reaches a backend?
+    let ports_before = bridge_ports(&instance);
     let proxy2 = Container::run(
         "tjproxy2",
         &[
@@ -341,7 +342,19 @@ fn docker_acceptance_matrix_reaction_and_clear() {
         "reaction: a new proxy reached a backend {:?} after it started",
         started.elapsed()
     );
+    // Its port, once gone, leaves the rules too (within a second of its
+    // veth going: see TIDY_WITHIN).
+    let new_ports: Vec<String> = bridge_ports(&instance)
+        .into_iter()
+        .filter(|p| !ports_before.contains(p))
+        .collect();
+    assert_eq!(new_ports.len(), 1, "proxy2's port: {new_ports:?}");
     drop(proxy2);
+    wait_until(
+        "proxy2's port to leave the rules",
+        Duration::from_secs(5),
+        || !bridge_ports(&instance).contains(&new_ports[0]),
+    );
 
     // Docker rebuilds its own rules for a restarted container with a
     // published port: isolation must still hold afterwards.
@@ -436,6 +449,21 @@ fn docker_acceptance_matrix_reaction_and_clear() {
         "trafficjam left its table behind"
     );
     println!("trafficjam logs:\n{}{}", tj.logs(), tj_host.logs());
+}
+
+/// The container ports the bridge table of `table` names (read back with
+/// nft).
+fn bridge_ports(table: &str) -> Vec<String> {
+    let out = Command::new("nft")
+        .args(["list", "set", "bridge", table, "ports"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .split('"')
+        .skip(1)
+        .step_by(2)
+        .map(str::to_string)
+        .collect()
 }
 
 /// Forge UDP datagrams from the proxy's addresses at backend1, with

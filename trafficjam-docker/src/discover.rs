@@ -41,6 +41,19 @@ pub struct Summary {
     pub allowed: Vec<String>,
 }
 
+/// What [`Discovery::find_ports_telling`] found changed, least first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum PortsChanged {
+    /// Nothing: the same ports, the same bindings.
+    Nothing,
+    /// Only ports nobody was bound to are gone (or off the bridge). The
+    /// rules still naming them hold no danger: no such port sends, and a
+    /// new one of that name is quarantined anyway.
+    QuarantinedLeft,
+    /// Who is on which port, or which ports are nobody's, changed.
+    Bindings,
+}
+
 /// What Docker says about one managed network.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Discovery {
@@ -231,6 +244,11 @@ impl Discovery {
     /// (a veth being set up is notified several times; the rules change
     /// only when that does).
     pub fn find_ports(&mut self, ports: &[trafficjam_netlink::BridgePort]) -> bool {
+        self.find_ports_telling(ports) != PortsChanged::Nothing
+    }
+
+    /// [`find_ports`](Self::find_ports), telling what changed.
+    pub fn find_ports_telling(&mut self, ports: &[trafficjam_netlink::BridgePort]) -> PortsChanged {
         // Hundreds of containers, and this runs on every link change: by
         // MACs in sorted lists (cheaper to build and search than maps or
         // names), and a name is copied only where a binding changed. Two
@@ -293,8 +311,19 @@ impl Discovery {
             .map(|(_, p)| p.name.as_str())
             .collect();
         changed |= replace_if_changed(&mut self.remote, &remote_now);
-        changed |= replace_if_changed(&mut self.unidentified, &nobodys);
-        changed
+        // Quarantined ports that left, and nothing else: a few names, so
+        // compared by scanning.
+        let only_left = !changed
+            && nobodys.len() < self.unidentified.len()
+            && nobodys
+                .iter()
+                .all(|n| self.unidentified.iter().any(|u| u == n));
+        let quarantine = replace_if_changed(&mut self.unidentified, &nobodys);
+        match (changed, quarantine) {
+            (false, false) => PortsChanged::Nothing,
+            _ if only_left => PortsChanged::QuarantinedLeft,
+            _ => PortsChanged::Bindings,
+        }
     }
 
     /// The same discovery without the given containers.
@@ -771,9 +800,15 @@ mod tests {
         assert!(d.unbound().is_empty());
         assert_eq!(d.unidentified, ["veth-x"], "a port nobody reports");
         assert!(!d.find_ports(&all));
-        // Only a port nobody is on leaving is a change too.
-        assert!(d.find_ports(&all[..2]));
+        // Only a port nobody is on leaving is a change too, of its own kind.
+        assert_eq!(
+            d.find_ports_telling(&all[..2]),
+            PortsChanged::QuarantinedLeft
+        );
         assert!(d.unidentified.is_empty());
+        // A bound container's port leaving is not.
+        assert_eq!(d.find_ports_telling(&all[..1]), PortsChanged::Bindings);
+        assert!(d.find_ports(&all[..2]));
         assert!(d.find_ports(&all));
         let p = d.policy(InstanceId::default(), false).unwrap();
         let roles: Vec<(&str, Role)> = p

@@ -60,6 +60,10 @@ pub(super) const UNBOUND_TRIES: u32 = 250;
 /// unbound (its port is still bound whenever a notification shows it).
 pub(super) const UNBOUND_PATIENCE: Duration = Duration::from_secs(1);
 
+/// How soon the rules stop naming a quarantined port that is gone, when
+/// nothing else changes the network before.
+pub(super) const TIDY_WITHIN: Duration = Duration::from_secs(1);
+
 /// What the daemon knows, and last enforced, of every managed network.
 #[derive(Default)]
 pub(super) struct State {
@@ -86,6 +90,9 @@ pub(super) struct State {
     pub unbound: HashMap<String, Unbound>,
     /// Managed overlays, docker_gwbridge and ingress_sbox.
     pub swarm: overlay::Swarm,
+    /// Networks whose rules still name quarantined ports that are gone,
+    /// with when they are enforced at the latest.
+    pub tidy: HashMap<String, Instant>,
 }
 
 /// A container being looked for.
@@ -191,7 +198,8 @@ pub(super) async fn run_docker(
                 .swarm
                 .active(&args.swarm.block_ingress)
                 .then_some(next_ns);
-            let deadline = [full, retry, namespaces, Some(next_poll)]
+            let tidy = state.tidy.values().min().copied();
+            let deadline = [full, retry, namespaces, tidy, Some(next_poll)]
                 .into_iter()
                 .flatten()
                 .min()
@@ -301,6 +309,15 @@ pub(super) async fn run_docker(
                         }
                         overlay::enforce_ingress(&ctx, &mut state.swarm, false);
                     }
+                    let due: Vec<String> = state
+                        .tidy
+                        .iter()
+                        .filter(|(_, at)| now >= **at)
+                        .map(|(n, _)| n.clone())
+                        .collect();
+                    if !due.is_empty() {
+                        enforce_networks(&mut ctx, &mut state, due);
+                    }
                     if retry.is_some_and(|r| now >= r) {
                         retry = None;
                         overlay::retry_unbound(&mut ctx, &mut state);
@@ -344,6 +361,8 @@ pub(super) fn enforce_networks(ctx: &mut Ctx<'_>, state: &mut State, networks: V
         if !done.insert(network.clone()) {
             continue;
         }
+        // Whatever is tidied up later is part of this transaction.
+        state.tidy.remove(&network);
         let Some(d) = state.applied.get(&network) else {
             continue;
         };

@@ -9,16 +9,17 @@
 //! - a container renamed: its allow labels and log lines follow;
 //! - the network itself created, removed or changed: a whole discovery.
 
+use std::time::Duration;
+
 use bollard::models::{EventMessage, EventMessageTypeEnum};
+use tokio::time::Instant;
 use trafficjam_core::model::Value;
 use trafficjam_netlink::RouteSocket;
 
-use std::time::Duration;
-
-use tokio::time::Instant;
-
-use super::docker::{Ctx, State, Unbound, UNBOUND_PATIENCE, UNBOUND_RETRY, UNBOUND_WAIT};
-use crate::docker::discover::parse_filters;
+use super::docker::{
+    Ctx, State, Unbound, TIDY_WITHIN, UNBOUND_PATIENCE, UNBOUND_RETRY, UNBOUND_WAIT,
+};
+use crate::docker::discover::{parse_filters, PortsChanged};
 use crate::docker::ports::PortCache;
 use crate::docker::{Discovery, DockerError};
 use crate::watch::LinkNews;
@@ -157,7 +158,7 @@ async fn join(
         return Ok(None);
     };
     d.connect(joining, whitelisted);
-    let moved = bind(ctx.route, d, cache);
+    let moved = bind(ctx.route, d, cache) != PortsChanged::Nothing;
     let bound = !d.endpoints.iter().any(|e| e.id == id && e.port.is_none());
     if bound {
         state.unbound.remove(id);
@@ -197,14 +198,17 @@ fn leave(state: &mut State, id: &str) -> Vec<String> {
 
 /// Find the ports of the containers of `d`; read again the peers of the
 /// ports nobody is bound to when someone is still unbound (the runtime
-/// was moving or setting up the veth). Returns whether who is on which
-/// port changed.
-fn bind(route: &mut RouteSocket, d: &mut Discovery, cache: &mut PortCache) -> bool {
-    let mut changed = d.bridge_index != cache.index;
+/// was moving or setting up the veth). Returns what changed.
+fn bind(route: &mut RouteSocket, d: &mut Discovery, cache: &mut PortCache) -> PortsChanged {
+    let mut changed = if d.bridge_index != cache.index {
+        PortsChanged::Bindings
+    } else {
+        PortsChanged::Nothing
+    };
     d.bridge_index = cache.index;
-    changed |= d.find_ports(cache.ports());
+    changed = changed.max(d.find_ports_telling(cache.ports()));
     if !d.unbound().is_empty() && cache.refresh(route, &d.unidentified) {
-        changed |= d.find_ports(cache.ports());
+        changed = changed.max(d.find_ports_telling(cache.ports()));
     }
     changed
 }
@@ -244,9 +248,20 @@ pub(super) fn links_changed(
         }
         if let Some(d) = state.applied.get_mut(network) {
             // A veth being set up changes several times; the rules only
-            // when who is on which port does.
-            if !bind(ctx.route, d, cache) {
-                continue;
+            // when who is on which port does. A quarantined port gone
+            // (a container's veth after it died) is taken out of the rules
+            // by the network's next transaction, or within a second: not
+            // a transaction of its own for every container that leaves.
+            match bind(ctx.route, d, cache) {
+                PortsChanged::Nothing => continue,
+                PortsChanged::QuarantinedLeft => {
+                    state
+                        .tidy
+                        .entry(network.clone())
+                        .or_insert_with(|| Instant::now() + TIDY_WITHIN);
+                    continue;
+                }
+                PortsChanged::Bindings => {}
             }
             for e in &d.endpoints {
                 if e.port.is_some() {
