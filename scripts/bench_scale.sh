@@ -49,6 +49,10 @@ docker image inspect "$image" >/dev/null 2>&1 ||
 daemon=
 cleanup() {
     [ -n "$daemon" ] && kill "$daemon" 2>/dev/null && wait "$daemon" 2>/dev/null || true
+    for net in $(docker network ls -q --filter "name=^$run"); do
+        docker ps -aq --filter "network=$net" |
+            xargs -r -P 4 -n 1 docker network disconnect -f "$net" >/dev/null 2>&1 || true
+    done
     docker ps -aq --filter "name=^$run" | xargs -r docker rm -f >/dev/null 2>&1 || true
     for net in $(docker network ls -q --filter "name=^$run"); do
         docker network rm "$net" >/dev/null 2>&1 || true
@@ -123,6 +127,11 @@ for n in "${sizes[@]}"; do
     echo "$json" >&2
     results+=("\"$n\": $json")
     stop_daemon
+    # Disconnected first: removed while still connected, hundreds at a
+    # time, Docker 20.10 keeps endpoints of theirs and then refuses to
+    # remove the network ("has active endpoints") until it restarts.
+    docker ps -aq --filter "name=^$run-$net-" |
+        xargs -r -P 4 -n 1 docker network disconnect -f "$run-$net" >/dev/null 2>&1 || true
     docker ps -aq --filter "name=^$run-$net-" | xargs -r -P 4 -n 20 docker rm -f >/dev/null
     # Docker releases the endpoints a little after the containers.
     for _ in $(seq 1 50); do
