@@ -266,32 +266,22 @@ impl Discovery {
                 _ => None,
             }
         };
-        let name_of = |m: [u8; 6]| {
-            port_of(m)
-                .and_then(|i| ports.get(i))
-                .map(|p| p.name.as_str())
-        };
         let mut changed = false;
-        for e in self.endpoints.iter_mut().chain(self.whitelist.iter_mut()) {
-            let now = e.mac.and_then(name_of);
+        // The ports an endpoint is found on (the whitelist repeats some of
+        // the endpoints).
+        let mut bound = vec![false; ports.len()];
+        let endpoints = self.endpoints.iter_mut().map(|e| (e, true));
+        for (e, endpoint) in endpoints.chain(self.whitelist.iter_mut().map(|e| (e, false))) {
+            let at = e.mac.and_then(port_of);
+            if let (Some(b), true) = (at.and_then(|i| bound.get_mut(i)), endpoint) {
+                *b = true;
+            }
+            let now = at.and_then(|i| ports.get(i)).map(|p| p.name.as_str());
             if e.port.as_deref() != now {
                 e.port = now.map(str::to_string);
                 changed = true;
             }
         }
-        // A port is bound when an endpoint has its peer's MAC, and it is
-        // the one port with that MAC.
-        let mut bound_macs: Vec<[u8; 6]> = self
-            .endpoints
-            .iter()
-            .filter(|e| e.port.is_some())
-            .filter_map(|e| e.mac)
-            .collect();
-        bound_macs.sort_unstable();
-        let bound = |i: usize, p: &trafficjam_netlink::BridgePort| {
-            p.peer_mac
-                .is_some_and(|m| bound_macs.binary_search(&m).is_ok() && port_of(m) == Some(i))
-        };
         // An overlay's VXLAN device is the only port of its bridge that is
         // not a veth; anything else no endpoint is found on is quarantined.
         let remote = |p: &&trafficjam_netlink::BridgePort| {
@@ -306,9 +296,9 @@ impl Discovery {
             .collect();
         let nobodys: Vec<&str> = ports
             .iter()
-            .enumerate()
-            .filter(|(i, p)| !bound(*i, p) && !remote(p))
-            .map(|(_, p)| p.name.as_str())
+            .zip(&bound)
+            .filter(|(p, bound)| !**bound && !remote(p))
+            .map(|(p, _)| p.name.as_str())
             .collect();
         changed |= replace_if_changed(&mut self.remote, &remote_now);
         // Quarantined ports that left, and nothing else: a few names, so

@@ -18,10 +18,8 @@ pub struct PortCache {
     pub index: Option<u32>,
     ports: BTreeMap<u32, (Link, BridgePort)>,
     /// The same ports, as handed out (kept, not built on every call), in
-    /// the order of their indexes ...
+    /// the order of their indexes.
     list: Vec<BridgePort>,
-    /// ... which are these.
-    order: Vec<u32>,
     /// Their indexes by name.
     by_name: std::collections::HashMap<String, u32>,
 }
@@ -63,7 +61,6 @@ impl PortCache {
     /// read).
     fn relist(&mut self) {
         self.list = self.ports.values().map(|(_, p)| p.clone()).collect();
-        self.order = self.ports.keys().copied().collect();
         self.by_name = self
             .ports
             .iter()
@@ -75,19 +72,17 @@ impl PortCache {
     /// one veth among hundreds changes several times while it is set up,
     /// and each change copies that port, not all of them.
     fn put(&mut self, index: u32, link: Link, port: BridgePort) {
-        match self.order.binary_search(&index) {
-            Ok(pos) => {
-                if let Some(slot) = self.list.get_mut(pos) {
-                    if slot.name != port.name && self.by_name.get(&slot.name) == Some(&index) {
-                        self.by_name.remove(&slot.name);
-                    }
-                    *slot = port.clone();
+        // Its place in the list: how many ports have a lower index.
+        let pos = self.ports.range(..index).count();
+        if self.ports.contains_key(&index) {
+            if let Some(slot) = self.list.get_mut(pos) {
+                if slot.name != port.name && self.by_name.get(&slot.name) == Some(&index) {
+                    self.by_name.remove(&slot.name);
                 }
+                *slot = port.clone();
             }
-            Err(pos) => {
-                self.order.insert(pos, index);
-                self.list.insert(pos.min(self.list.len()), port.clone());
-            }
+        } else {
+            self.list.insert(pos.min(self.list.len()), port.clone());
         }
         self.by_name.insert(port.name.clone(), index);
         self.ports.insert(index, (link, port));
@@ -95,14 +90,12 @@ impl PortCache {
 
     /// Forget port `index`; returns whether it was known.
     fn remove(&mut self, index: u32) -> bool {
+        let pos = self.ports.range(..index).count();
         let Some((_, port)) = self.ports.remove(&index) else {
             return false;
         };
-        if let Ok(pos) = self.order.binary_search(&index) {
-            self.order.remove(pos);
-            if pos < self.list.len() {
-                self.list.remove(pos);
-            }
+        if pos < self.list.len() {
+            self.list.remove(pos);
         }
         if self.by_name.get(&port.name) == Some(&index) {
             self.by_name.remove(&port.name);
@@ -270,13 +263,13 @@ mod tests {
         (link, port)
     }
 
-    /// The list, the index order and the names a whole relist would build.
-    fn views(c: &PortCache) -> (Vec<String>, Vec<u32>, Vec<(String, u32)>) {
+    /// The list and the names a whole relist would build.
+    fn views(c: &PortCache) -> (Vec<String>, Vec<(String, u32)>) {
         let mut names: Vec<(String, u32)> =
             c.by_name.iter().map(|(n, i)| (n.clone(), *i)).collect();
         names.sort();
         let list = c.ports().iter().map(|p| p.name.clone()).collect();
-        (list, c.order.clone(), names)
+        (list, names)
     }
 
     #[test]

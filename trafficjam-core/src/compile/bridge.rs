@@ -154,17 +154,16 @@ impl Policy {
 
     /// The allowed flows between ports, as the bridge layer looks them up.
     fn allowed_sets(&self) -> Vec<Set> {
-        let name = ifname;
         let pairs = self
             .allowed()
             .iter()
             .filter(|a| a.services.is_empty())
-            .map(|a| Element::of([name(&a.from), name(&a.to)]));
+            .map(|a| Element::of([ifname(&a.from), ifname(&a.to)]));
         let services = self.allowed().iter().flat_map(|a| {
             a.services.iter().map(|s| {
                 Element::of([
-                    name(&a.from),
-                    name(&a.to),
+                    ifname(&a.from),
+                    ifname(&a.to),
                     Value::U8(s.proto),
                     Value::U16(s.port),
                 ])
@@ -172,8 +171,8 @@ impl Policy {
         });
         let both_ways = self.allowed().iter().flat_map(|a| {
             [
-                Element::of([name(&a.from), name(&a.to)]),
-                Element::of([name(&a.to), name(&a.from)]),
+                Element::of([ifname(&a.from), ifname(&a.to)]),
+                Element::of([ifname(&a.to), ifname(&a.from)]),
             ]
         });
         vec![
@@ -222,9 +221,10 @@ pub(crate) fn services_set(name: &str, services: &[crate::Service]) -> Set {
 
 /// What each port is and may send as.
 pub(crate) fn port_sets(ports: &[Port]) -> Vec<Set> {
-    // Built on every event for hundreds of ports: each port's name is
-    // made once and shared by its elements, and each set is filled in
-    // one pass (ports come sorted by name, so the sets nearly are).
+    // Built on every event for hundreds of ports: each port's values are
+    // made once (inline copies, nothing allocated per element), and each
+    // set is filled in one pass (ports come sorted by name, so the sets
+    // nearly are).
     let mut sets: [Vec<Element>; 8] = Default::default();
     let [all, proxies, macs, addrs4, addrs6, nd_targets6, bound4, bound6] = &mut sets;
     for p in ports {

@@ -43,8 +43,8 @@ const NAMESPACE_CHECK: Duration = Duration::from_millis(20);
 /// Longest wait between attempts to reach Docker.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
-/// How soon, and how many times, a container whose bridge port is not
-/// found yet is looked for again: Docker reports a container connected
+/// How soon a container whose bridge port is not found yet is looked for
+/// again, and for how long: Docker reports a container connected
 /// some hundred milliseconds before its veth is complete, and its process
 /// starts right after — a proxy must be bound before its first packet.
 /// The last step, the runtime setting the MAC inside the container, is
@@ -54,7 +54,10 @@ const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// (every wake-up costs a context switch; a container start would
 /// otherwise pay some 150 of them).
 pub(super) const UNBOUND_RETRY: Duration = Duration::from_millis(2);
+/// The guard poll while no veth's peer has moved yet.
 pub(super) const UNBOUND_WAIT: Duration = Duration::from_millis(20);
+/// How many times an overlay's unbound endpoints are looked for (at
+/// [`UNBOUND_RETRY`]).
 pub(super) const UNBOUND_TRIES: u32 = 250;
 /// How long a container connected is looked for before it is reported
 /// unbound (its port is still bound whenever a notification shows it).
