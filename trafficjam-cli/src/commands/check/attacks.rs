@@ -224,7 +224,10 @@ impl<'a> Scene<'a> {
             UDP_PORT,
             &marker,
         );
-        self.send(f)?;
+        // Twice, as the other attacks send theirs: one fragment lost on a
+        // busy host (a full backlog drops frames of every namespace) must
+        // not make the control fail; a second pair completes either.
+        self.send([f.clone(), f].concat())?;
         Ok(self.arrived(self.proxy, &marker))
     }
 
