@@ -78,8 +78,9 @@ fn network(n: u32) -> Discovery {
 /// `known`, and what the log line says changed since `logged`.
 fn handle(d: &Discovery, known: &[Table], logged: &mut Summary) -> (Vec<Table>, usize) {
     let instance = InstanceId::new("bench").expect("valid id");
+    let allowed = d.allowed();
     let tables = d
-        .policy(instance, false)
+        .policy_allowing(instance, false, &allowed)
         .expect("valid policy")
         .with_tracking(Tracking::FlowSets)
         .ruleset()
@@ -88,7 +89,7 @@ fn handle(d: &Discovery, known: &[Table], logged: &mut Summary) -> (Vec<Table>, 
     for (t, k) in tables.iter().zip(known) {
         plan(&mut batch, t, Some(k));
     }
-    let now = d.summary();
+    let now = d.summary_allowing(&allowed);
     let lines = now.changes_since(logged).len();
     *logged = now;
     (tables, lines + batch.len())

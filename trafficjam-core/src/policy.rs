@@ -403,28 +403,20 @@ impl Policy {
             p.addrs.dedup();
         }
         ports.sort_by(|a, b| a.name.cmp(&b.name));
-        // Typed claims, formatted only for the error, and found shared by
-        // sorting, not hashing: a policy of hundreds of ports is built on
-        // every Docker event.
-        #[derive(PartialEq, Eq, PartialOrd, Ord)]
-        enum Claim {
-            Mac(crate::model::Mac),
-            Ip(IpAddr),
-        }
+        // Claims as numbers (a kind, then the MAC or address), formatted
+        // only for the error, and found shared by sorting, not hashing: a
+        // policy of hundreds of ports is built on every Docker event.
         let mut claims: Vec<(Claim, usize)> = Vec::with_capacity(ports.len() * 3);
         for (i, p) in ports.iter().enumerate() {
             if i > 0 && ports[i - 1].name == p.name {
                 return Err(PolicyError::DuplicatePort(p.name.clone()));
             }
-            claims.push((Claim::Mac(p.mac), i));
-            claims.extend(p.addrs.iter().map(|a| (Claim::Ip(*a), i)));
+            claims.push((Claim::mac(p.mac), i));
+            claims.extend(p.addrs.iter().map(|a| (Claim::ip(*a), i)));
         }
         claims.sort_unstable();
         if let Some(w) = claims.windows(2).find(|w| w[0].0 == w[1].0) {
-            let shown = match &w[0].0 {
-                Claim::Mac(m) => crate::model::Value::Ether(*m).to_string(),
-                Claim::Ip(a) => a.to_string(),
-            };
+            let shown = w[0].0.to_string();
             return Err(PolicyError::SharedAddress(
                 ports[w[0].1].name.clone(),
                 ports[w[1].1].name.clone(),
@@ -690,5 +682,44 @@ fn canonical(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
         v4 => v4,
+    }
+}
+
+/// What a port claims as its own, as numbers that sort fast: a kind (MAC,
+/// IPv4, IPv6), then the value.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct Claim(u8, u128);
+
+impl Claim {
+    fn mac(m: crate::model::Mac) -> Claim {
+        let mut b = [0u8; 16];
+        b[10..].copy_from_slice(&m);
+        Claim(0, u128::from_be_bytes(b))
+    }
+
+    fn ip(a: IpAddr) -> Claim {
+        match a {
+            IpAddr::V4(v4) => Claim(1, u128::from(u32::from(v4))),
+            IpAddr::V6(v6) => Claim(2, u128::from(v6)),
+        }
+    }
+}
+
+impl std::fmt::Display for Claim {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let b = self.1.to_be_bytes();
+        match self.0 {
+            0 => {
+                let mut m = [0u8; 6];
+                m.copy_from_slice(&b[10..]);
+                write!(f, "{}", crate::model::Value::Ether(m))
+            }
+            1 => {
+                let mut v4 = [0u8; 4];
+                v4.copy_from_slice(&b[12..]);
+                write!(f, "{}", std::net::Ipv4Addr::from(v4))
+            }
+            _ => write!(f, "{}", std::net::Ipv6Addr::from(self.1)),
+        }
     }
 }

@@ -108,6 +108,21 @@ fn ports_claiming_the_same_address_or_mac_are_refused() {
         ])
         .unwrap_err();
     assert!(e.to_string().contains("02:00:00:00:00:01"), "{e}");
+    let e = bare()
+        .with_ports([
+            port("va", [2, 0, 0, 0, 0, 1], &["fd00::2"]),
+            port("vb", [2, 0, 0, 0, 0, 2], &["fd00::2"]),
+        ])
+        .unwrap_err();
+    assert!(e.to_string().contains("fd00::2"), "{e}");
+    // A MAC, an IPv4 and an IPv6 address of equal value are not one claim.
+    bare()
+        .with_ports([
+            port("va", [0x02, 0, 0x0a, 0, 0, 1], &["10.0.0.1"]),
+            port("vb", [2, 0, 0, 0, 0, 2], &["::a00:1", "::200:a00:1"]),
+            port("vc", [2, 0, 0, 0, 0, 3], &["::2:a00:1"]),
+        ])
+        .expect("no address shared");
 }
 
 #[test]

@@ -120,12 +120,25 @@ impl Discovery {
         instance: InstanceId,
         allow_host_traffic: bool,
     ) -> Result<Policy, PolicyError> {
+        self.policy_allowing(instance, allow_host_traffic, &self.allowed())
+    }
+
+    /// [`policy`](Self::policy) with the flows the allow labels open
+    /// already found ([`allowed`](Self::allowed)): the daemon finds them
+    /// once per event, for the policy and for its log line.
+    pub fn policy_allowing(
+        &self,
+        instance: InstanceId,
+        allow_host_traffic: bool,
+        allowed: &[(Allowed, String)],
+    ) -> Result<Policy, PolicyError> {
         let addrs = self.whitelist.iter().flat_map(|w| w.addrs.iter().copied());
         // Hundreds of endpoints, tens of proxies, on every event: by
         // binary search.
         let mut whitelisted: Vec<&str> = self.whitelist.iter().map(|w| w.id.as_str()).collect();
         whitelisted.sort_unstable();
-        let ports = self.endpoints.iter().filter_map(|e| {
+        let mut ports = Vec::with_capacity(self.endpoints.len());
+        ports.extend(self.endpoints.iter().filter_map(|e| {
             Some(Port {
                 name: e.port.clone()?,
                 role: if whitelisted.binary_search(&e.id.as_str()).is_ok() {
@@ -136,7 +149,7 @@ impl Discovery {
                 mac: e.mac?,
                 addrs: e.addrs.clone(),
             })
-        });
+        }));
         let bridges = if self.overlay_bridges.is_empty() {
             vec![self.bridge.clone()]
         } else {
@@ -146,7 +159,7 @@ impl Discovery {
             .with_bridges(bridges)?
             .with_ports(ports)?
             .with_unidentified(self.unidentified.iter().cloned())?
-            .with_allowed(self.allowed().into_iter().map(|(a, _)| a))?;
+            .with_allowed(allowed.iter().map(|(a, _)| a.clone()))?;
         Ok(match self.driver {
             Driver::Bridge => policy,
             // Frames from the VXLAN device were judged on the node that
@@ -165,17 +178,17 @@ impl Discovery {
         // Computed on every event: most networks have no allow label at
         // all, and then no endpoint need be looked at; the few that have
         // one are found by comparing ids, not hashing every endpoint's.
-        let targets: Vec<&str> = self
+        let targets: Vec<&Container> = self
             .containers
             .values()
             .filter(|c| AllowLabels::declared(c))
-            .map(|c| c.id.as_str())
             .collect();
         if targets.is_empty() {
             return out;
         }
         // The bound endpoints with what is known of their containers: each
-        // looked up once, whatever the number of targets.
+        // looked up once, whatever the number of targets. (A container is
+        // then known by its entry: ids of 64 characters are not compared.)
         let sources: Vec<(&Endpoint, &String, &Container)> = self
             .endpoints
             .iter()
@@ -183,12 +196,12 @@ impl Discovery {
             .collect();
         for &(to, to_port, c) in sources
             .iter()
-            .filter(|(e, ..)| targets.contains(&e.id.as_str()))
+            .filter(|(.., c)| targets.iter().any(|t| std::ptr::eq(*t, *c)))
         {
             let Ok(Some(labels)) = AllowLabels::of(c) else {
                 continue;
             };
-            for &(from, from_port, fc) in sources.iter().filter(|(e, ..)| e.id != to.id) {
+            for &(from, from_port, fc) in sources.iter().filter(|(.., fc)| !std::ptr::eq(*fc, c)) {
                 if labels.admits(fc) {
                     let services: Vec<String> =
                         labels.services.iter().map(|s| s.to_string()).collect();
@@ -253,13 +266,17 @@ impl Discovery {
         // MACs in sorted lists (cheaper to build and search than maps or
         // names), and a name is copied only where a binding changed. Two
         // ports with one peer MAC bind neither (one of them forges it).
-        let mut by_mac: Vec<([u8; 6], usize)> = ports
+        // MACs as numbers: compared thousands of times per call, as bytes
+        // each comparison was a call to memcmp.
+        let key = |m: [u8; 6]| m.iter().fold(0u64, |k, b| k << 8 | u64::from(*b));
+        let mut by_mac: Vec<(u64, usize)> = ports
             .iter()
             .enumerate()
-            .filter_map(|(i, p)| Some((p.peer_mac?, i)))
+            .filter_map(|(i, p)| Some((key(p.peer_mac?), i)))
             .collect();
         by_mac.sort_unstable();
         let port_of = |m: [u8; 6]| -> Option<usize> {
+            let m = key(m);
             let i = by_mac.partition_point(|(k, _)| *k < m);
             match (by_mac.get(i), by_mac.get(i + 1)) {
                 (Some((k, p)), next) if *k == m && next.is_none_or(|(k2, _)| *k2 != m) => Some(*p),
@@ -327,10 +344,16 @@ impl Discovery {
     /// What [`changes_since`](Self::changes_since) compares, without the
     /// rest (hundreds of endpoints are not copied on every event).
     pub fn summary(&self) -> Summary {
+        self.summary_allowing(&self.allowed())
+    }
+
+    /// [`summary`](Self::summary) with the allowed flows already found
+    /// ([`allowed`](Self::allowed)).
+    pub fn summary_allowing(&self, allowed: &[(Allowed, String)]) -> Summary {
         Summary {
             subnets: self.subnets.clone(),
             whitelist: self.whitelist.clone(),
-            allowed: self.allowed().into_iter().map(|(_, d)| d).collect(),
+            allowed: allowed.iter().map(|(_, d)| d.clone()).collect(),
         }
     }
 

@@ -190,8 +190,19 @@ pub fn docker_policy(
     discovery: &Discovery,
     network: &str,
 ) -> Result<Policy, CliError> {
+    docker_policy_allowing(args, discovery, network, &discovery.allowed())
+}
+
+/// [`docker_policy`] with the allow labels' flows already found
+/// ([`Discovery::allowed`]).
+pub fn docker_policy_allowing(
+    args: &PolicyArgs,
+    discovery: &Discovery,
+    network: &str,
+    allowed: &[(trafficjam_core::Allowed, String)],
+) -> Result<Policy, CliError> {
     let instance = instance_for(args.instance.as_deref(), network, args.networks.len() > 1)?;
-    let policy = discovery.policy(instance, args.allow_host_traffic)?;
+    let policy = discovery.policy_allowing(instance, args.allow_host_traffic, allowed)?;
     Ok(with_options(policy, args))
 }
 

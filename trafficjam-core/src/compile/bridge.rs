@@ -94,7 +94,13 @@ impl Policy {
         let mut sets = port_sets(self.ports());
         // Remote ports open connections as whitelisted ports do, and
         // backends reach them as they reach a whitelisted port.
-        if let Some(proxies) = sets.iter_mut().find(|s| s.name == names::PROXIES) {
+        // (Rebuilt only when there are some: hundreds of names on every
+        // Docker event otherwise.)
+        let proxies = sets
+            .iter_mut()
+            .find(|s| s.name == names::PROXIES)
+            .filter(|_| !self.remote_ports().is_empty());
+        if let Some(proxies) = proxies {
             let all = proxies
                 .ifnames()
                 .into_iter()
@@ -103,7 +109,11 @@ impl Policy {
         }
         // Unidentified ports are ports with no MAC and no address: every
         // frame they send fails the first check of port security.
-        if let Some(ports) = sets.iter_mut().find(|s| s.name == names::PORTS) {
+        let ports = sets
+            .iter_mut()
+            .find(|s| s.name == names::PORTS)
+            .filter(|_| !self.unidentified().is_empty());
+        if let Some(ports) = ports {
             let all = ports
                 .ifnames()
                 .into_iter()
@@ -225,7 +235,9 @@ pub(crate) fn port_sets(ports: &[Port]) -> Vec<Set> {
     // made once (inline copies, nothing allocated per element), and each
     // set is filled in one pass (ports come sorted by name, so the sets
     // nearly are).
-    let mut sets: [Vec<Element>; 8] = Default::default();
+    // (Sized up front: grown by doubling, the sets were copied a dozen
+    // times each.)
+    let mut sets: [Vec<Element>; 8] = std::array::from_fn(|_| Vec::with_capacity(ports.len()));
     let [all, proxies, macs, addrs4, addrs6, nd_targets6, bound4, bound6] = &mut sets;
     for p in ports {
         let name = ifname(&p.name);

@@ -236,8 +236,41 @@ impl SetKey {
 /// NUL-padded to 16. Held inline (a policy of hundreds of ports is
 /// compiled on every Docker event: its elements are copied, never
 /// allocated one by one); ordered as the names are.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+#[derive(Clone, Copy, Eq, Default)]
 pub struct Ifname([u8; 16]);
+
+// Sorting and diffing sets of hundreds of names compares them millions of
+// times: as one 128-bit number (big-endian, so in the names' byte order),
+// not through a call to memcmp.
+impl Ifname {
+    fn key(&self) -> u128 {
+        u128::from_be_bytes(self.0)
+    }
+}
+
+impl PartialEq for Ifname {
+    fn eq(&self, other: &Ifname) -> bool {
+        self.key() == other.key()
+    }
+}
+
+impl std::hash::Hash for Ifname {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.0.hash(state);
+    }
+}
+
+impl PartialOrd for Ifname {
+    fn partial_cmp(&self, other: &Ifname) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Ifname {
+    fn cmp(&self, other: &Ifname) -> std::cmp::Ordering {
+        self.key().cmp(&other.key())
+    }
+}
 
 impl Ifname {
     /// The name, or `None` when it cannot be an interface's (longer than
@@ -279,8 +312,9 @@ impl fmt::Display for Ifname {
     }
 }
 
-/// One value of one field of an element.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// One value of one field of an element. Values of different kinds order
+/// as the variants are listed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Value {
     /// An interface name.
     Ifname(Ifname),
@@ -294,7 +328,50 @@ pub enum Value {
     U8(u8),
 }
 
+// Hand-written for speed (sets of hundreds of elements are sorted and
+// diffed on every Docker event): each kind compared as integers. The order
+// is the one deriving would give: by kind, then by value (a prefix by
+// family, address, then length).
+impl Ord for Value {
+    fn cmp(&self, other: &Value) -> std::cmp::Ordering {
+        fn mac(m: &Mac) -> u64 {
+            m.iter().fold(0, |k, b| k << 8 | u64::from(*b))
+        }
+        fn net(n: &IpNet) -> (u8, u128, u8) {
+            match n {
+                IpNet::V4(n) => (0, u128::from(u32::from(n.addr())), n.prefix_len()),
+                IpNet::V6(n) => (1, u128::from(n.addr()), n.prefix_len()),
+            }
+        }
+        match (self, other) {
+            (Value::Ifname(a), Value::Ifname(b)) => a.cmp(b),
+            (Value::Ether(a), Value::Ether(b)) => mac(a).cmp(&mac(b)),
+            (Value::Net(a), Value::Net(b)) => net(a).cmp(&net(b)),
+            (Value::U16(a), Value::U16(b)) => a.cmp(b),
+            (Value::U8(a), Value::U8(b)) => a.cmp(b),
+            _ => self.kind_rank().cmp(&other.kind_rank()),
+        }
+    }
+}
+
+impl PartialOrd for Value {
+    fn partial_cmp(&self, other: &Value) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
 impl Value {
+    /// The place of the value's kind in the order of kinds.
+    fn kind_rank(&self) -> u8 {
+        match self {
+            Value::Ifname(_) => 0,
+            Value::Ether(_) => 1,
+            Value::Net(_) => 2,
+            Value::U16(_) => 3,
+            Value::U8(_) => 4,
+        }
+    }
+
     /// An address as a value (a host prefix).
     pub fn addr(ip: IpAddr) -> Value {
         Value::Net(IpNet::from(ip))
@@ -662,6 +739,27 @@ mod tests {
         assert_eq!(Ifname::new("a\0b"), None);
         let n = |s| Ifname::new(s).unwrap();
         assert!(n("ab") < n("abc") && n("abc") < n("b"));
+        // Compared as numbers, ordered as the strings are (prefixes,
+        // bytes above 0x7f, the empty name, the longest).
+        let names = [
+            "",
+            "a",
+            "ab",
+            "abc",
+            "b",
+            "br-1",
+            "br-10",
+            "br-2",
+            "v\u{e9}",
+            "veth~",
+            "z0123456789abcd",
+        ];
+        for a in names {
+            for b in names {
+                assert_eq!(n(a).cmp(&n(b)), a.cmp(b), "{a:?} against {b:?}");
+                assert_eq!(n(a) == n(b), a == b);
+            }
+        }
         // From the kernel: cut at the NUL; 16 bytes without one, or not
         // UTF-8, are no name (never a panic).
         let key = SetKey::ifname();
@@ -673,6 +771,54 @@ mod tests {
         bytes[0] = 0xff;
         bytes[1] = 0;
         assert_eq!(Element::from_key(&key, &bytes), None);
+    }
+
+    #[test]
+    fn values_order_as_derived_order_would() {
+        // The order deriving gives, for reference.
+        #[derive(PartialEq, Eq, PartialOrd, Ord)]
+        enum Derived {
+            Ifname([u8; 16]),
+            Ether(Mac),
+            Net(IpNet),
+            U16(u16),
+            U8(u8),
+        }
+        let derived = |v: &Value| match *v {
+            Value::Ifname(n) => Derived::Ifname(n.0),
+            Value::Ether(m) => Derived::Ether(m),
+            Value::Net(n) => Derived::Net(n),
+            Value::U16(x) => Derived::U16(x),
+            Value::U8(x) => Derived::U8(x),
+        };
+        let net = |s: &str| Value::Net(s.parse().unwrap());
+        let values = [
+            Value::Ifname(Ifname::new("").unwrap()),
+            Value::Ifname(Ifname::new("br-1").unwrap()),
+            Value::Ifname(Ifname::new("br-10").unwrap()),
+            Value::Ether([0, 0, 0, 0, 0, 0xff]),
+            Value::Ether([0, 0, 0, 0, 1, 0]),
+            Value::Ether([0xff, 0, 0, 0, 0, 0]),
+            net("10.0.0.0/8"),
+            net("10.0.0.0/16"),
+            net("10.0.0.1/32"),
+            net("255.255.255.255/32"),
+            net("::/0"),
+            net("::1/128"),
+            net("fe80::/10"),
+            net("ff02::1/128"),
+            Value::U16(0),
+            Value::U16(0x100),
+            Value::U16(u16::MAX),
+            Value::U8(0),
+            Value::U8(u8::MAX),
+        ];
+        for a in &values {
+            for b in &values {
+                assert_eq!(a.cmp(b), derived(a).cmp(&derived(b)), "{a} against {b}");
+                assert_eq!(a == b, derived(a) == derived(b), "{a} against {b}");
+            }
+        }
     }
 
     #[test]

@@ -23,7 +23,7 @@ use super::overlay;
 use super::{enforce, instances, next_blocked, reassert, watch_ours, Signals, Stop};
 use crate::blocked;
 use crate::cli::RunArgs;
-use crate::commands::docker_policy;
+use crate::commands::{docker_policy, docker_policy_allowing};
 use crate::docker::containers::Containers;
 use crate::docker::discover::{parse_filters, Summary};
 use crate::docker::ports::PortCache;
@@ -369,7 +369,9 @@ pub(super) fn enforce_networks(ctx: &mut Ctx<'_>, state: &mut State, networks: V
         let Some(d) = state.applied.get(&network) else {
             continue;
         };
-        let policy = match docker_policy(&ctx.args.policy, d, &network) {
+        // Found once: the policy and the log line both say them.
+        let allowed = d.allowed();
+        let policy = match docker_policy_allowing(&ctx.args.policy, d, &network, &allowed) {
             // Said at once, so the policy is not copied to say it.
             Ok(p) => p.with_tracking(ctx.fw.bridge_tracking()),
             Err(e) => {
@@ -381,7 +383,7 @@ pub(super) fn enforce_networks(ctx: &mut Ctx<'_>, state: &mut State, networks: V
         let context = format!("network {}: ", d.network);
         match enforce(ctx.fw, &policy, &context, ctx.log) {
             Ok(_) => {
-                let now = d.summary();
+                let now = d.summary_allowing(&allowed);
                 if let Some(before) = state.logged.get(&network) {
                     for c in now.changes_since(before) {
                         ctx.log.info(&format!("network {}: {c}", d.network));
