@@ -110,6 +110,30 @@ fn task(swarm: &Swarm, node: &Arc<Node>, prefix: &str, network: &str, labels: &[
     }
 }
 
+/// What `node` knows of the tasks of `service` (running or not) and what
+/// each logged: the diagnosis of a test that waited for them in vain.
+fn tasks_and_logs(node: &Node, service: &str) -> String {
+    let filter = format!("label=com.docker.swarm.service.name={service}");
+    let ps = node
+        .docker(&["ps", "-a", "--no-trunc", "--filter", &filter])
+        .unwrap_or_else(|e| format!("docker ps: {e}"));
+    let mut out = format!("tasks of {service} on {}:\n{ps}", node.hostname());
+    let ids = node
+        .docker(&["ps", "-aq", "--no-trunc", "--filter", &filter])
+        .unwrap_or_default();
+    for id in ids.lines() {
+        let logs = node
+            .docker_output(&["logs", id])
+            .map(|o| {
+                String::from_utf8_lossy(&o.stdout).into_owned()
+                    + &String::from_utf8_lossy(&o.stderr)
+            })
+            .unwrap_or_else(|e| format!("docker logs: {e}"));
+        out += &format!("\n--- logs of {id}:\n{logs}");
+    }
+    out
+}
+
 /// The running container of `service` on `node`.
 fn running_container(node: &Node, service: &str, limit: Duration) -> String {
     let start = Instant::now();
@@ -756,10 +780,12 @@ fn swarm_overlay_isolated_on_every_node() {
                 break s;
             }
         }
-        assert!(
-            start.elapsed() < Duration::from_secs(90),
-            "no ingress block after node 1's engine restarted"
-        );
+        if start.elapsed() > Duration::from_secs(90) {
+            panic!(
+                "no ingress block after node 1's engine restarted\n{}",
+                tasks_and_logs(&n1, &format!("{agents}-edge"))
+            );
+        }
         std::thread::sleep(Duration::from_millis(100));
     };
     println!(

@@ -54,6 +54,9 @@ pub(super) struct Overlay {
     pub tries: u32,
 }
 
+/// How soon writing the ingress block is tried again after it failed.
+const INGRESS_RETRY: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Everything Swarm-related the daemon keeps.
 #[derive(Default)]
 pub(super) struct Swarm {
@@ -62,11 +65,27 @@ pub(super) struct Swarm {
     pub ingress: Option<Site>,
     /// Whether the absence of ingress_sbox was logged.
     pub ingress_waiting: bool,
+    /// When writing the ingress block last failed (logged once; tried
+    /// again a second later).
+    pub ingress_failed: Option<std::time::Instant>,
     /// The subnets of docker_gwbridge last enforced.
     pub gwbridge: Option<Vec<ipnet::IpNet>>,
 }
 
 impl Swarm {
+    /// Writing the ingress block failed: said once, tried again in
+    /// [`INGRESS_RETRY`] through a namespace entered afresh.
+    fn ingress_failed_with(&mut self, ctx: &Ctx<'_>, why: &str) {
+        self.ingress = None;
+        if self
+            .ingress_failed
+            .replace(std::time::Instant::now())
+            .is_none()
+        {
+            ctx.log.warn(&format!("ingress: {why}; trying again"));
+        }
+    }
+
     /// Whether the daemon manages overlays or blocks ingress: namespaces to
     /// watch.
     pub fn active(&self, block_ingress: &[Service]) -> bool {
@@ -351,7 +370,8 @@ fn swarm_instance(
 }
 
 /// Write the ingress block into ingress_sbox when it is new (created,
-/// recreated) or `force`d (a poll: someone may have removed it).
+/// recreated), when writing it last failed, or when `force`d (a poll:
+/// someone may have removed it, or the Engine recreated the namespace).
 pub(super) fn enforce_ingress(ctx: &Ctx<'_>, swarm: &mut Swarm, force: bool) {
     let ports = &ctx.args.swarm.block_ingress;
     if ports.is_empty() {
@@ -370,21 +390,24 @@ pub(super) fn enforce_ingress(ctx: &Ctx<'_>, swarm: &mut Swarm, force: bool) {
         return;
     };
     swarm.ingress_waiting = false;
-    let fresh = swarm.ingress.as_ref().map(|s| &s.ns) != Some(&ns);
-    if !fresh && !force {
+    // A poll enters the namespace again whatever it looks like: one the
+    // Engine recreated can carry the identity of one freed before it.
+    if !force && swarm.ingress.as_ref().map(|s| &s.ns) == Some(&ns) {
         return;
     }
-    if fresh {
-        match Site::open(ns) {
-            Ok(site) => swarm.ingress = Some(site),
-            Err(e) => {
-                log.warn(&format!("ingress: cannot enter ingress_sbox: {e}"));
-                return;
-            }
+    if !force
+        && swarm
+            .ingress_failed
+            .is_some_and(|t| t.elapsed() < INGRESS_RETRY)
+    {
+        return;
+    }
+    let site = match Site::open(ns) {
+        Ok(site) => swarm.ingress.insert(site),
+        Err(e) => {
+            swarm.ingress_failed_with(ctx, &format!("cannot enter ingress_sbox: {e}"));
+            return;
         }
-    }
-    let Some(site) = swarm.ingress.as_mut() else {
-        return;
     };
     let instance = match swarm_instance(ctx.args.policy.instance.as_deref(), "ingress") {
         Ok(i) => i,
@@ -396,13 +419,9 @@ pub(super) fn enforce_ingress(ctx: &Ctx<'_>, swarm: &mut Swarm, force: bool) {
     let ruleset = Ruleset {
         tables: vec![ingress_table(&instance, ports)],
     };
-    if force {
-        // A poll: the kernel is read afresh, not trusted to hold the last
-        // transaction (a new site's socket has none anyway).
-        site.fw.forget();
-    }
     match site.fw.apply(ruleset) {
         Ok(changes) => {
+            swarm.ingress_failed = None;
             let list: Vec<String> = ports.iter().map(|s| s.to_string()).collect();
             for (table, change) in changes {
                 let line = format!(
@@ -420,6 +439,8 @@ pub(super) fn enforce_ingress(ctx: &Ctx<'_>, swarm: &mut Swarm, force: bool) {
                 }
             }
         }
-        Err(e) => log.warn(&format!("ingress: applying failed: {e}")),
+        // Tried again in a second, not at the next poll: the namespace may
+        // have been half set up.
+        Err(e) => swarm.ingress_failed_with(ctx, &format!("applying failed: {e}")),
     }
 }
