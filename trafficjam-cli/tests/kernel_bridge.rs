@@ -6,6 +6,7 @@
 
 use std::time::Duration;
 
+use trafficjam_core::timeouts::CLOSING_SECS;
 use trafficjam_testbed::{addr, assert_matrix, ip, matrix, Flow, Proto, Testbed, POLICY_ARGS};
 
 fn trafficjam(bed: &Testbed, args: &[&str]) -> String {
@@ -125,9 +126,9 @@ fn bridge_layer_keeps_backends_apart_without_br_netfilter() {
 }
 
 /// The entry a proxy's connection leaves in the flow set follows the
-/// connection: two minutes from the SYN, a day once data was pushed, two
-/// minutes again once it closed (so a closed connection does not hold an
-/// entry for a day although a bare ACK follows the last FIN).
+/// connection: two minutes from the SYN, a day once data was pushed, half a
+/// minute once it closed (so a closed connection does not hold an entry for
+/// a day although a bare ACK follows the last FIN).
 #[test]
 fn flow_entries_follow_the_connection() {
     use std::io::{Read, Write};
@@ -184,11 +185,14 @@ fn flow_entries_follow_the_connection() {
     for _ in 0..50 {
         std::thread::sleep(Duration::from_millis(20));
         left = expires(port).unwrap_or(0);
-        if left <= 120 {
+        if left <= CLOSING_SECS {
             break;
         }
     }
-    assert!(left <= 120, "a closed connection is kept for {left} s");
+    assert!(
+        left <= CLOSING_SECS && left + 5 > CLOSING_SECS,
+        "a closed connection is kept for {left} s"
+    );
     println!("flow entry: {open} s left while open, {left} s once closed");
     trafficjam(&bed, &["clear"]);
 }

@@ -52,6 +52,7 @@ fn status_json_is_exactly_the_documented_document() {
         })
     };
     let kinds = [
+        "flows-full",
         "icmp-error",
         "lateral",
         "malformed-arp",
@@ -94,7 +95,8 @@ fn status_json_is_exactly_the_documented_document() {
             ],
             "drops": [
                 drops("inet forward"), drops("inet input"),
-                drops("bridge prerouting"), drops("bridge forward")
+                drops("bridge prerouting"), drops("bridge forward"),
+                drops("bridge record")
             ],
             "drops_by_kind": kinds.map(drops),
             "intact": true

@@ -39,7 +39,7 @@ use super::names;
 /// PSH (data) from either side moves it to [`TCP_SECS`], a FIN or RST from
 /// either side to [`CLOSING_SECS`]; bare ACKs leave it alone. So one set
 /// entry per connection is written a handful of times in its life, not on
-/// every packet, and a closed connection is forgotten after two minutes
+/// every packet, and a closed connection is forgotten after half a minute
 /// even though a bare ACK follows the last FIN.
 ///
 /// [`OPENING_SECS`]: timeouts::OPENING_SECS
@@ -53,14 +53,17 @@ pub mod timeouts {
     /// for days; an idle websocket must survive a night).
     pub const TCP_SECS: u64 = 86_400;
     /// A TCP connection after a FIN or RST from either side (conntrack's
-    /// `time_wait`).
-    pub const CLOSING_SECS: u64 = 120;
+    /// `last_ack`). Closed connections are most of what the sets hold: at
+    /// `time_wait`'s two minutes, a proxy opening some 2,200 connections a
+    /// second kept them full.
+    pub const CLOSING_SECS: u64 = 30;
     /// A UDP flow (conntrack's `udp_timeout_stream`).
     pub const UDP_SECS: u64 = 120;
     /// An echo request awaiting its reply.
     pub const PING_SECS: u64 = 30;
-    /// At most this many flows per set; when a set is full, new flows of
-    /// the whitelisted port still pass, only their replies do not.
+    /// At most this many flows per set (conntrack's usual maximum); when a
+    /// set is full, a new TCP or UDP flow is dropped (`flows-full`) until
+    /// room is made, the flows it holds pass on.
     pub const FLOWS: u32 = 262_144;
 }
 
@@ -663,8 +666,13 @@ fn record_chain() -> Vec<Rule> {
             ),
         ]);
     }
-    // Whatever else an opener sends (and its flows when a set is full:
-    // their replies are then lost, never the requests).
+    // A new flow the sets have no room for ends here, counted: passed on,
+    // it would only have its replies dropped, and counted as `to-proxy`
+    // as if a backend had attacked. (A SYN or datagram of a flow the sets
+    // hold refreshed it above.)
+    rules.push(drop([tcp_flags_any(SYN)], "flows-full"));
+    rules.push(drop([l4proto(UDP)], "flows-full"));
+    // Whatever else an opener sends: bare ACKs, pings, other protocols.
     rules.push(rule([], false, Verdict::Accept));
     rules
 }
