@@ -18,8 +18,8 @@ fn trafficjam(bed: &Testbed, args: &[&str]) -> String {
     bed.trafficjam(env!("CARGO_BIN_EXE_trafficjam"), args)
 }
 
-/// Send one datagram from `ns` to backend1's listener from `socket`'s
-/// port (bound on first use, kept for the flow to stay the same).
+/// Send one datagram from `ns` to backend1's listener, from port `bound`
+/// (the same flow again) or a new one; returns the port it came from.
 fn datagram(ns: &Netns, bound: Option<u16>) -> u16 {
     let to = SocketAddr::new(ip(addr::B1_4), UDP_PORT);
     ns.run(move || -> std::io::Result<u16> {

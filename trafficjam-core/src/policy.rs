@@ -685,41 +685,38 @@ fn canonical(ip: IpAddr) -> IpAddr {
     }
 }
 
-/// What a port claims as its own, as numbers that sort fast: a kind (MAC,
-/// IPv4, IPv6), then the value.
+/// What a port claims as its own, as numbers that sort fast (derived
+/// order: by kind, then value).
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-struct Claim(u8, u128);
+enum Claim {
+    Mac(u64),
+    V4(u32),
+    V6(u128),
+}
 
 impl Claim {
     fn mac(m: crate::model::Mac) -> Claim {
-        let mut b = [0u8; 16];
-        b[10..].copy_from_slice(&m);
-        Claim(0, u128::from_be_bytes(b))
+        Claim::Mac(crate::model::mac_key(m))
     }
 
     fn ip(a: IpAddr) -> Claim {
         match a {
-            IpAddr::V4(v4) => Claim(1, u128::from(u32::from(v4))),
-            IpAddr::V6(v6) => Claim(2, u128::from(v6)),
+            IpAddr::V4(v4) => Claim::V4(v4.into()),
+            IpAddr::V6(v6) => Claim::V6(v6.into()),
         }
     }
 }
 
 impl std::fmt::Display for Claim {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let b = self.1.to_be_bytes();
-        match self.0 {
-            0 => {
+        match *self {
+            Claim::Mac(k) => {
                 let mut m = [0u8; 6];
-                m.copy_from_slice(&b[10..]);
+                m.copy_from_slice(&k.to_be_bytes()[2..]);
                 write!(f, "{}", crate::model::Value::Ether(m))
             }
-            1 => {
-                let mut v4 = [0u8; 4];
-                v4.copy_from_slice(&b[12..]);
-                write!(f, "{}", std::net::Ipv4Addr::from(v4))
-            }
-            _ => write!(f, "{}", std::net::Ipv6Addr::from(self.1)),
+            Claim::V4(a) => write!(f, "{}", std::net::Ipv4Addr::from(a)),
+            Claim::V6(a) => write!(f, "{}", std::net::Ipv6Addr::from(a)),
         }
     }
 }

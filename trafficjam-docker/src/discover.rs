@@ -177,7 +177,8 @@ impl Discovery {
         let mut out = Vec::new();
         // Computed on every event: most networks have no allow label at
         // all, and then no endpoint need be looked at; the few that have
-        // one are found by comparing ids, not hashing every endpoint's.
+        // one are found by their containers' entries, not by hashing every
+        // endpoint's id.
         let targets: Vec<&Container> = self
             .containers
             .values()
@@ -266,9 +267,7 @@ impl Discovery {
         // MACs in sorted lists (cheaper to build and search than maps or
         // names), and a name is copied only where a binding changed. Two
         // ports with one peer MAC bind neither (one of them forges it).
-        // MACs as numbers: compared thousands of times per call, as bytes
-        // each comparison was a call to memcmp.
-        let key = |m: [u8; 6]| m.iter().fold(0u64, |k, b| k << 8 | u64::from(*b));
+        let key = trafficjam_core::model::mac_key;
         let mut by_mac: Vec<(u64, usize)> = ports
             .iter()
             .enumerate()

@@ -10,7 +10,7 @@ mod set;
 
 pub use expr::{Bitwise, CmpOp, CtKey, DynsetOp, Expr, MetaKey, PayloadBase, Register, Verdict};
 pub use set::{
-    parse_mac, Dynamic, Element, Field, Ifname, Kind, Mac, Set, SetKey, Value, MAX_FIELDS,
+    mac_key, parse_mac, Dynamic, Element, Field, Ifname, Kind, Mac, Set, SetKey, Value, MAX_FIELDS,
 };
 
 use std::fmt;

@@ -13,6 +13,13 @@ use ipnet::IpNet;
 /// A MAC address.
 pub type Mac = [u8; 6];
 
+/// A MAC address as a number, ordered as its bytes are: what sorting and
+/// searching hundreds of MACs compare (as bytes, each comparison was a call
+/// to memcmp).
+pub fn mac_key(m: Mac) -> u64 {
+    m.iter().fold(0, |k, b| k << 8 | u64::from(*b))
+}
+
 /// A MAC address written `02:42:ac:11:00:02` (case-insensitive).
 pub fn parse_mac(s: &str) -> Option<Mac> {
     let mut mac = [0u8; 6];
@@ -240,14 +247,8 @@ impl SetKey {
 pub struct Ifname([u8; 16]);
 
 // Sorting and diffing sets of hundreds of names compares them millions of
-// times: as one 128-bit number (big-endian, so in the names' byte order),
-// not through a call to memcmp.
-impl Ifname {
-    fn key(&self) -> u128 {
-        u128::from_be_bytes(self.0)
-    }
-}
-
+// times: as one 128-bit number (`Ifname::key`), not through a call to
+// memcmp.
 impl PartialEq for Ifname {
     fn eq(&self, other: &Ifname) -> bool {
         self.key() == other.key()
@@ -273,6 +274,11 @@ impl Ord for Ifname {
 }
 
 impl Ifname {
+    /// The name as a number, big-endian: ordered as the names' bytes are.
+    fn key(&self) -> u128 {
+        u128::from_be_bytes(self.0)
+    }
+
     /// The name, or `None` when it cannot be an interface's (longer than
     /// 15 bytes, or holding a NUL).
     pub fn new(name: &str) -> Option<Ifname> {
@@ -334,9 +340,6 @@ pub enum Value {
 // family, address, then length).
 impl Ord for Value {
     fn cmp(&self, other: &Value) -> std::cmp::Ordering {
-        fn mac(m: &Mac) -> u64 {
-            m.iter().fold(0, |k, b| k << 8 | u64::from(*b))
-        }
         fn net(n: &IpNet) -> (u8, u128, u8) {
             match n {
                 IpNet::V4(n) => (0, u128::from(u32::from(n.addr())), n.prefix_len()),
@@ -345,7 +348,7 @@ impl Ord for Value {
         }
         match (self, other) {
             (Value::Ifname(a), Value::Ifname(b)) => a.cmp(b),
-            (Value::Ether(a), Value::Ether(b)) => mac(a).cmp(&mac(b)),
+            (Value::Ether(a), Value::Ether(b)) => mac_key(*a).cmp(&mac_key(*b)),
             (Value::Net(a), Value::Net(b)) => net(a).cmp(&net(b)),
             (Value::U16(a), Value::U16(b)) => a.cmp(b),
             (Value::U8(a), Value::U8(b)) => a.cmp(b),

@@ -392,14 +392,11 @@ pub(super) fn enforce_ingress(ctx: &Ctx<'_>, swarm: &mut Swarm, force: bool) {
     swarm.ingress_waiting = false;
     // A poll enters the namespace again whatever it looks like: one the
     // Engine recreated can carry the identity of one freed before it.
-    if !force && swarm.ingress.as_ref().map(|s| &s.ns) == Some(&ns) {
-        return;
-    }
-    if !force
-        && swarm
-            .ingress_failed
-            .is_some_and(|t| t.elapsed() < INGRESS_RETRY)
-    {
+    let entered = swarm.ingress.as_ref().map(|s| &s.ns) == Some(&ns);
+    let failed_lately = swarm
+        .ingress_failed
+        .is_some_and(|t| t.elapsed() < INGRESS_RETRY);
+    if !force && (entered || failed_lately) {
         return;
     }
     let site = match Site::open(ns) {
