@@ -359,7 +359,7 @@ fn comparison(op: &Operand, cmp: CmpOp, data: &[u8]) -> String {
             "ct status dnat".to_string()
         }
         (Kind::TcpFlags, Some(m)) => {
-            let value = if cmp == CmpOp::Neq && zero {
+            let value = if zero {
                 "0".to_string()
             } else {
                 tcp_flags(data.first().copied().unwrap_or(0))

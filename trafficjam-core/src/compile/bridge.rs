@@ -28,7 +28,7 @@ use crate::{Policy, Tracking, TABLE_COMMENT};
 
 use super::exprs::{
     cmp, drop, established, ether_type, icmp_type, icmpv6_types, ifname_in, l4proto, lookup,
-    meta_is_not, rule, tcp_flags_any, update, Ip, TCP, UDP,
+    meta_is_not, rule, tcp_flags_any, tcp_flags_none, update, Ip, TCP, UDP,
 };
 use super::names;
 
@@ -624,7 +624,15 @@ fn forward_with_flow_sets() -> (Vec<Rule>, Vec<Rule>) {
 /// `record`: remember the flow a frame of an opener starts (or goes on
 /// with), then accept it.
 fn record_chain() -> Vec<Rule> {
-    let mut rules = Vec::new();
+    // First, a bare ACK (a third of what an opener sends on a short
+    // connection): it changes no flow, and the rules below would all be
+    // walked to accept it at the end. Not a first fragment too short to
+    // hold the flags: the load fails and the rule does not match.
+    let mut rules = vec![rule(
+        [tcp_flags_none(FIN_RST | SYN | PSH)],
+        false,
+        Verdict::Accept,
+    )];
     for ip in Ip::BOTH {
         let d = ip.digit();
         let tcp = format!("tcp{d}");
@@ -672,7 +680,7 @@ fn record_chain() -> Vec<Rule> {
     // hold refreshed it above.)
     rules.push(drop([tcp_flags_any(SYN)], "flows-full"));
     rules.push(drop([l4proto(UDP)], "flows-full"));
-    // Whatever else an opener sends: bare ACKs, pings, other protocols.
+    // Whatever else an opener sends: pings, other protocols, fragments.
     rules.push(rule([], false, Verdict::Accept));
     rules
 }

@@ -212,6 +212,16 @@ pub(crate) fn icmpv6_types(first: u8, last: u8) -> Vec<Expr> {
 
 /// `tcp flags & MASK != 0`: any of these flags set.
 pub(crate) fn tcp_flags_any(mask: u8) -> Vec<Expr> {
+    tcp_flags_masked(mask, CmpOp::Neq)
+}
+
+/// `meta l4proto tcp tcp flags & (mask) == 0`: a TCP segment with none of
+/// these flags.
+pub(crate) fn tcp_flags_none(mask: u8) -> Vec<Expr> {
+    tcp_flags_masked(mask, CmpOp::Eq)
+}
+
+fn tcp_flags_masked(mask: u8, op: CmpOp) -> Vec<Expr> {
     let mut e = l4proto(TCP);
     e.push(transport_byte(13));
     e.push(Expr::Bitwise(Bitwise {
@@ -221,7 +231,7 @@ pub(crate) fn tcp_flags_any(mask: u8) -> Vec<Expr> {
         mask: vec![mask],
         xor: vec![0],
     }));
-    e.push(cmp(CmpOp::Neq, vec![0]));
+    e.push(cmp(op, vec![0]));
     e
 }
 
