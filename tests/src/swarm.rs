@@ -135,7 +135,13 @@ impl Swarm {
         fs::create_dir_all(&swarm.dir)?;
         let owner = owner_id(std::process::id())
             .ok_or_else(|| io::Error::other("cannot read /proc/self/stat"))?;
-        fs::write(swarm.dir.join(RIG_MARKER), owner)?;
+        // Written under another name and renamed: a concurrent reaper (a
+        // rig starting on another test thread) reads either no marker or a
+        // whole one, never the empty file `fs::write` creates first, which
+        // it would take for a dead owner's and delete this rig's namespaces.
+        let partial = swarm.dir.join(format!("{RIG_MARKER}.partial"));
+        fs::write(&partial, owner)?;
+        fs::rename(&partial, swarm.dir.join(RIG_MARKER))?;
         crate::run("ip", &["netns", "add", swarm.fabric.name()])?;
         swarm.create_fabric()?;
         crate::docker::docker(&[
@@ -935,12 +941,16 @@ fn reap_stale_rigs() {
             continue;
         };
         let owner = owner.trim();
-        let alive = owner
+        let pid = owner
             .split_whitespace()
             .next()
-            .and_then(|p| p.parse::<u32>().ok())
-            .and_then(owner_id)
-            .is_some_and(|now| now == owner);
+            .and_then(|p| p.parse::<u32>().ok());
+        // Rigs of this process are alive (each drops its own), whether or
+        // not their marker is whole yet.
+        if pid == Some(std::process::id()) {
+            continue;
+        }
+        let alive = pid.and_then(owner_id).is_some_and(|now| now == owner);
         if alive {
             continue;
         }
