@@ -1,7 +1,8 @@
 //! The daemon's user-space work for one container event, by network size:
 //! from "Docker says container X left (or came back)" to the transaction's
-//! bytes — the network's policy, its ruleset, the change planned against
-//! the tables last committed, and the log line's summary. The kernel and
+//! bytes — the network's policy, then the set elements its ports changed
+//! (or, for any other change, its ruleset and the change planned against
+//! the tables last committed), and the log line's summary. The kernel and
 //! Docker are left out (`scripts/bench_scale.sh` measures the whole), so
 //! what grows with the number of containers shows here alone.
 //!
@@ -11,9 +12,9 @@ use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr};
 
 use trafficjam_benches::{median, time_runs, us};
-use trafficjam_core::model::Table;
-use trafficjam_core::wire::{plan, Batch};
-use trafficjam_core::{InstanceId, Tracking};
+use trafficjam_core::model::{Family, Table};
+use trafficjam_core::wire::{encode, plan, Batch};
+use trafficjam_core::{InstanceId, Policy, Tracking};
 use trafficjam_docker::discover::{Endpoint, Summary};
 use trafficjam_docker::filter::Container;
 use trafficjam_docker::{Discovery, Driver};
@@ -74,25 +75,53 @@ fn network(n: u32) -> Discovery {
     }
 }
 
-/// One event's work, as the daemon does it: policy, ruleset, plan against
-/// `known`, and what the log line says changed since `logged`.
-fn handle(d: &Discovery, known: &[Table], logged: &mut Summary) -> (Vec<Table>, usize) {
+/// One event's work, as the daemon does it: the network's policy; when it
+/// differs from the `last` only in backend ports, the elements that changed
+/// (encoded against the `known` tables, which they update), else the whole
+/// ruleset planned against `known`; and what the log line says changed
+/// since `logged`.
+fn handle(
+    d: &Discovery,
+    last: &mut Option<Policy>,
+    known: &mut Vec<Table>,
+    logged: &mut Summary,
+) -> usize {
     let instance = InstanceId::new("bench").expect("valid id");
     let allowed = d.allowed();
-    let tables = d
+    let policy = d
         .policy_allowing(instance, false, &allowed)
         .expect("valid policy")
-        .with_tracking(Tracking::FlowSets)
-        .ruleset()
-        .tables;
+        .with_tracking(Tracking::FlowSets);
     let mut batch = Batch::new(1);
-    for (t, k) in tables.iter().zip(known) {
-        plan(&mut batch, t, Some(k));
+    let update = last.as_ref().and_then(|l| l.port_update(&policy));
+    let bridge = known.iter_mut().find(|t| t.family == Family::Bridge);
+    match (update, bridge) {
+        (Some(u), Some(table)) if u.fits(table) => {
+            for c in &u.sets {
+                let set = table.set(c.set).expect("the set");
+                encode::delete_elements(&mut batch, table, set, &c.removed);
+                encode::add_elements(&mut batch, table, set, &c.added, None);
+            }
+            u.apply_to(table);
+        }
+        _ => {
+            let tables = policy.ruleset().tables;
+            for (t, k) in tables.iter().zip(known.iter()) {
+                plan(&mut batch, t, Some(k));
+            }
+            if known.is_empty() {
+                for t in &tables {
+                    plan(&mut batch, t, None);
+                }
+            }
+            *known = tables;
+        }
     }
+    *last = Some(policy);
     let now = d.summary_allowing(&allowed);
     let lines = now.changes_since(logged).len();
     *logged = now;
-    (tables, lines + batch.len())
+    lines + batch.len()
 }
 
 fn main() {
@@ -105,7 +134,8 @@ fn main() {
     for n in sizes {
         let mut d = network(n);
         let mut logged = d.summary();
-        let (mut known, _) = handle(&d, &[], &mut logged);
+        let (mut last, mut known) = (None, Vec::new());
+        handle(&d, &mut last, &mut known, &mut logged);
         let mut gone = None;
         let mut samples = time_runs(20, 400, || {
             // Alternately a container leaves and comes back.
@@ -113,9 +143,8 @@ fn main() {
                 None => gone = d.endpoints.pop(),
                 Some(e) => d.endpoints.push(e),
             }
-            let (tables, bytes) = handle(&d, &known, &mut logged);
+            let bytes = handle(&d, &mut last, &mut known, &mut logged);
             std::hint::black_box(bytes);
-            known = tables;
         });
         let p90 = {
             samples.sort();

@@ -28,6 +28,7 @@ pub struct Metrics {
     docker_events: AtomicU64,
     full_syncs: AtomicU64,
     kernel_reads: AtomicU64,
+    port_updates: AtomicU64,
 }
 
 /// The daemon's counters (one daemon per process).
@@ -47,6 +48,7 @@ impl Metrics {
             docker_events: AtomicU64::new(0),
             full_syncs: AtomicU64::new(0),
             kernel_reads: AtomicU64::new(0),
+            port_updates: AtomicU64::new(0),
         }
     }
 
@@ -97,6 +99,11 @@ impl Metrics {
     /// How many times the ruleset was read to plan a change, so far.
     pub fn kernel_reads(&self, reads: u64) {
         self.kernel_reads.store(reads, Ordering::Relaxed);
+    }
+
+    /// How many transactions so far were ports' set elements alone.
+    pub fn port_updates(&self, updates: u64) {
+        self.port_updates.store(updates, Ordering::Relaxed);
     }
 
     /// The exposition text, with the kernel's drop counters.
@@ -154,6 +161,11 @@ impl Metrics {
             "trafficjam_kernel_reads_total",
             "Ruleset reads to plan a change (the others are planned against the last transaction).",
             get(&self.kernel_reads),
+        );
+        counter(
+            "trafficjam_port_updates_total",
+            "Transactions that were only the set elements of ports that changed (the others: the ruleset compiled whole and compared).",
+            get(&self.port_updates),
         );
         let _ = writeln!(
             out,

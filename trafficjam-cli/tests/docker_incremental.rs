@@ -2,7 +2,8 @@
 //! has discovered the network at start, a container connected costs one
 //! Docker API call and leaving costs none, nothing lists the network
 //! again, and every change is planned against the last transaction
-//! (the ruleset is read once). Counted with the daemon's own metrics, and
+//! (the ruleset is read once), a backend's port as its set elements alone
+//! (nothing compiled whole). Counted with the daemon's own metrics, and
 //! checked against what the kernel enforces after each step (the
 //! container's port bound or gone, a proxy whitelisted or not).
 //!
@@ -128,11 +129,12 @@ fn containers_are_followed_one_event_at_a_time() {
     let end = metrics(port).unwrap();
     let delta = |k: &str| get(&end, k) - get(&start, k);
     println!(
-        "3 containers in, 2 out: {} Docker API calls, {} events, {} full discoveries, {} ruleset reads",
+        "3 containers in, 2 out: {} Docker API calls, {} events, {} full discoveries, {} ruleset reads, {} port updates",
         delta("trafficjam_docker_api_calls_total"),
         delta("trafficjam_docker_events_total"),
         delta("trafficjam_full_syncs_total"),
-        get(&end, "trafficjam_kernel_reads_total")
+        get(&end, "trafficjam_kernel_reads_total"),
+        delta("trafficjam_port_updates_total")
     );
     assert_eq!(
         delta("trafficjam_full_syncs_total"),
@@ -149,6 +151,12 @@ fn containers_are_followed_one_event_at_a_time() {
         get(&end, "trafficjam_kernel_reads_total"),
         1.0,
         "every change after the first planned against the last transaction"
+    );
+    // The backends' ports bound and unbound (two in, one out) were sent
+    // as their set elements alone; the proxy's as the ruleset whole.
+    assert!(
+        delta("trafficjam_port_updates_total") >= 3.0,
+        "backends' ports were compiled whole"
     );
     drop(tj);
 }

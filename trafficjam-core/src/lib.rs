@@ -35,8 +35,9 @@ pub mod text;
 pub mod wire;
 
 pub use compile::{
-    conntrack_probe_table, eui64_link_local, ingress_table, names, timeouts, Ruleset,
-    CHAIN_PRIORITY, INGRESS_CHAIN, INGRESS_PORTS, INGRESS_PRIORITY, PREROUTING_PRIORITY,
+    conntrack_probe_table, eui64_link_local, ingress_table, names, timeouts, PortUpdate, Ruleset,
+    SetChange, CHAIN_PRIORITY, INGRESS_CHAIN, INGRESS_PORTS, INGRESS_PRIORITY, MAX_UPDATED_PORTS,
+    PREROUTING_PRIORITY,
 };
 pub use observe::{is_trafficjam_table, AllowedView, ChainCounters, Enforced, PortView};
 pub use policy::{Allowed, InstanceId, Policy, PolicyError, Port, Role, Service, Tracking};

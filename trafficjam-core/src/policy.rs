@@ -479,6 +479,44 @@ impl Policy {
         Ok(self)
     }
 
+    /// Whether `other` is this policy but for its container ports and its
+    /// unidentified ones. (Every other field is named, so one added later
+    /// is not forgotten here.)
+    pub(crate) fn same_except_ports(&self, other: &Policy) -> bool {
+        let Policy {
+            instance,
+            subnets,
+            whitelist,
+            allow_host_traffic,
+            bridges,
+            ports: _,
+            unidentified: _,
+            uplinks,
+            allowed,
+            proxy_services,
+            host_services,
+            tracking,
+            log_per_second,
+            remote_ports,
+            ip_forward,
+            blocked_outbound,
+        } = self;
+        *instance == other.instance
+            && *subnets == other.subnets
+            && *whitelist == other.whitelist
+            && *allow_host_traffic == other.allow_host_traffic
+            && *bridges == other.bridges
+            && *uplinks == other.uplinks
+            && *allowed == other.allowed
+            && *proxy_services == other.proxy_services
+            && *host_services == other.host_services
+            && *tracking == other.tracking
+            && *log_per_second == other.log_per_second
+            && *remote_ports == other.remote_ports
+            && *ip_forward == other.ip_forward
+            && *blocked_outbound == other.blocked_outbound
+    }
+
     /// Whether `name` is a container port (ports are sorted by name).
     fn has_port(&self, name: &str) -> bool {
         self.ports

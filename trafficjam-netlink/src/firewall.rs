@@ -13,7 +13,9 @@ use std::path::Path;
 
 use trafficjam_core::model::{Family, Table};
 use trafficjam_core::wire::{encode, plan, Batch, Change, TableSummary};
-use trafficjam_core::{conntrack_probe_table, is_trafficjam_table, names, Ruleset, Tracking};
+use trafficjam_core::{
+    conntrack_probe_table, is_trafficjam_table, names, PortUpdate, Ruleset, Tracking,
+};
 
 use crate::table::{snapshot, Snapshot};
 use crate::{cut_connections, list_tables, read_table, NetfilterSocket, NetlinkError};
@@ -91,6 +93,10 @@ impl Snapshot {
         if self.genid == fresh.genid {
             for t in self.tables.into_iter().flatten() {
                 if fresh.table(t.family, &t.name).is_none() {
+                    let ours = |(f, n): &&(Family, String)| *f == t.family && *n == t.name;
+                    if let Some(c) = self.committed.iter().find(ours) {
+                        fresh.committed.push(c.clone());
+                    }
                     fresh.tables.push(Some(t));
                 }
             }
@@ -109,7 +115,16 @@ impl Snapshot {
             .retain(|t| !deleted.iter().any(|(f, n)| t.family == *f && t.name == *n));
         let mut tables: Vec<Table> = self.tables.into_iter().flatten().collect();
         tables.retain(|t| !deleted.iter().any(|(f, n)| t.family == *f && t.name == *n));
+        self.committed
+            .retain(|(f, n)| !deleted.iter().any(|(g, m)| f == g && n == m));
         for d in desired {
+            if !self
+                .committed
+                .iter()
+                .any(|(f, n)| *f == d.family && *n == d.name)
+            {
+                self.committed.push((d.family, d.name.clone()));
+            }
             tables.retain(|t| !(t.family == d.family && t.name == d.name));
             if !self
                 .listed
@@ -292,6 +307,64 @@ impl Firewall {
                 Err(e) if e.is_generation_changed() && attempt < ATTEMPTS => continue,
                 Err(e) => return Err(e),
             }
+        }
+    }
+
+    /// Send `update` (elements of the bridge table's port sets, see
+    /// [`Policy::port_update`](trafficjam_core::Policy::port_update)) as
+    /// one transaction, planned against what the last one left, without
+    /// compiling or comparing the rest. Returns what changed, or `None`
+    /// (nothing sent) when the update does not fit what is known of the
+    /// table — known from a read rather than from this socket's last
+    /// transaction, or refused by the kernel because someone committed in
+    /// between: then apply the whole ruleset (which reads again).
+    pub fn update(&mut self, update: &PortUpdate) -> Result<Option<Changes>, NetlinkError> {
+        let Some(known) = self.known.as_mut() else {
+            return Ok(None);
+        };
+        let committed = known
+            .committed
+            .iter()
+            .any(|(f, n)| *f == Family::Bridge && *n == update.table);
+        let Some(table) = known
+            .tables
+            .iter_mut()
+            .flatten()
+            .find(|t| t.family == Family::Bridge && t.name == update.table)
+            .filter(|t| committed && update.fits(t))
+        else {
+            return Ok(None);
+        };
+        let summary = summary_of(table);
+        if update.is_empty() {
+            return Ok(Some(vec![(summary, Change::Unchanged)]));
+        }
+        let mut batch = Batch::with_generation(self.socket.next_seq(1 << 16), known.genid);
+        for change in &update.sets {
+            let Some(set) = table.set(change.set) else {
+                continue;
+            };
+            if !change.removed.is_empty() {
+                encode::delete_elements(&mut batch, table, set, &change.removed);
+            }
+            if !change.added.is_empty() {
+                encode::add_elements(&mut batch, table, set, &change.added, None);
+            }
+        }
+        match self.socket.send(&batch.finish()) {
+            Ok(()) => {
+                update.apply_to(table);
+                known.genid = known.genid.wrapping_add(1);
+                let (added, removed) = update.counts();
+                Ok(Some(vec![(summary, Change::Elements { added, removed })]))
+            }
+            // Someone committed in between: what is known is stale, and
+            // the whole ruleset is applied from a fresh read.
+            Err(e) if e.is_generation_changed() => {
+                self.known = None;
+                Ok(None)
+            }
+            Err(e) => Err(e),
         }
     }
 

@@ -47,6 +47,12 @@ pub(crate) struct Snapshot {
     pub listed: Vec<TableSummary>,
     /// The asked-for tables, `None` where absent.
     pub tables: Vec<Option<Table>>,
+    /// The tables among them that hold exactly what this socket's last
+    /// commits made them (compiled, with sorted sets), rather than what a
+    /// read found: only those take a [`PortUpdate`] planned against them.
+    ///
+    /// [`PortUpdate`]: trafficjam_core::PortUpdate
+    pub committed: Vec<(Family, String)>,
 }
 
 /// [`read_for_update`], also keeping the list of every table.
@@ -73,6 +79,7 @@ pub(crate) fn snapshot(
         genid,
         listed,
         tables: out,
+        committed: Vec::new(),
     })
 }
 

@@ -267,3 +267,96 @@ fn changes_are_planned_against_the_last_transaction_until_someone_else_commits()
     check(&mut sock, &["10.9.0.5"]);
     assert!(tables(&ns).contains("table inet someone-else"));
 }
+
+/// A policy of ports `veth<i>` (the first a proxy) and quarantined ports
+/// `vethq<i>`.
+fn ports_policy(ports: &[u8], quarantined: &[u8]) -> Policy {
+    use trafficjam_core::{Port, Role};
+    let port = |i: u8| Port {
+        name: format!("veth{i}"),
+        role: if i == 1 { Role::Proxy } else { Role::Backend },
+        mac: [0x02, 0x42, 0x0a, 0x09, 0, i],
+        addrs: vec![
+            format!("10.9.0.{i}").parse().unwrap(),
+            format!("fd09::{i}").parse().unwrap(),
+        ],
+    };
+    Policy::new(
+        InstanceId::new("upd").unwrap(),
+        ["10.9.0.0/16".parse().unwrap(), "fd09::/64".parse().unwrap()],
+        [],
+        false,
+    )
+    .unwrap()
+    .with_bridges(["br-upd".to_string()])
+    .unwrap()
+    .with_ports(ports.iter().map(|i| port(*i)))
+    .unwrap()
+    .with_unidentified(quarantined.iter().map(|i| format!("veth{i}")))
+    .unwrap()
+}
+
+/// A port update is sent as its elements alone, planned against the last
+/// transaction: the kernel then holds what compiling the new policy whole
+/// gives. It is declined (nothing sent) when the table was read rather
+/// than committed by this socket, when it does not fit, and when someone
+/// else committed in between; applying whole then still works.
+#[test]
+fn port_updates_are_sent_as_elements_and_declined_when_stale() {
+    require_root();
+    let ns = Netns::new("tjnl").unwrap();
+    let mut fw = trafficjam_netlink::Firewall::open_in(Some(&ns.path())).unwrap();
+    let mut sock = socket(&ns);
+    let bridge = |sock: &mut NetfilterSocket| {
+        read_table(sock, Family::Bridge, "trafficjam-upd").expect("consistent dump")
+    };
+    let compiled = |p: &Policy| p.ruleset().tables[1].clone();
+    // A container starts (its veth first quarantined, then bound), then
+    // dies (its port quarantined again), then its veth goes.
+    let steps = [
+        ports_policy(&[1, 2], &[]),
+        ports_policy(&[1, 2], &[3]),
+        ports_policy(&[1, 2, 3], &[]),
+        ports_policy(&[1, 2], &[3]),
+        ports_policy(&[1, 2], &[]),
+    ];
+    fw.apply(steps[0].ruleset()).unwrap();
+    assert_eq!(fw.reads(), 1);
+    for w in steps.windows(2) {
+        let update = w[0].port_update(&w[1]).expect("a port update");
+        let changes = fw.update(&update).unwrap().expect("sent");
+        let (added, removed) = update.counts();
+        assert_eq!(
+            changes[0].1,
+            trafficjam_core::wire::Change::Elements { added, removed }
+        );
+        assert_eq!(bridge(&mut sock).as_ref(), Some(&compiled(&w[1])));
+    }
+    assert_eq!(fw.reads(), 1, "an update read the kernel");
+    // Sent again, it no longer fits what the kernel holds: declined.
+    let last = steps[3].port_update(&steps[4]).unwrap();
+    assert!(fw.update(&last).unwrap().is_none());
+    assert_eq!(bridge(&mut sock).as_ref(), Some(&compiled(&steps[4])));
+    // Someone else commits: declined (the kernel refused the batch), and
+    // the whole ruleset is applied from a fresh read.
+    ns.exec("nft", &["add", "table", "inet", "someone-else"])
+        .unwrap();
+    let next = ports_policy(&[1, 2, 4], &[]);
+    let update = steps[4].port_update(&next).unwrap();
+    assert!(fw.update(&update).unwrap().is_none());
+    assert_eq!(bridge(&mut sock).as_ref(), Some(&compiled(&steps[4])));
+    fw.apply(next.ruleset()).unwrap();
+    assert_eq!(fw.reads(), 2);
+    assert_eq!(bridge(&mut sock).as_ref(), Some(&compiled(&next)));
+    // Known from a read (nothing to commit): an update is declined until
+    // a commit of this socket made the table what it holds.
+    fw.forget();
+    fw.apply(next.ruleset()).unwrap();
+    assert_eq!(fw.reads(), 3);
+    let after = ports_policy(&[1, 2], &[]);
+    let update = next.port_update(&after).unwrap();
+    assert!(fw.update(&update).unwrap().is_none());
+    fw.apply(after.ruleset()).unwrap();
+    assert_eq!(bridge(&mut sock).as_ref(), Some(&compiled(&after)));
+    assert!(tables(&ns).contains("table inet someone-else"));
+}

@@ -240,51 +240,77 @@ pub(crate) fn port_sets(ports: &[Port]) -> Vec<Set> {
     // nearly are).
     // (Sized up front: grown by doubling, the sets were copied a dozen
     // times each.)
-    let mut sets: [Vec<Element>; 8] = std::array::from_fn(|_| Vec::with_capacity(ports.len()));
-    let [all, proxies, macs, addrs4, addrs6, nd_targets6, bound4, bound6] = &mut sets;
+    let mut sets: [Vec<Element>; PORT_SETS.len()] =
+        std::array::from_fn(|_| Vec::with_capacity(ports.len()));
     for p in ports {
-        let name = ifname(&p.name);
-        let mac = Value::Ether(p.mac);
-        all.push(Element::of([name]));
-        if p.role == Role::Proxy {
-            proxies.push(Element::of([name]));
-        }
-        macs.push(Element::of([name, mac]));
-        let link_local = std::net::IpAddr::from(eui64_link_local(p.mac));
-        let v6 = p.addrs.iter().filter(|a| a.is_ipv6()).chain([&link_local]);
-        for a in p.addrs.iter().filter(|a| a.is_ipv4()) {
-            addrs4.push(Element::of([name, Value::addr(*a)]));
-            bound4.push(Element::of([name, mac, Value::addr(*a)]));
-        }
-        for a in v6 {
-            addrs6.push(Element::of([name, Value::addr(*a)]));
-            // The same addresses, keyed as the target of a neighbour
-            // advertisement (nft types the raw field apart from `ip6
-            // saddr`).
-            nd_targets6.push(Element::of([name, Value::addr(*a)]));
-            bound6.push(Element::of([name, mac, Value::addr(*a)]));
-        }
+        port_elements(p, |set, e| sets[set].push(e));
     }
+    PORT_SETS
+        .iter()
+        .zip(port_set_keys())
+        .zip(sets)
+        .map(|((name, key), elements)| Set::of(name, key, elements))
+        .collect()
+}
+
+/// The sets that say what each port is and may send as, in the order of
+/// the table; [`port_elements`] gives each element with the index of its
+/// set in this list.
+pub(crate) const PORT_SETS: [&str; 8] = [
+    names::PORTS,
+    names::PROXIES,
+    names::MACS,
+    names::ADDRS4,
+    names::ADDRS6,
+    names::ND_TARGETS6,
+    names::BOUND4,
+    names::BOUND6,
+];
+/// The index of `ports` (every container port's name) in [`PORT_SETS`].
+pub(crate) const PORTS_SET: usize = 0;
+
+/// The keys of [`PORT_SETS`], in the same order.
+fn port_set_keys() -> [SetKey; PORT_SETS.len()] {
     let key = |f: Field| SetKey::concat([Field::Iifname, f]);
-    let [all, proxies, macs, addrs4, addrs6, nd_targets6, bound4, bound6] = sets;
-    vec![
-        Set::of(names::PORTS, SetKey::ifname(), all),
-        Set::of(names::PROXIES, SetKey::ifname(), proxies),
-        Set::of(names::MACS, key(Field::EtherSaddr), macs),
-        Set::of(names::ADDRS4, key(Field::IpSaddr), addrs4),
-        Set::of(names::ADDRS6, key(Field::Ip6Saddr), addrs6),
-        Set::of(names::ND_TARGETS6, key(Field::NdTarget), nd_targets6),
-        Set::of(
-            names::BOUND4,
-            SetKey::concat([Field::Iifname, Field::EtherSaddr, Field::IpSaddr]),
-            bound4,
-        ),
-        Set::of(
-            names::BOUND6,
-            SetKey::concat([Field::Iifname, Field::EtherSaddr, Field::Ip6Saddr]),
-            bound6,
-        ),
+    let bound = |f: Field| SetKey::concat([Field::Iifname, Field::EtherSaddr, f]);
+    [
+        SetKey::ifname(),
+        SetKey::ifname(),
+        key(Field::EtherSaddr),
+        key(Field::IpSaddr),
+        key(Field::Ip6Saddr),
+        key(Field::NdTarget),
+        bound(Field::IpSaddr),
+        bound(Field::Ip6Saddr),
     ]
+}
+
+/// The elements port `p` gives the sets of [`PORT_SETS`], each with the
+/// index of its set. Every element begins with the port's name, so no two
+/// ports give the same one: what a port gives is exactly what removing it
+/// takes away (see [`Policy::port_update`]).
+pub(crate) fn port_elements(p: &Port, mut put: impl FnMut(usize, Element)) {
+    let name = ifname(&p.name);
+    let mac = Value::Ether(p.mac);
+    put(PORTS_SET, Element::of([name]));
+    if p.role == Role::Proxy {
+        put(1, Element::of([name]));
+    }
+    put(2, Element::of([name, mac]));
+    let link_local = std::net::IpAddr::from(eui64_link_local(p.mac));
+    let v6 = p.addrs.iter().filter(|a| a.is_ipv6()).chain([&link_local]);
+    for a in p.addrs.iter().filter(|a| a.is_ipv4()) {
+        put(3, Element::of([name, Value::addr(*a)]));
+        put(6, Element::of([name, mac, Value::addr(*a)]));
+    }
+    for a in v6 {
+        put(4, Element::of([name, Value::addr(*a)]));
+        // The same addresses, keyed as the target of a neighbour
+        // advertisement (nft types the raw field apart from `ip6
+        // saddr`).
+        put(5, Element::of([name, Value::addr(*a)]));
+        put(7, Element::of([name, mac, Value::addr(*a)]));
+    }
 }
 
 /// A bridge-family table with one `ct state` rule in a regular chain: the

@@ -18,6 +18,7 @@
 pub(crate) mod bridge;
 pub(crate) mod exprs;
 pub(crate) mod ingress;
+pub(crate) mod update;
 
 use std::net::IpAddr;
 
@@ -26,6 +27,7 @@ use ipnet::IpNet;
 pub(crate) use bridge::ifname;
 pub use bridge::{conntrack_probe_table, eui64_link_local, timeouts, PREROUTING_PRIORITY};
 pub use ingress::{ingress_table, INGRESS_CHAIN, INGRESS_PORTS, INGRESS_PRIORITY};
+pub use update::{PortUpdate, SetChange, MAX_UPDATED_PORTS};
 
 use crate::model::{
     BaseChain, Bitwise, Chain, CmpOp, Element, Expr, Family, Field, Hook, MetaKey, PayloadBase,

@@ -381,7 +381,7 @@ pub(super) fn enforce_networks(ctx: &mut Ctx<'_>, state: &mut State, networks: V
             }
         };
         let context = format!("network {}: ", d.network);
-        match enforce(ctx.fw, &policy, &context, ctx.log) {
+        match enforce(ctx.fw, policy, &context, ctx.log) {
             Ok(_) => {
                 let now = d.summary_allowing(&allowed);
                 if let Some(before) = state.logged.get(&network) {
@@ -398,6 +398,7 @@ pub(super) fn enforce_networks(ctx: &mut Ctx<'_>, state: &mut State, networks: V
         report_allow_problems(ctx.log, state, &network);
     }
     METRICS.kernel_reads(ctx.fw.reads());
+    METRICS.port_updates(ctx.fw.port_updates());
 }
 
 /// Log the allow labels that do not parse, once per change.

@@ -136,23 +136,23 @@ fn finish(stop: Stop, fw: &mut Firewall, owned: &[InstanceId], log: Log) -> Resu
 }
 
 /// Apply one policy, counted and timed for the metrics.
-fn apply_counted(fw: &mut Firewall, policy: &Policy) -> Result<Changes, CliError> {
+fn apply_counted(fw: &mut Firewall, policy: Policy) -> Result<Changes, CliError> {
     let started = std::time::Instant::now();
-    let applied = fw.enforce(policy);
+    let applied = fw.enforce_owned(policy);
     METRICS.applied(started.elapsed(), applied.is_ok());
     applied
 }
 
 /// Apply one policy and log what changed.
-fn enforce(fw: &mut Firewall, policy: &Policy, context: &str, log: Log) -> Result<bool, CliError> {
+fn enforce(fw: &mut Firewall, policy: Policy, context: &str, log: Log) -> Result<bool, CliError> {
     let mut changed = false;
+    let what = summary(&policy);
     for (table, change) in apply_counted(fw, policy)? {
         let line = format!(
-            "{context}table {} {}: {}; {}",
+            "{context}table {} {}: {}; {what}",
             table.family,
             table.name,
             describe(&change),
-            summary(policy)
         );
         if change == Change::Unchanged {
             log.debug(&line);
@@ -183,7 +183,7 @@ async fn run_static(
     let bridges = Arc::new(Mutex::new(found.bridge_index.into_iter().collect()));
     let mut links = watch::links(args.policy.target.netns.clone(), bridges.clone(), log)?;
     let mut touched = watch_ours(args, fw, log)?;
-    enforce(fw, &policy, "", log)?;
+    enforce(fw, policy.clone(), "", log)?;
     log.info("enforcing; restoring the rules whenever they are changed from outside, and following the bridge's ports");
     loop {
         tokio::select! {
@@ -198,7 +198,7 @@ async fn run_static(
                             *b = found.bridge_index.into_iter().collect();
                         }
                         policy = found.policy;
-                        if let Err(e) = enforce(fw, &policy, "", log) {
+                        if let Err(e) = enforce(fw, policy.clone(), "", log) {
                             log.warn(&format!("re-applying failed: {e}"));
                         }
                     }
@@ -222,7 +222,7 @@ async fn run_static(
                     Ok(found) => policy = found.policy,
                     Err(e) => log.warn(&format!("reading the bridge failed: {e}; keeping the last rules")),
                 }
-                if let Err(e) = enforce(fw, &policy, "", log) {
+                if let Err(e) = enforce(fw, policy.clone(), "", log) {
                     log.warn(&format!("re-applying failed: {e}"));
                 }
             }
@@ -258,7 +258,7 @@ fn watch_ours(
 fn reassert(fw: &mut Firewall, policies: &[Policy], seen: Touched, log: Log) {
     fw.forget();
     for policy in policies {
-        match apply_counted(fw, policy) {
+        match apply_counted(fw, policy.clone()) {
             Ok(changes) => {
                 for (table, change) in changes {
                     if change != Change::Unchanged {

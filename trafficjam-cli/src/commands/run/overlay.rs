@@ -285,7 +285,7 @@ fn enforce_overlay(ctx: &mut Ctx<'_>, swarm: &mut Swarm, network: &str) {
         }
     };
     let context = format!("network {network} (namespace {}): ", site.ns.path.display());
-    if let Err(e) = enforce(&mut site.fw, &policy, &context, log) {
+    if let Err(e) = enforce(&mut site.fw, policy, &context, log) {
         log.warn(&format!("network {network}: applying failed: {e}"));
     }
 }
@@ -332,7 +332,7 @@ pub(super) async fn enforce_gwbridge(ctx: &mut Ctx<'_>, state: &mut State) {
             return;
         }
     };
-    if let Err(e) = enforce(ctx.fw, &policy, &format!("{GWBRIDGE}: "), log) {
+    if let Err(e) = enforce(ctx.fw, policy, &format!("{GWBRIDGE}: "), log) {
         log.warn(&format!("{GWBRIDGE}: applying failed: {e}"));
         return;
     }
