@@ -1,9 +1,8 @@
 //! The kernel side of the commands: [`trafficjam_netlink::Firewall`] with
 //! the CLI's errors, and a clear one for a `--netns` that does not exist.
 
-use std::path::Path;
-
 use std::collections::HashMap;
+use std::path::Path;
 
 use trafficjam_core::model::{Family, Table};
 use trafficjam_core::wire::{Change, TableSummary};
@@ -42,7 +41,6 @@ impl Firewall {
     /// Make the kernel enforce `policy`, with the flow tracking this
     /// kernel supports; returns what changed for each table.
     pub fn enforce(&mut self, policy: &Policy) -> Result<Changes, CliError> {
-        self.enforced.remove(&policy.instance().table_name());
         let tracking = self.bridge_tracking();
         // A daemon's policies already say (see `run`): not copied then.
         let ruleset = if policy.tracking() == tracking {

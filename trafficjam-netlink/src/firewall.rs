@@ -23,6 +23,10 @@ use crate::{cut_connections, list_tables, read_table, NetfilterSocket, NetlinkEr
 /// Each table of a ruleset made true, and what its transaction changed.
 pub type Changes = Vec<(TableSummary, Change)>;
 
+/// Sequence numbers reserved per batch: no batch of ours comes near 65,536
+/// messages (elements are packed 1,024 per message).
+const SEQ_PER_BATCH: u32 = 1 << 16;
+
 /// How often a change is recomputed when the ruleset keeps changing under
 /// it (each retry reads the kernel again).
 const ATTEMPTS: usize = 8;
@@ -339,7 +343,8 @@ impl Firewall {
         if update.is_empty() {
             return Ok(Some(vec![(summary, Change::Unchanged)]));
         }
-        let mut batch = Batch::with_generation(self.socket.next_seq(1 << 16), known.genid);
+        // (Not `first_seq`: `known` borrows the rest of `self`.)
+        let mut batch = Batch::with_generation(self.socket.next_seq(SEQ_PER_BATCH), known.genid);
         for change in &update.sets {
             let Some(set) = table.set(change.set) else {
                 continue;
@@ -394,9 +399,8 @@ impl Firewall {
         self.socket.send(&batch.finish())
     }
 
-    /// Reserve sequence numbers for one batch: no batch of ours comes
-    /// near 65,536 messages (elements are packed 1,024 per message).
+    /// Reserve sequence numbers for one batch (see [`SEQ_PER_BATCH`]).
     fn first_seq(&mut self) -> u32 {
-        self.socket.next_seq(1 << 16)
+        self.socket.next_seq(SEQ_PER_BATCH)
     }
 }
