@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr};
 
 use trafficjam_benches::{median, time_runs, us};
-use trafficjam_core::model::{Family, Table};
+use trafficjam_core::model::Table;
 use trafficjam_core::wire::{encode, plan, Batch};
 use trafficjam_core::{InstanceId, Policy, Tracking};
 use trafficjam_docker::discover::{Endpoint, Summary};
@@ -94,15 +94,16 @@ fn handle(
         .with_tracking(Tracking::FlowSets);
     let mut batch = Batch::new(1);
     let update = last.as_ref().and_then(|l| l.port_update(&policy));
-    let bridge = known.iter_mut().find(|t| t.family == Family::Bridge);
-    match (update, bridge) {
-        (Some(u), Some(table)) if u.fits(table) => {
-            for c in &u.sets {
-                let set = table.set(c.set).expect("the set");
-                encode::delete_elements(&mut batch, table, set, &c.removed);
-                encode::add_elements(&mut batch, table, set, &c.added, None);
+    match update {
+        Some(u) if known.iter().all(|t| u.fits(t)) && !known.is_empty() => {
+            for table in known.iter_mut() {
+                for c in u.changes(table.family) {
+                    let set = table.set(c.set).expect("the set");
+                    encode::delete_elements(&mut batch, table, set, &c.removed);
+                    encode::add_elements(&mut batch, table, set, &c.added, None);
+                }
+                u.apply_to(table);
             }
-            u.apply_to(table);
         }
         _ => {
             let tables = policy.ruleset().tables;

@@ -43,6 +43,28 @@ pub fn tcp_connect_port(ns: &Netns, to: IpAddr, port: u16, timeout: Duration) ->
         .unwrap_or(false)
 }
 
+/// A connection from inside `ns` to the echo listener at `to`, proven to
+/// echo (reads then wait at most 800 ms): for tests of what happens to
+/// connections already open.
+pub fn open_echo(ns: &Netns, to: IpAddr) -> TcpStream {
+    let to = SocketAddr::new(to, crate::listener::ECHO_PORT);
+    let mut s = ns
+        .run(move || TcpStream::connect_timeout(&to, Duration::from_secs(2)))
+        .expect("run in the namespace")
+        .unwrap_or_else(|e| panic!("connect to {to}: {e}"));
+    s.set_read_timeout(Some(Duration::from_millis(800)))
+        .expect("a read timeout");
+    assert!(echoes(&mut s), "a fresh connection to {to} does not echo");
+    s
+}
+
+/// Does the connection echo four bytes?
+pub fn echoes(s: &mut TcpStream) -> bool {
+    use std::io::{Read, Write};
+    let mut buf = [0u8; 4];
+    s.write_all(b"ping").is_ok() && matches!(s.read(&mut buf), Ok(4))
+}
+
 /// Does a UDP datagram from `ns` to `to` come back within `timeout`?
 pub fn udp_roundtrip(ns: &Netns, to: IpAddr, timeout: Duration) -> bool {
     ns.run(move || {

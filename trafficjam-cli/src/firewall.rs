@@ -52,10 +52,10 @@ impl Firewall {
     }
 
     /// [`enforce`](Self::enforce), keeping the policy: when the next one
-    /// of these tables differs from it only in backend ports and ports
-    /// nobody is bound to (a daemon's usual event), only the elements that
-    /// changed are computed and sent — nothing is compiled or compared
-    /// whole. Anything else, or a kernel that changed in between, is
+    /// of these tables differs from it only in ports, ports nobody is
+    /// bound to and whitelisted addresses (a daemon's usual event), only
+    /// the elements that changed are computed and sent — nothing is
+    /// compiled or compared whole. Anything else, or a kernel that changed in between, is
     /// applied whole.
     pub fn enforce_owned(&mut self, policy: Policy) -> Result<Changes, CliError> {
         let tracking = self.bridge_tracking();
@@ -70,15 +70,17 @@ impl Firewall {
             .remove(&name)
             .and_then(|last| last.port_update(&policy));
         if let Some(update) = update {
-            if let Some(bridge) = self.kernel.update(&update)? {
-                // The inet table is the same when only ports changed.
-                let inet = TableSummary {
-                    family: Family::Inet,
-                    name: name.clone(),
-                    comment: Some(TABLE_COMMENT.to_string()),
-                };
-                let changes = std::iter::once((inet, Change::Unchanged)).chain(bridge);
-                let changes = changes.collect();
+            if let Some(mut changes) = self.kernel.update(&update)? {
+                // The inet table is the same when its whitelists are: said
+                // so, as a whole apply says it of every table.
+                if !changes.iter().any(|(t, _)| t.family == Family::Inet) {
+                    let inet = TableSummary {
+                        family: Family::Inet,
+                        name: name.clone(),
+                        comment: Some(TABLE_COMMENT.to_string()),
+                    };
+                    changes.insert(0, (inet, Change::Unchanged));
+                }
                 self.enforced.insert(name, policy);
                 if !update.is_empty() {
                     self.port_updates += 1;

@@ -2,13 +2,10 @@
 //! had opened into the network: its conntrack entries are removed, so
 //! neither it nor whoever gets the address next can keep using them.
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
 use std::process::Command;
-use std::time::Duration;
 
-use trafficjam_testbed::listener::ECHO_PORT;
-use trafficjam_testbed::{addr, ip, Netns, Testbed};
+use trafficjam_testbed::probe::{echoes, open_echo};
+use trafficjam_testbed::{addr, ip, Testbed};
 
 fn apply(bed: &Testbed, whitelist: &[&str]) {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_trafficjam"));
@@ -21,24 +18,6 @@ fn apply(bed: &Testbed, whitelist: &[&str]) {
     assert!(out.status.success(), "{out:?}");
 }
 
-/// Open a connection from inside `ns` and prove it works.
-fn open(ns: &Netns, to: &str) -> TcpStream {
-    let to = SocketAddr::new(ip(to), ECHO_PORT);
-    let mut s = ns
-        .run(move || TcpStream::connect_timeout(&to, Duration::from_secs(2)))
-        .unwrap()
-        .expect("connect");
-    s.set_read_timeout(Some(Duration::from_millis(800)))
-        .unwrap();
-    assert!(echoes(&mut s), "fresh connection does not echo");
-    s
-}
-
-fn echoes(s: &mut TcpStream) -> bool {
-    let mut buf = [0u8; 4];
-    s.write_all(b"ping").is_ok() && matches!(s.read(&mut buf), Ok(4))
-}
-
 #[test]
 fn connections_of_a_removed_address_are_cut() {
     let bed = Testbed::build().expect("build the test bed");
@@ -46,10 +25,10 @@ fn connections_of_a_removed_address_are_cut() {
     // The proxy and backend1 whitelisted (by the addresses their ports
     // hold); each opens connections to backend2.
     apply(&bed, &[addr::PROXY4, addr::PROXY6, addr::B1_4]);
-    let mut from_proxy4 = open(&bed.proxy, addr::B2_4);
-    let mut from_proxy6 = open(&bed.proxy, addr::B2_6);
-    let mut from_b1_4 = open(&bed.backend1, addr::B2_4);
-    let mut from_b1_6 = open(&bed.backend1, addr::B2_6);
+    let mut from_proxy4 = open_echo(&bed.proxy, ip(addr::B2_4));
+    let mut from_proxy6 = open_echo(&bed.proxy, ip(addr::B2_6));
+    let mut from_b1_4 = open_echo(&bed.backend1, ip(addr::B2_4));
+    let mut from_b1_6 = open_echo(&bed.backend1, ip(addr::B2_6));
     // backend1 leaves the whitelist: its port is a backend's again, and
     // its connections end, both families; the proxy's go on.
     apply(&bed, &[addr::PROXY4, addr::PROXY6]);

@@ -479,14 +479,15 @@ impl Policy {
         Ok(self)
     }
 
-    /// Whether `other` is this policy but for its container ports and its
-    /// unidentified ones. (Every other field is named, so one added later
-    /// is not forgotten here.)
+    /// Whether `other` is this policy but for its container ports, its
+    /// unidentified ones and its whitelisted addresses (what a
+    /// [`PortUpdate`](crate::PortUpdate) changes). (Every other field is
+    /// named, so one added later is not forgotten here.)
     pub(crate) fn same_except_ports(&self, other: &Policy) -> bool {
         let Policy {
             instance,
             subnets,
-            whitelist,
+            whitelist: _,
             allow_host_traffic,
             bridges,
             ports: _,
@@ -503,7 +504,6 @@ impl Policy {
         } = self;
         *instance == other.instance
             && *subnets == other.subnets
-            && *whitelist == other.whitelist
             && *allow_host_traffic == other.allow_host_traffic
             && *bridges == other.bridges
             && *uplinks == other.uplinks

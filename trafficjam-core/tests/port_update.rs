@@ -1,6 +1,7 @@
 //! `Policy::port_update`: the elements it gives, applied to the ruleset
 //! compiled from one policy, are the ruleset compiled from the other —
-//! for thousands of random policies and changes — and it declines every
+//! for thousands of random policies and changes of backends, proxies,
+//! quarantined ports and whitelisted addresses — and it declines every
 //! change it cannot express that way.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -32,6 +33,8 @@ impl Rng {
 #[derive(Clone)]
 struct Parts {
     ports: Vec<Port>,
+    /// Whitelisted addresses of no port (a proxy not bound yet).
+    whitelist: Vec<IpAddr>,
     unidentified: Vec<String>,
     allowed: Vec<Allowed>,
     tracking: Tracking,
@@ -60,6 +63,7 @@ impl Parts {
     fn of(ports: Vec<Port>, next_id: u32) -> Parts {
         Parts {
             ports,
+            whitelist: Vec::new(),
             unidentified: Vec::new(),
             allowed: Vec::new(),
             tracking: Tracking::FlowSets,
@@ -71,6 +75,7 @@ impl Parts {
     fn random(rng: &mut Rng) -> Parts {
         let mut p = Parts {
             ports: Vec::new(),
+            whitelist: Vec::new(),
             unidentified: Vec::new(),
             allowed: Vec::new(),
             tracking: if rng.chance(50) {
@@ -91,6 +96,9 @@ impl Parts {
         }
         for _ in 0..rng.below(4) {
             p.quarantine_new();
+        }
+        for _ in 0..rng.below(3) {
+            p.whitelist_new();
         }
         if p.ports.len() >= 2 && rng.chance(30) {
             p.allow(rng);
@@ -113,6 +121,20 @@ impl Parts {
         self.proxy_services.push(Service::tcp(port));
     }
 
+    fn whitelist_new(&mut self) {
+        let id = self.fresh();
+        self.whitelist
+            .push(IpAddr::V4(Ipv4Addr::new(10, 9, 200, id as u8)));
+    }
+
+    fn random_role(rng: &mut Rng) -> Role {
+        if rng.chance(20) {
+            Role::Proxy
+        } else {
+            Role::Backend
+        }
+    }
+
     fn quarantine_new(&mut self) {
         let id = self.fresh();
         self.unidentified.push(format!("veth{id}"));
@@ -132,11 +154,10 @@ impl Parts {
     }
 
     fn build(&self) -> Option<Policy> {
-        let whitelist: Vec<IpAddr> = Vec::new();
         Policy::new(
             InstanceId::new("pu").ok()?,
             ["10.9.0.0/16".parse().ok()?, "fd09::/64".parse().ok()?],
-            whitelist,
+            self.whitelist.clone(),
             false,
         )
         .ok()?
@@ -159,24 +180,20 @@ impl Parts {
     }
 
     /// Change it at random; returns whether an update should express the
-    /// change (backends and quarantined ports only, no allowed flow's end).
+    /// change (ports of either role, quarantined ports and whitelisted
+    /// addresses, no allowed flow's end).
     fn change(&mut self, rng: &mut Rng) -> bool {
         let mut expressible = true;
-        let original: Vec<String> = self.ports.iter().map(|p| p.name.clone()).collect();
-        let mut toggled: Vec<String> = Vec::new();
         for _ in 0..1 + rng.below(3) {
-            let backends: Vec<usize> = (0..self.ports.len())
-                .filter(|i| {
-                    self.ports[*i].role == Role::Backend
-                        && !self.is_allowed_end(&self.ports[*i].name)
-                })
+            let free: Vec<usize> = (0..self.ports.len())
+                .filter(|i| !self.is_allowed_end(&self.ports[*i].name))
                 .collect();
-            match rng.below(10) {
-                // A backend starts.
-                0 | 1 => self.add(Role::Backend, rng.chance(50)),
-                // A backend dies: its port quarantined, or gone.
-                2 | 3 if !backends.is_empty() => {
-                    let gone = self.ports.remove(backends[rng.below(backends.len())]);
+            match rng.below(11) {
+                // A backend or a proxy starts.
+                0 | 1 => self.add(Parts::random_role(rng), rng.chance(50)),
+                // One dies: its port quarantined, or gone.
+                2 | 3 if !free.is_empty() => {
+                    let gone = self.ports.remove(free[rng.below(free.len())]);
                     if rng.chance(60) {
                         self.unidentified.push(gone.name);
                     }
@@ -186,45 +203,42 @@ impl Parts {
                     let name = self.unidentified.remove(rng.below(self.unidentified.len()));
                     if rng.chance(60) {
                         let id = self.fresh();
-                        let mut p = port(id, Role::Backend, rng.chance(50));
+                        let mut p = port(id, Parts::random_role(rng), rng.chance(50));
                         p.name = name;
                         self.ports.push(p);
                     }
                 }
                 // A veth appears.
                 5 => self.quarantine_new(),
-                // A backend's addresses or MAC change.
-                6 if !backends.is_empty() => {
-                    let i = backends[rng.below(backends.len())];
-                    let id = self.fresh();
-                    let name = self.ports[i].name.clone();
-                    self.ports[i] = port(id, Role::Backend, rng.chance(50));
-                    self.ports[i].name = name;
+                // A port's addresses or MAC change, or its role.
+                6 if !free.is_empty() => {
+                    let i = free[rng.below(free.len())];
+                    if rng.chance(30) {
+                        self.ports[i].role = match self.ports[i].role {
+                            Role::Proxy => Role::Backend,
+                            Role::Backend => Role::Proxy,
+                        };
+                    } else {
+                        let id = self.fresh();
+                        let name = self.ports[i].name.clone();
+                        self.ports[i] = port(id, self.ports[i].role, rng.chance(50));
+                        self.ports[i].name = name;
+                    }
+                }
+                // A proxy not bound yet is whitelisted, or leaves.
+                7 => {
+                    if !self.whitelist.is_empty() && rng.chance(50) {
+                        self.whitelist.remove(rng.below(self.whitelist.len()));
+                    } else {
+                        self.whitelist_new();
+                    }
                 }
                 // What an update must not express (each a real change): a
-                // proxy comes, a port changes role, an allowed flow, a
-                // service, an allowed flow's end changes.
-                7 | 8 => {
+                // service, an allowed flow, an allowed flow's end changes.
+                8 | 9 => {
                     expressible = false;
-                    match rng.below(5) {
-                        0 => self.add(Role::Proxy, rng.chance(50)),
-                        // (Once per port of the policy changed: toggled twice,
-                        // or a proxy just added made a backend, it would be
-                        // an expressible change.)
-                        1 if !self.ports.is_empty() => {
-                            let i = rng.below(self.ports.len());
-                            let name = self.ports[i].name.clone();
-                            if original.contains(&name) && !toggled.contains(&name) {
-                                self.ports[i].role = match self.ports[i].role {
-                                    Role::Proxy => Role::Backend,
-                                    Role::Backend => Role::Proxy,
-                                };
-                                toggled.push(name);
-                            } else {
-                                self.new_service();
-                            }
-                        }
-                        2 if self.ports.len() >= 2 => {
+                    match rng.below(3) {
+                        0 if self.ports.len() >= 2 => {
                             let (from, to) =
                                 (self.ports[0].name.clone(), self.ports[1].name.clone());
                             let a = Allowed {
@@ -238,12 +252,20 @@ impl Parts {
                                 self.allowed.push(a);
                             }
                         }
-                        3 if !self.allowed.is_empty() => {
+                        1 if !self.allowed.is_empty() => {
                             let name = self.allowed[0].to.clone();
                             let id = self.fresh() as u16;
-                            if let Some(p) = self.ports.iter_mut().find(|p| p.name == name) {
-                                p.addrs
-                                    .push(IpAddr::V6(Ipv6Addr::new(0xfd09, 1, 0, 0, 0, 0, 0, id)));
+                            match self.ports.iter_mut().find(|p| p.name == name) {
+                                Some(p) if rng.chance(50) => p
+                                    .addrs
+                                    .push(IpAddr::V6(Ipv6Addr::new(0xfd09, 1, 0, 0, 0, 0, 0, id))),
+                                Some(p) => {
+                                    p.role = match p.role {
+                                        Role::Proxy => Role::Backend,
+                                        Role::Backend => Role::Proxy,
+                                    }
+                                }
+                                None => self.new_service(),
                             }
                         }
                         _ => self.new_service(),
@@ -277,19 +299,35 @@ fn an_update_applied_is_the_ruleset_compiled_whole() {
         let Some(after) = after_parts.build() else {
             continue;
         };
+        // (A role toggled twice is no change: nothing to decline.)
+        let expressible = expressible || after == before;
         let whole = after.ruleset();
         match before.port_update(&after) {
             Some(update) => {
                 let mut patched = before.ruleset();
-                assert!(
-                    update.apply_to(bridge_table(&mut patched)),
-                    "case {case}: the update does not fit the table it starts from: {update:?}"
-                );
+                for table in &mut patched.tables {
+                    assert!(
+                        update.apply_to(table),
+                        "case {case}: the update does not fit the table it starts from: {update:?}"
+                    );
+                }
                 assert_eq!(patched, whole, "case {case}: {update:?}");
+                // The whitelisted addresses it removes are those the
+                // policy lost.
+                let mut revoked = update.revoked();
+                revoked.sort();
+                let lost: Vec<IpAddr> = before
+                    .whitelist()
+                    .iter()
+                    .filter(|a| !after.whitelist().contains(a))
+                    .copied()
+                    .collect();
+                assert_eq!(revoked, lost, "case {case}");
                 // Applied again, it no longer fits: nothing changes.
                 if !update.is_empty() {
                     let mut again = patched.clone();
-                    assert!(!update.apply_to(bridge_table(&mut again)), "case {case}");
+                    let fits = again.tables.iter_mut().all(|t| update.apply_to(t));
+                    assert!(!fits, "case {case}");
                     assert_eq!(again, patched, "case {case}");
                 }
                 assert!(
@@ -301,7 +339,7 @@ fn an_update_applied_is_the_ruleset_compiled_whole() {
             None => {
                 assert!(
                     !expressible,
-                    "case {case}: no update for backends and quarantined ports alone"
+                    "case {case}: no update for ports, quarantined ports and whitelists alone"
                 );
                 declined += 1;
             }
@@ -341,6 +379,8 @@ fn an_update_is_elements_of_the_port_sets_only() {
     );
     assert_eq!(update.counts(), (0, 1 + 1 + 2 + 2 + 1 + 2));
     assert!(update.sets.iter().all(|s| s.added.is_empty()));
+    // A backend is no whitelisted address.
+    assert!(update.whitelists.is_empty() && update.revoked().is_empty());
 }
 
 #[test]
@@ -358,21 +398,56 @@ fn many_ports_at_once_are_compiled_whole() {
 }
 
 #[test]
+fn a_proxy_leaving_takes_its_port_and_its_whitelisted_addresses() {
+    let mut parts = Parts::of(
+        vec![port(1, Role::Proxy, true), port(2, Role::Backend, true)],
+        10,
+    );
+    let before = parts.build().expect("a policy");
+    let gone = parts.ports.remove(0);
+    let after = parts.build().expect("a policy");
+    let update = before.port_update(&after).expect("an update");
+    let sets: Vec<&str> = update.sets.iter().map(|s| s.set).collect();
+    assert!(
+        sets.contains(&"proxies") && sets.contains(&"bound4"),
+        "{sets:?}"
+    );
+    let whitelists: Vec<&str> = update.whitelists.iter().map(|s| s.set).collect();
+    assert_eq!(whitelists, ["whitelist4", "whitelist6"]);
+    assert!(update.whitelists.iter().all(|s| s.added.is_empty()));
+    // Its connections are cut: both of its addresses are revoked.
+    assert_eq!(update.revoked(), gone.addrs);
+    // And back: the same elements, added.
+    let back = after.port_update(&before).expect("an update");
+    assert_eq!(back.counts(), (update.counts().1, update.counts().0));
+    assert!(back.revoked().is_empty());
+}
+
+#[test]
 fn an_update_does_not_fit_another_table() {
     let mut parts = Parts::of(vec![port(1, Role::Backend, false)], 10);
     let before = parts.build().expect("a policy");
-    parts.add(Role::Backend, false);
+    parts.add(Role::Proxy, false);
     let after = parts.build().expect("a policy");
     let update = before.port_update(&after).expect("an update");
-    // The inet table, or the bridge table without one of the sets.
+    assert!(!update.whitelists.is_empty());
     let mut rules = before.ruleset();
-    let inet = rules.tables[0].clone();
-    let mut t = inet.clone();
-    assert!(!update.apply_to(&mut t));
-    assert_eq!(t, inet);
-    let bridge = bridge_table(&mut rules);
-    bridge.sets.retain(|s| s.name != "bound4");
-    let kept = bridge.clone();
-    assert!(!update.apply_to(bridge));
-    assert_eq!(*bridge, kept);
+    // A table of another name, or of another family.
+    for (family, name) in [(Family::Bridge, "other"), (Family::Ip, "trafficjam-pu")] {
+        let mut t = bridge_table(&mut rules).clone();
+        t.family = family;
+        t.name = name.to_string();
+        let kept = t.clone();
+        assert!(!update.apply_to(&mut t));
+        assert_eq!(t, kept);
+    }
+    // The inet table without its whitelist, the bridge table without one
+    // of the sets.
+    for (i, set) in [(0, "whitelist4"), (1, "bound4")] {
+        let table = &mut rules.tables[i];
+        table.sets.retain(|s| s.name != set);
+        let kept = table.clone();
+        assert!(!update.apply_to(table), "{set}");
+        assert_eq!(*table, kept);
+    }
 }

@@ -314,54 +314,98 @@ impl Firewall {
         }
     }
 
-    /// Send `update` (elements of the bridge table's port sets, see
+    /// Send `update` (elements of the bridge table's port sets and of the
+    /// `inet` table's whitelists, see
     /// [`Policy::port_update`](trafficjam_core::Policy::port_update)) as
     /// one transaction, planned against what the last one left, without
-    /// compiling or comparing the rest. Returns what changed, or `None`
-    /// (nothing sent) when the update does not fit what is known of the
-    /// table — known from a read rather than from this socket's last
-    /// transaction, or refused by the kernel because someone committed in
-    /// between: then apply the whole ruleset (which reads again).
+    /// compiling or comparing the rest; addresses it takes off a whitelist
+    /// lose their connections, as with [`apply`](Self::apply). Returns what
+    /// changed, or `None` (nothing sent) when the update does not fit what
+    /// is known of the tables — known from a read rather than from this
+    /// socket's last transaction, or refused by the kernel because someone
+    /// committed in between: then apply the whole ruleset (which reads
+    /// again).
     pub fn update(&mut self, update: &PortUpdate) -> Result<Option<Changes>, NetlinkError> {
         let Some(known) = self.known.as_mut() else {
             return Ok(None);
         };
-        let committed = known
-            .committed
-            .iter()
-            .any(|(f, n)| *f == Family::Bridge && *n == update.table);
-        let Some(table) = known
-            .tables
-            .iter_mut()
-            .flatten()
-            .find(|t| t.family == Family::Bridge && t.name == update.table)
-            .filter(|t| committed && update.fits(t))
-        else {
-            return Ok(None);
-        };
-        let summary = summary_of(table);
-        if update.is_empty() {
-            return Ok(Some(vec![(summary, Change::Unchanged)]));
+        // The bridge table always (its summary is the answer), the inet
+        // table when its whitelists change.
+        let families: Vec<Family> = [Family::Inet, Family::Bridge]
+            .into_iter()
+            .filter(|f| *f == Family::Bridge || !update.changes(*f).is_empty())
+            .collect();
+        let mut at = Vec::with_capacity(families.len());
+        for family in &families {
+            let committed = known
+                .committed
+                .iter()
+                .any(|(f, n)| f == family && *n == update.table);
+            let found = known.tables.iter().position(|t| {
+                t.as_ref().is_some_and(|t| {
+                    t.family == *family && t.name == update.table && update.fits(t)
+                })
+            });
+            match found {
+                Some(i) if committed => at.push(i),
+                _ => return Ok(None),
+            }
         }
+        let tables = || at.iter().filter_map(|i| known.tables[*i].as_ref());
+        let summaries: Vec<TableSummary> = tables().map(summary_of).collect();
+        if update.is_empty() {
+            return Ok(Some(
+                summaries
+                    .into_iter()
+                    .map(|s| (s, Change::Unchanged))
+                    .collect(),
+            ));
+        }
+        let revoked = Revoked {
+            addrs: update.revoked(),
+            subnets: tables()
+                .flat_map(|t| [t.set(names::SUBNETS4), t.set(names::SUBNETS6)])
+                .flatten()
+                .flat_map(|s| s.nets())
+                .collect(),
+        };
         // (Not `first_seq`: `known` borrows the rest of `self`.)
         let mut batch = Batch::with_generation(self.socket.next_seq(SEQ_PER_BATCH), known.genid);
-        for change in &update.sets {
-            let Some(set) = table.set(change.set) else {
-                continue;
-            };
-            if !change.removed.is_empty() {
-                encode::delete_elements(&mut batch, table, set, &change.removed);
-            }
-            if !change.added.is_empty() {
-                encode::add_elements(&mut batch, table, set, &change.added, None);
+        for table in tables() {
+            for change in update.changes(table.family) {
+                let Some(set) = table.set(change.set) else {
+                    continue;
+                };
+                if !change.removed.is_empty() {
+                    encode::delete_elements(&mut batch, table, set, &change.removed);
+                }
+                if !change.added.is_empty() {
+                    encode::add_elements(&mut batch, table, set, &change.added, None);
+                }
             }
         }
         match self.socket.send(&batch.finish()) {
             Ok(()) => {
-                update.apply_to(table);
+                let mut changes = Vec::with_capacity(at.len());
+                for (i, summary) in at.iter().zip(summaries) {
+                    let Some(table) = known.tables[*i].as_mut() else {
+                        continue;
+                    };
+                    update.apply_to(table);
+                    let (added, removed) = update
+                        .changes(table.family)
+                        .iter()
+                        .fold((0, 0), |(a, r), c| (a + c.added.len(), r + c.removed.len()));
+                    let change = if added + removed == 0 {
+                        Change::Unchanged
+                    } else {
+                        Change::Elements { added, removed }
+                    };
+                    changes.push((summary, change));
+                }
                 known.genid = known.genid.wrapping_add(1);
-                let (added, removed) = update.counts();
-                Ok(Some(vec![(summary, Change::Elements { added, removed })]))
+                self.cut_revoked(revoked)?;
+                Ok(Some(changes))
             }
             // Someone committed in between: what is known is stale, and
             // the whole ruleset is applied from a fresh read.

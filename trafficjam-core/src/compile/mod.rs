@@ -146,14 +146,12 @@ impl Policy {
         let v4 = |n: &&IpNet| matches!(n, IpNet::V4(_));
         let subnets4 = self.subnets().iter().filter(v4).copied();
         let subnets6 = self.subnets().iter().filter(|n| !v4(n)).copied();
-        let host = |ip: &IpAddr| IpNet::from(*ip);
-        let white4 = self.whitelist().iter().filter(|ip| ip.is_ipv4()).map(host);
-        let white6 = self.whitelist().iter().filter(|ip| ip.is_ipv6()).map(host);
+        let [white4, white6] = self.whitelist_sets();
         vec![
             Set::new(names::SUBNETS4, SetKey::ipv4(), true, subnets4),
             Set::new(names::SUBNETS6, SetKey::ipv6(), true, subnets6),
-            Set::new(names::WHITELIST4, SetKey::ipv4(), false, white4),
-            Set::new(names::WHITELIST6, SetKey::ipv6(), false, white6),
+            white4,
+            white6,
             Set::of_ifnames(names::BRIDGES, self.bridges().iter().cloned()),
         ]
         .into_iter()
@@ -163,6 +161,19 @@ impl Policy {
             bridge::services_set(names::HOST_SERVICES, self.host_services()),
         ])
         .collect()
+    }
+
+    /// The whitelisted addresses, IPv4 and IPv6, as the `inet` table's
+    /// sets hold them (a [`PortUpdate`](crate::PortUpdate) changes their
+    /// elements).
+    pub(crate) fn whitelist_sets(&self) -> [Set; 2] {
+        let host = |ip: &IpAddr| IpNet::from(*ip);
+        let white4 = self.whitelist().iter().filter(|ip| ip.is_ipv4()).map(host);
+        let white6 = self.whitelist().iter().filter(|ip| ip.is_ipv6()).map(host);
+        [
+            Set::new(names::WHITELIST4, SetKey::ipv4(), false, white4),
+            Set::new(names::WHITELIST6, SetKey::ipv6(), false, white6),
+        ]
     }
 
     /// The allowed flows by address, for what the IP layer sees (routed,

@@ -3,18 +3,21 @@
 //! a handful of elements per event, and need not build, sort and compare
 //! every set to find them.
 //!
-//! Only what is sure to touch nothing but the bridge table's port sets
-//! takes this way: backend ports added, removed or changed, and ports
-//! nobody is bound to (quarantined) coming and going, when everything else
-//! in the policy is the same. A proxy changes the whitelists (and cuts
-//! connections when it leaves); an allowed flow's ends give the `inet`
-//! table their addresses: those are compiled whole.
+//! Only what is sure to touch nothing but set elements takes this way:
+//! ports added, removed or changed (backends and proxies), ports nobody is
+//! bound to (quarantined) coming and going, and the whitelisted addresses
+//! that come and go with the proxies, when everything else in the policy
+//! is the same. An allowed flow's ends give the `inet` table their
+//! addresses in other sets: a change of one is compiled whole.
 
 use std::cmp::Ordering;
 
+use std::net::IpAddr;
+
 use super::bridge::{ifname, port_elements, PORTS_SET, PORT_SETS};
-use crate::model::{Element, Table};
-use crate::policy::{Port, Role};
+use super::names;
+use crate::model::{Element, Family, Table, Value};
+use crate::policy::Port;
 use crate::Policy;
 
 /// At most this many ports and quarantined ports may differ for an
@@ -33,37 +36,67 @@ pub struct SetChange {
     pub removed: Vec<Element>,
 }
 
-/// What turns the bridge table of one policy into that of another which
-/// differs from it only in ports (see [`Policy::port_update`]).
+/// What turns the tables of one policy into those of another which
+/// differs from it only in ports and whitelisted addresses (see
+/// [`Policy::port_update`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PortUpdate {
-    /// The bridge table's name.
+    /// The tables' name (the `bridge` and the `inet` table share it).
     pub table: String,
-    /// What changes, per set; sets that keep their elements are left out.
+    /// What changes in the bridge table's port sets; sets that keep their
+    /// elements are left out.
     pub sets: Vec<SetChange>,
+    /// What changes in the `inet` table's whitelists (`whitelist4`,
+    /// `whitelist6`), likewise.
+    pub whitelists: Vec<SetChange>,
 }
 
 impl PortUpdate {
     /// Whether nothing changes.
     pub fn is_empty(&self) -> bool {
-        self.sets.is_empty()
+        self.sets.is_empty() && self.whitelists.is_empty()
     }
 
-    /// Elements added and removed, over all sets.
+    /// Elements added and removed, over all sets of both tables.
     pub fn counts(&self) -> (usize, usize) {
         self.sets
             .iter()
+            .chain(&self.whitelists)
             .fold((0, 0), |(a, r), s| (a + s.added.len(), r + s.removed.len()))
     }
 
-    /// Whether `table` is the bridge table this update starts from, as far
-    /// as the update can tell: every set it changes is there, holds every
-    /// element removed and none of those added (elements sorted, as
-    /// compiled).
+    /// What changes in the table of this family: the bridge table's port
+    /// sets, the `inet` table's whitelists, nothing in any other.
+    pub fn changes(&self, family: Family) -> &[SetChange] {
+        match family {
+            Family::Bridge => &self.sets,
+            Family::Inet => &self.whitelists,
+            _ => &[],
+        }
+    }
+
+    /// The whitelisted addresses the update removes: they lose the
+    /// connections they opened, as when the whole ruleset is applied.
+    pub fn revoked(&self) -> Vec<IpAddr> {
+        self.whitelists
+            .iter()
+            .flat_map(|c| &c.removed)
+            .flat_map(|e| e.values())
+            .filter_map(|v| match v {
+                Value::Net(n) => Some(n.addr()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Whether `table` is the bridge or the `inet` table this update
+    /// starts from, as far as the update can tell: every set it changes
+    /// there is there, holds every element removed and none of those added
+    /// (elements sorted, as compiled).
     pub fn fits(&self, table: &Table) -> bool {
-        table.family == crate::model::Family::Bridge
+        matches!(table.family, Family::Bridge | Family::Inet)
             && table.name == self.table
-            && self.sets.iter().all(|c| {
+            && self.changes(table.family).iter().all(|c| {
                 table.set(c.set).is_some_and(|s| {
                     !s.interval
                         && s.dynamic.is_none()
@@ -75,15 +108,15 @@ impl PortUpdate {
             })
     }
 
-    /// Change `table` (the bridge table of the policy this update starts
-    /// from) into the bridge table of the policy it leads to. Returns
-    /// `false`, leaving `table` as it was, when the update does not
+    /// Change `table` (the bridge or the `inet` table of the policy this
+    /// update starts from) into that table of the policy it leads to.
+    /// Returns `false`, leaving `table` as it was, when the update does not
     /// [`fit`](Self::fits) it.
     pub fn apply_to(&self, table: &mut Table) -> bool {
         if !self.fits(table) {
             return false;
         }
-        for c in &self.sets {
+        for c in self.changes(table.family) {
             let Some(set) = table.sets.iter_mut().find(|s| s.name == c.set) else {
                 continue;
             };
@@ -111,13 +144,12 @@ enum Side<'a> {
 }
 
 impl Policy {
-    /// The set elements that turn this policy's bridge table into
-    /// `after`'s, when the two differ only in backend ports (added,
-    /// removed, or with other addresses) and in ports nobody is bound to,
-    /// at most [`MAX_UPDATED_PORTS`] of them, none an end of an allowed
-    /// flow. `None` otherwise: compile `after` whole
-    /// ([`ruleset`](Policy::ruleset)). Both tables being the same but for
-    /// these elements, the `inet` table is the same too.
+    /// The set elements that turn this policy's tables into `after`'s,
+    /// when the two differ only in ports (added, removed, or with other
+    /// addresses or role), in ports nobody is bound to, at most
+    /// [`MAX_UPDATED_PORTS`] of them, none an end of an allowed flow, and
+    /// in whitelisted addresses. `None` otherwise: compile `after` whole
+    /// ([`ruleset`](Policy::ruleset)).
     pub fn port_update(&self, after: &Policy) -> Option<PortUpdate> {
         if !self.same_except_ports(after) {
             return None;
@@ -132,10 +164,7 @@ impl Policy {
             }
             for (side, out) in [(before, &mut removed), (now, &mut added)] {
                 match side {
-                    Side::Port(p) if p.role == Role::Backend => {
-                        port_elements(p, |set, e| out[set].push(e));
-                    }
-                    Side::Port(_) => return None,
+                    Side::Port(p) => port_elements(p, |set, e| out[set].push(e)),
                     Side::Quarantined => out[PORTS_SET].push(Element::of([ifname(name)])),
                     Side::Absent => {}
                 }
@@ -145,24 +174,49 @@ impl Policy {
             .iter()
             .zip(added)
             .zip(removed)
-            .filter_map(|((set, mut added), mut removed)| {
-                added.sort_unstable();
-                removed.sort_unstable();
+            .filter_map(|((set, added), removed)| {
                 // A port that became quarantined (or the reverse) keeps
                 // its name in `ports`: given on both sides, it stays.
-                let (added, removed) = cancel(added, removed);
-                (!added.is_empty() || !removed.is_empty()).then_some(SetChange {
-                    set,
-                    added,
-                    removed,
-                })
+                set_change(set, added, removed)
             })
             .collect();
+        let whitelists: Vec<SetChange> = [names::WHITELIST4, names::WHITELIST6]
+            .into_iter()
+            .zip(self.whitelist_sets())
+            .zip(after.whitelist_sets())
+            .filter_map(|((name, old), new)| set_change(name, new.elements, old.elements))
+            .collect();
+        // Bounded as the ports are: tens of proxies at once are compiled
+        // whole.
+        let (white_added, white_removed) = whitelists
+            .iter()
+            .fold((0, 0), |(a, r), c| (a + c.added.len(), r + c.removed.len()));
+        if white_added + white_removed > 4 * MAX_UPDATED_PORTS {
+            return None;
+        }
         Some(PortUpdate {
             table: self.instance().table_name(),
             sets,
+            whitelists,
         })
     }
+}
+
+/// What set `set` gains and loses, from what one side gives it and the
+/// other takes away (in any order); `None` when that is nothing.
+fn set_change(
+    set: &'static str,
+    mut added: Vec<Element>,
+    mut removed: Vec<Element>,
+) -> Option<SetChange> {
+    added.sort_unstable();
+    removed.sort_unstable();
+    let (added, removed) = cancel(added, removed);
+    (!added.is_empty() || !removed.is_empty()).then_some(SetChange {
+        set,
+        added,
+        removed,
+    })
 }
 
 /// The names whose port or quarantine differ between `before` and `after`,
