@@ -27,6 +27,9 @@
 #           br_netfilter);
 #   bridge  trafficjam's bridge table alone (its inet table deleted);
 #   inet    trafficjam's inet table alone (its bridge table deleted);
+#   rules/ct  the rules over conntrack alone (paired runs): their cost on
+#           a host that tracks connections anyway — every Docker host,
+#           whose own iptables rules match --ctstate;
 # and times `trafficjam plan` (port discovery and ruleset, no kernel write)
 # and `trafficjam status` (table dump) to split an apply's time.
 #
@@ -433,6 +436,13 @@ for n in "${PORT_COUNTS[@]}"; do
                 DIAG+=("$(printf '%-6s %-6s %-7s %7s %6s %-9s   %7s %6s %-9s %7s' "$n" "$brnf" "$mode" \
                     "${TPUT[$mode]}" "$tr" "$trr" "${CONN[$mode]}" "$cr" "$crr" "${ERRS[$mode]}")")
             done
+            # The rules over conntrack alone: what trafficjam adds on a
+            # host that tracks connections already (every Docker host:
+            # its own iptables rules match --ctstate).
+            read -r tr trr <<<"$(paired "${SAMPLES_T[ct]}" "${SAMPLES_T[rules]}")"
+            read -r cr crr <<<"$(paired "${SAMPLES_C[ct]}" "${SAMPLES_C[rules]}")"
+            DIAG+=("$(printf '%-6s %-6s %-7s %7s %6s %-9s   %7s %6s %-9s %7s' "$n" "$brnf" "rules/ct" \
+                "-" "$tr" "$trr" "-" "$cr" "$crr" "-")")
         fi
         for mode in "${MODES[@]}"; do
             ((ERRS[$mode] == 0)) || log "warning: $n ports, br_nf $brnf, $mode: ${ERRS[$mode]} failed connects"
@@ -449,7 +459,8 @@ printf '%-6s %-6s %6s %6s %6s %-9s   %7s %7s %6s %-9s   %8s %8s %9s\n' ports br_
 printf '%s\n' "${ROWS[@]}"
 if ((diagnose)); then
     echo
-    echo "where the cost goes (ratio to none; ct = conntrack only, bridge/inet = that trafficjam table alone)"
+    echo "where the cost goes (ratio to none; ct = conntrack only, bridge/inet = that trafficjam table alone;"
+    echo "rules/ct = the rules over conntrack alone, what they add where connections are tracked already, as on a Docker host)"
     printf '%-6s %-6s %-7s %7s %6s %-9s   %7s %6s %-9s %7s\n' ports br_nf mode Gbit/s ratio range conn/s ratio range errors
     printf '%s\n' "${DIAG[@]}"
     echo

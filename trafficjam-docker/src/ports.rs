@@ -20,6 +20,9 @@ pub struct PortCache {
     /// The same ports, as handed out (kept, not built on every call), in
     /// the order of their indexes.
     list: Vec<BridgePort>,
+    /// The index of each port of `list`, at the same place: a port's place
+    /// is found by binary search, not by counting the ports before it.
+    list_indexes: Vec<u32>,
     /// Their indexes by name.
     by_name: std::collections::HashMap<String, u32>,
 }
@@ -61,6 +64,7 @@ impl PortCache {
     /// read).
     fn relist(&mut self) {
         self.list = self.ports.values().map(|(_, p)| p.clone()).collect();
+        self.list_indexes = self.ports.keys().copied().collect();
         self.by_name = self
             .ports
             .iter()
@@ -72,17 +76,19 @@ impl PortCache {
     /// one veth among hundreds changes several times while it is set up,
     /// and each change copies that port, not all of them.
     fn put(&mut self, index: u32, link: Link, port: BridgePort) {
-        // Its place in the list: how many ports have a lower index.
-        let pos = self.ports.range(..index).count();
-        if self.ports.contains_key(&index) {
-            if let Some(slot) = self.list.get_mut(pos) {
-                if slot.name != port.name && self.by_name.get(&slot.name) == Some(&index) {
-                    self.by_name.remove(&slot.name);
+        match self.list_indexes.binary_search(&index) {
+            Ok(pos) => {
+                if let Some(slot) = self.list.get_mut(pos) {
+                    if slot.name != port.name && self.by_name.get(&slot.name) == Some(&index) {
+                        self.by_name.remove(&slot.name);
+                    }
+                    *slot = port.clone();
                 }
-                *slot = port.clone();
             }
-        } else {
-            self.list.insert(pos.min(self.list.len()), port.clone());
+            Err(pos) => {
+                self.list.insert(pos.min(self.list.len()), port.clone());
+                self.list_indexes.insert(pos, index);
+            }
         }
         self.by_name.insert(port.name.clone(), index);
         self.ports.insert(index, (link, port));
@@ -90,12 +96,14 @@ impl PortCache {
 
     /// Forget port `index`; returns whether it was known.
     fn remove(&mut self, index: u32) -> bool {
-        let pos = self.ports.range(..index).count();
         let Some((_, port)) = self.ports.remove(&index) else {
             return false;
         };
-        if pos < self.list.len() {
-            self.list.remove(pos);
+        if let Ok(pos) = self.list_indexes.binary_search(&index) {
+            self.list_indexes.remove(pos);
+            if pos < self.list.len() {
+                self.list.remove(pos);
+            }
         }
         if self.by_name.get(&port.name) == Some(&index) {
             self.by_name.remove(&port.name);
@@ -288,7 +296,9 @@ mod tests {
         c.put(4, l, p);
         let kept = views(&c);
         assert_eq!(kept.0, ["veth4", "veth5", "veth7", "eth9"]);
+        assert_eq!(c.list_indexes, [4, 5, 7, 9]);
         c.relist();
         assert_eq!(views(&c), kept);
+        assert_eq!(c.list_indexes, [4, 5, 7, 9]);
     }
 }

@@ -283,6 +283,10 @@ fn main() {
         docker(&["stop", "-t", "0", &name]);
         let (at, unbound) = instants(&events, &kernel, &id, &["die"], mac, false);
         down.push(ms(unbound, at[0]));
+        // Disconnected first: removed while connected, now and then
+        // Docker 20.10 keeps a stale endpoint and then refuses to remove
+        // the network ("has active endpoints") until it restarts.
+        docker(&["network", "disconnect", "-f", &a.network, &name]);
         docker(&["rm", "-f", &name]);
     }
     let m1 = metrics(&a.metrics);
