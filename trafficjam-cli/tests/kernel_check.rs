@@ -4,6 +4,7 @@
 
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader};
+use std::os::unix::process::CommandExt;
 use std::process::{Command, Output, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -173,12 +174,26 @@ fn interrupted_check_leaves_nothing() {
     let before = host_state();
     for signal in [nix::sys::signal::SIGINT, nix::sys::signal::SIGKILL] {
         let in_use = namespaces_in_use();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_trafficjam"))
-            .arg("check")
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_trafficjam"));
+        cmd.arg("check")
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+            .stderr(Stdio::null());
+        // SIGINT as a terminal's Ctrl-C delivers it: a test run started in
+        // the background of a shell inherits SIGINT ignored (POSIX), and
+        // check would then finish and exit 0 instead.
+        // SAFETY: between fork and exec only signal(2) runs, which is
+        // async-signal-safe and touches no memory of the parent.
+        unsafe {
+            cmd.pre_exec(|| {
+                nix::sys::signal::signal(
+                    nix::sys::signal::SIGINT,
+                    nix::sys::signal::SigHandler::SigDfl,
+                )
+                .map(|_| ())
+                .map_err(std::io::Error::from)
+            });
+        }
+        let mut child = cmd.spawn().unwrap();
         let pid = child.id();
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
         // Wait until the lab is built and probed once; the policy goes in next.
