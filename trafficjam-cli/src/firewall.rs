@@ -55,8 +55,8 @@ impl Firewall {
     /// of these tables differs from it only in ports, ports nobody is
     /// bound to and whitelisted addresses (a daemon's usual event), only
     /// the elements that changed are computed and sent — nothing is
-    /// compiled or compared whole. Anything else, or a kernel that changed in between, is
-    /// applied whole.
+    /// compiled or compared whole. Anything else, or a kernel that changed
+    /// in between, is applied whole.
     pub fn enforce_owned(&mut self, policy: Policy) -> Result<Changes, CliError> {
         let tracking = self.bridge_tracking();
         let policy = if policy.tracking() == tracking {

@@ -58,7 +58,23 @@ fn port(id: u32, role: Role, v6: bool) -> Port {
     }
 }
 
+/// The role a port changes to.
+fn other_role(role: Role) -> Role {
+    match role {
+        Role::Proxy => Role::Backend,
+        Role::Backend => Role::Proxy,
+    }
+}
+
 impl Parts {
+    /// A proxy (veth1) and a backend (veth2), both with IPv6.
+    fn proxy_and_backend() -> Parts {
+        Parts::of(
+            vec![port(1, Role::Proxy, true), port(2, Role::Backend, true)],
+            10,
+        )
+    }
+
     /// These ports and nothing else; new ones numbered after `next_id`.
     fn of(ports: Vec<Port>, next_id: u32) -> Parts {
         Parts {
@@ -214,10 +230,7 @@ impl Parts {
                 6 if !free.is_empty() => {
                     let i = free[rng.below(free.len())];
                     if rng.chance(30) {
-                        self.ports[i].role = match self.ports[i].role {
-                            Role::Proxy => Role::Backend,
-                            Role::Backend => Role::Proxy,
-                        };
+                        self.ports[i].role = other_role(self.ports[i].role);
                     } else {
                         let id = self.fresh();
                         let name = self.ports[i].name.clone();
@@ -259,12 +272,7 @@ impl Parts {
                                 Some(p) if rng.chance(50) => p
                                     .addrs
                                     .push(IpAddr::V6(Ipv6Addr::new(0xfd09, 1, 0, 0, 0, 0, 0, id))),
-                                Some(p) => {
-                                    p.role = match p.role {
-                                        Role::Proxy => Role::Backend,
-                                        Role::Backend => Role::Proxy,
-                                    }
-                                }
+                                Some(p) => p.role = other_role(p.role),
                                 None => self.new_service(),
                             }
                         }
@@ -354,10 +362,7 @@ fn an_update_applied_is_the_ruleset_compiled_whole() {
 
 #[test]
 fn an_update_is_elements_of_the_port_sets_only() {
-    let mut parts = Parts::of(
-        vec![port(1, Role::Proxy, true), port(2, Role::Backend, true)],
-        10,
-    );
+    let mut parts = Parts::proxy_and_backend();
     let before = parts.build().expect("a policy");
     // Backend veth2 dies; its port stays, quarantined.
     let dead = parts.ports.remove(1);
@@ -399,10 +404,7 @@ fn many_ports_at_once_are_compiled_whole() {
 
 #[test]
 fn a_proxy_leaving_takes_its_port_and_its_whitelisted_addresses() {
-    let mut parts = Parts::of(
-        vec![port(1, Role::Proxy, true), port(2, Role::Backend, true)],
-        10,
-    );
+    let mut parts = Parts::proxy_and_backend();
     let before = parts.build().expect("a policy");
     let gone = parts.ports.remove(0);
     let after = parts.build().expect("a policy");

@@ -56,12 +56,18 @@ fn revoked(desired: &[Table], actual: &[Option<&Table>]) -> Revoked {
             }
         }
         if !addrs.is_empty() {
-            for name in [names::SUBNETS4, names::SUBNETS6] {
-                subnets.extend(want.set(name).map(|s| s.nets()).unwrap_or_default());
-            }
+            subnets.extend(subnets_of(want));
         }
     }
     Revoked { addrs, subnets }
+}
+
+/// The managed subnets an `inet` table holds (none in a bridge table).
+fn subnets_of(table: &Table) -> impl Iterator<Item = ipnet::IpNet> + '_ {
+    [names::SUBNETS4, names::SUBNETS6]
+        .into_iter()
+        .filter_map(|name| table.set(name))
+        .flat_map(|s| s.nets())
 }
 
 /// A netfilter socket in the namespace trafficjam acts on.
@@ -363,11 +369,7 @@ impl Firewall {
         }
         let revoked = Revoked {
             addrs: update.revoked(),
-            subnets: tables()
-                .flat_map(|t| [t.set(names::SUBNETS4), t.set(names::SUBNETS6)])
-                .flatten()
-                .flat_map(|s| s.nets())
-                .collect(),
+            subnets: tables().flat_map(subnets_of).collect(),
         };
         // (Not `first_seq`: `known` borrows the rest of `self`.)
         let mut batch = Batch::with_generation(self.socket.next_seq(SEQ_PER_BATCH), known.genid);
@@ -392,10 +394,7 @@ impl Firewall {
                         continue;
                     };
                     update.apply_to(table);
-                    let (added, removed) = update
-                        .changes(table.family)
-                        .iter()
-                        .fold((0, 0), |(a, r), c| (a + c.added.len(), r + c.removed.len()));
+                    let (added, removed) = update.counts_in(table.family);
                     let change = if added + removed == 0 {
                         Change::Unchanged
                     } else {

@@ -11,7 +11,6 @@
 //! addresses in other sets: a change of one is compiled whole.
 
 use std::cmp::Ordering;
-
 use std::net::IpAddr;
 
 use super::bridge::{ifname, port_elements, PORTS_SET, PORT_SETS};
@@ -59,10 +58,15 @@ impl PortUpdate {
 
     /// Elements added and removed, over all sets of both tables.
     pub fn counts(&self) -> (usize, usize) {
-        self.sets
-            .iter()
-            .chain(&self.whitelists)
-            .fold((0, 0), |(a, r), s| (a + s.added.len(), r + s.removed.len()))
+        let (a, r) = tally(&self.sets);
+        let (wa, wr) = tally(&self.whitelists);
+        (a + wa, r + wr)
+    }
+
+    /// Elements added and removed in the table of this family (see
+    /// [`changes`](Self::changes)).
+    pub fn counts_in(&self, family: Family) -> (usize, usize) {
+        tally(self.changes(family))
     }
 
     /// What changes in the table of this family: the bridge table's port
@@ -188,9 +192,7 @@ impl Policy {
             .collect();
         // Bounded as the ports are: tens of proxies at once are compiled
         // whole.
-        let (white_added, white_removed) = whitelists
-            .iter()
-            .fold((0, 0), |(a, r), c| (a + c.added.len(), r + c.removed.len()));
+        let (white_added, white_removed) = tally(&whitelists);
         if white_added + white_removed > 4 * MAX_UPDATED_PORTS {
             return None;
         }
@@ -200,6 +202,13 @@ impl Policy {
             whitelists,
         })
     }
+}
+
+/// Elements added and removed over `changes`.
+fn tally(changes: &[SetChange]) -> (usize, usize) {
+    changes
+        .iter()
+        .fold((0, 0), |(a, r), c| (a + c.added.len(), r + c.removed.len()))
 }
 
 /// What set `set` gains and loses, from what one side gives it and the
