@@ -5,7 +5,7 @@
 #
 # For each size N: a network of its own with N containers (every tenth a
 # proxy), `trafficjam run` (the static binary, on the host, with
-# --metrics), then 40 containers started and removed one at a time.
+# --metrics), then 40 containers (PROBES) started and removed one at a time.
 # Reported per size (JSON, from benches/src/bin/event_latency.rs):
 #
 #   connect_to_bound       Docker's `network connect` event → the kernel
@@ -23,7 +23,9 @@
 # (e.g. a build with symbols); PERF_DATA=DIR records the daemon with
 # `perf record -g` during the measured events, one DIR/perf-N.data per
 # size (see where its CPU goes with `perf report -i DIR/perf-500.data`);
-# COMPOSE=0 skips the docker-compose part.
+# COMPOSE=0 skips the docker-compose part; PROBES=N starts and removes N
+# containers instead of 40 (the daemon's CPU time is read per thread, in
+# nanoseconds: more probes only narrow the noise).
 #
 # Not part of `cargo test`. Takes about 10 minutes with the defaults.
 # Everything it creates (containers, networks, tables) is its own, named
@@ -121,7 +123,7 @@ for n in "${sizes[@]}"; do
         perf=$!
     fi
     json=$(target/release/event_latency --network "$run-$net" --table "trafficjam-$run-$net" \
-        --image "$image" --count 40 --pid "$daemon" --metrics "127.0.0.1:$metrics_port" \
+        --image "$image" --count "${PROBES:-40}" --pid "$daemon" --metrics "127.0.0.1:$metrics_port" \
         --label "tjbench.proxy=$run")
     [ -n "$perf" ] && kill -INT "$perf" && wait "$perf" 2>/dev/null || true
     echo "$json" >&2

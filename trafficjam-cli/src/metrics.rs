@@ -29,6 +29,7 @@ pub struct Metrics {
     full_syncs: AtomicU64,
     kernel_reads: AtomicU64,
     port_updates: AtomicU64,
+    interface_reads: AtomicU64,
 }
 
 /// The daemon's counters (one daemon per process).
@@ -49,6 +50,7 @@ impl Metrics {
             full_syncs: AtomicU64::new(0),
             kernel_reads: AtomicU64::new(0),
             port_updates: AtomicU64::new(0),
+            interface_reads: AtomicU64::new(0),
         }
     }
 
@@ -104,6 +106,12 @@ impl Metrics {
     /// How many transactions so far were ports' set elements alone.
     pub fn port_updates(&self, updates: u64) {
         self.port_updates.store(updates, Ordering::Relaxed);
+    }
+
+    /// How many rtnetlink requests (interfaces and addresses read) were sent
+    /// so far.
+    pub fn interface_reads(&self, reads: u64) {
+        self.interface_reads.store(reads, Ordering::Relaxed);
     }
 
     /// The exposition text, with the kernel's drop counters.
@@ -166,6 +174,11 @@ impl Metrics {
             "trafficjam_port_updates_total",
             "Transactions that were only the set elements of ports that changed (the others: the ruleset compiled whole and compared).",
             get(&self.port_updates),
+        );
+        counter(
+            "trafficjam_interface_reads_total",
+            "Requests to rtnetlink for interfaces and addresses: bridges' ports and what is plugged into them (the others come from link notifications).",
+            get(&self.interface_reads),
         );
         let _ = writeln!(
             out,

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
-use trafficjam_core::links::Link;
+use trafficjam_core::links::LinkChange;
 use trafficjam_core::wire::request::notification_table;
 use trafficjam_netlink::NetfilterSocket;
 
@@ -77,18 +77,12 @@ pub fn links(
     socket.watch_links()?;
     let (tx, rx) = unbounded_channel();
     std::thread::spawn(move || loop {
-        let news = match socket.link_changes() {
+        let news = match socket.link_changes(None) {
             Ok(changes) => {
                 let ours = bridges.lock().map(|b| b.clone()).unwrap_or_default();
-                // A port leaving says so without its bridge: deletions of
-                // any interface are passed on (the caches know their own).
-                let changes: Vec<(bool, Link)> = changes
+                let changes: Vec<LinkChange> = changes
                     .into_iter()
-                    .filter(|(deleted, l)| {
-                        *deleted
-                            || ours.contains(&l.index)
-                            || l.master.is_some_and(|m| ours.contains(&m))
-                    })
+                    .filter(|c| trafficjam_docker::ports::concerns(c, &ours))
                     .collect();
                 LinkNews {
                     changes,
@@ -113,8 +107,8 @@ pub fn links(
 /// Interfaces that changed on or around a managed bridge.
 #[derive(Debug)]
 pub struct LinkNews {
-    /// Each changed interface, and whether it was deleted.
-    pub changes: Vec<(bool, Link)>,
+    /// What each notification said.
+    pub changes: Vec<LinkChange>,
     /// Notifications were lost (ENOBUFS): anything may have changed.
     pub lost: bool,
 }

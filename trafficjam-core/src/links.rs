@@ -97,10 +97,36 @@ pub fn parse_link(bytes: &[u8]) -> Option<Link> {
     }
 }
 
-/// The interface a link notification (`RTM_NEWLINK` or `RTM_DELLINK`)
-/// is about, and whether it was deleted; `None` for anything else.
-pub fn parse_link_change(bytes: &[u8]) -> Option<(bool, Link)> {
-    link_message(bytes)
+/// `AF_BRIDGE`: the family of the notifications a bridge sends about its
+/// ports.
+const AF_BRIDGE: u8 = 7;
+
+/// One link notification (`RTM_NEWLINK` or `RTM_DELLINK`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkChange {
+    /// The interface, as the notification describes it.
+    pub link: Link,
+    /// Whether the notification says it was deleted.
+    pub deleted: bool,
+    /// Sent by the bridge about one of its ports (`AF_BRIDGE`: a port's
+    /// forwarding state, its VLANs), not by the interface itself. Such a
+    /// notification lacks the peer's namespace, and its "deleted" may be
+    /// of the port's bridge data alone; every change to the interface
+    /// itself (enslaved, released, its peer moved, carrier, deleted) comes
+    /// with a notification of its own (`AF_UNSPEC`) that describes it as
+    /// a read would.
+    pub from_bridge: bool,
+}
+
+/// What a link notification says; `None` for anything else or when
+/// malformed.
+pub fn parse_link_change(bytes: &[u8]) -> Option<LinkChange> {
+    let (deleted, link) = link_message(bytes)?;
+    Some(LinkChange {
+        link,
+        deleted,
+        from_bridge: *bytes.get(16)? == AF_BRIDGE,
+    })
 }
 
 fn link_message(bytes: &[u8]) -> Option<(bool, Link)> {
@@ -310,6 +336,15 @@ mod tests {
         );
         assert_eq!(parse_link(&m[..20]), None);
         assert_eq!(parse_link(&dump_request()), None);
+        let change = parse_link_change(&m).unwrap();
+        assert_eq!((change.deleted, change.from_bridge), (false, false));
+        assert_eq!(change.link, l);
+        // The bridge's own word about its port: family AF_BRIDGE.
+        m[4..6].copy_from_slice(&RTM_DELLINK.to_ne_bytes());
+        m[16] = AF_BRIDGE;
+        let change = parse_link_change(&m).unwrap();
+        assert_eq!((change.deleted, change.from_bridge), (true, true));
+        assert_eq!(parse_link_change(&m[..16]), None);
     }
 
     #[test]

@@ -6,8 +6,17 @@
 
 use std::collections::BTreeMap;
 
-use trafficjam_core::links::Link;
+use trafficjam_core::links::{Link, LinkChange};
 use trafficjam_netlink::{BridgePort, NetlinkError, RouteSocket};
+
+/// Whether a link notification may concern the bridges whose indexes are
+/// `bridges`: about one of them or a port of one, or a deletion (a port's
+/// peer leaving says so without the bridge; each cache knows its own).
+pub fn concerns(change: &LinkChange, bridges: &std::collections::HashSet<u32>) -> bool {
+    change.deleted
+        || bridges.contains(&change.link.index)
+        || change.link.master.is_some_and(|m| bridges.contains(&m))
+}
 
 /// A bridge's ports by interface index.
 #[derive(Debug, Clone, Default)]
@@ -116,24 +125,41 @@ impl PortCache {
     /// whether the ports changed, and `None` when the change is about the
     /// bridge itself (read it whole).
     ///
-    /// The notification only says which interface to look at: the
-    /// bridge's own notifications (a port's state, its forwarding entries)
-    /// lack the peer's namespace, and some say "deleted" of a port that
-    /// stays. The interface is read as it is now.
+    /// An interface's own notification describes it as a read would, so
+    /// it is taken as the port's state; only the peer (in the container's
+    /// namespace, where nothing is notified to us) is read, and not even
+    /// that for a port `settled` says is bound and that did not change: a
+    /// veth sends a dozen notifications while it is set up and torn down,
+    /// and each read waits on the lock the runtime holds meanwhile. The
+    /// bridge's notifications about a port (which lack the peer's
+    /// namespace, and some say "deleted" of a port that stays) only make
+    /// a port read that is new, or said to be taken off.
     pub fn link_changed(
         &mut self,
         route: &mut RouteSocket,
-        deleted: bool,
-        link: &Link,
+        change: &LinkChange,
+        settled: impl Fn(&str) -> bool,
     ) -> Option<bool> {
+        let link = &change.link;
         if Some(link.index) == self.index || (self.index.is_none() && link.name == self.bridge) {
             return None;
         }
+        let known = self.ports.get(&link.index);
         let mut look_at: Vec<u32> = Vec::new();
-        if self.ports.contains_key(&link.index) || (!deleted && link.master == self.index) {
-            look_at.push(link.index);
-        }
-        if deleted {
+        let mut changed = false;
+        if change.from_bridge {
+            // A port taken off the bridge is told this way only (its own
+            // notification, without a master, is not passed on to us).
+            let read = match (known.is_some(), change.deleted) {
+                (true, true) => true,
+                (false, false) => link.master == self.index,
+                _ => false,
+            };
+            if read {
+                look_at.push(link.index);
+            }
+        } else if change.deleted {
+            changed |= self.remove(link.index);
             // A port's peer leaving this namespace: the runtime moved it
             // into the container, where it gets its MAC next. (Nothing
             // says so about the port itself.)
@@ -143,12 +169,33 @@ impl PortCache {
                     .filter(|(_, (l, _))| l.link == Some(link.index) && l.link_netnsid.is_none())
                     .map(|(i, _)| *i),
             );
+        } else if self.index.is_some() && link.master == self.index {
+            let same = known.is_some_and(|(l, p)| l == link && settled(&p.name));
+            if !same {
+                changed |= self.take_port(route, link.clone());
+            }
+        } else if known.is_some() {
+            changed |= self.remove(link.index);
         }
-        let mut changed = false;
         for index in look_at {
             changed |= self.read_port(route, index);
         }
         Some(changed)
+    }
+
+    /// Record `now` (a port of this bridge, as it is) with its peer read
+    /// now. Returns whether it changed.
+    fn take_port(&mut self, route: &mut RouteSocket, now: Link) -> bool {
+        let index = now.index;
+        let port = route.port(&now, false);
+        let changed = self
+            .ports
+            .get(&index)
+            .is_none_or(|(l, old)| *old != port || *l != now);
+        if changed {
+            self.put(index, now, port);
+        }
+        changed
     }
 
     /// Read port `index` as it is now: kept, replaced, or dropped when it
@@ -156,15 +203,7 @@ impl PortCache {
     fn read_port(&mut self, route: &mut RouteSocket, index: u32) -> bool {
         match route.link(index) {
             Ok(Some(now)) if self.index.is_some() && now.master == self.index => {
-                let port = route.port(&now, false);
-                let changed = self
-                    .ports
-                    .get(&index)
-                    .is_none_or(|(l, old)| *old != port || *l != now);
-                if changed {
-                    self.put(index, now, port);
-                }
-                changed
+                self.take_port(route, now)
             }
             Ok(_) => self.remove(index),
             // Unreadable now: keep what is known; the next poll reads all.

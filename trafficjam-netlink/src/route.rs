@@ -12,7 +12,7 @@ use std::path::Path;
 use ipnet::IpNet;
 use trafficjam_core::links::{
     dump_addresses_request, dump_request, get_in_namespace_request, get_request, parse_address,
-    parse_link, Link,
+    parse_link, Link, LinkChange,
 };
 
 use crate::netns::in_namespace;
@@ -76,6 +76,13 @@ impl RouteSocket {
         }
     }
 
+    /// How many requests this socket sent (reads of interfaces and
+    /// addresses; each waits for the lock of every change to the host's
+    /// interfaces).
+    pub fn requests(&self) -> u64 {
+        self.0.requests()
+    }
+
     /// Join `RTNLGRP_LINK`: be told of every interface change (a port
     /// plugged into or out of a bridge, a veth's peer moved or set up).
     pub fn watch_links(&mut self) -> Result<(), NetlinkError> {
@@ -83,13 +90,17 @@ impl RouteSocket {
         self.0.join_group(RTNLGRP_LINK)
     }
 
-    /// Wait for the next notifications of [`watch_links`](Self::watch_links):
-    /// each changed interface and whether it was deleted. An error means
-    /// notifications were lost (ENOBUFS): anything may have changed.
-    pub fn link_changes(&mut self) -> Result<Vec<(bool, Link)>, NetlinkError> {
+    /// The next notifications of [`watch_links`](Self::watch_links), waiting
+    /// at most `timeout` (`None`: until they come; nothing when none came
+    /// in time). An error means notifications were lost (ENOBUFS): anything
+    /// may have changed.
+    pub fn link_changes(
+        &mut self,
+        timeout: Option<std::time::Duration>,
+    ) -> Result<Vec<LinkChange>, NetlinkError> {
         Ok(self
             .0
-            .recv_messages(None)?
+            .recv_messages(timeout)?
             .iter()
             .filter_map(|m| trafficjam_core::links::parse_link_change(m))
             .collect())

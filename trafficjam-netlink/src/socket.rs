@@ -31,6 +31,8 @@ pub struct NetfilterSocket {
     seq: u32,
     /// Reused for every read: answers come one datagram per message.
     buf: Vec<u8>,
+    /// Requests sent so far (see [`requests`](Self::requests)).
+    requests: u64,
 }
 
 impl std::fmt::Debug for NetfilterSocket {
@@ -76,6 +78,7 @@ impl NetfilterSocket {
             socket,
             seq,
             buf: Vec::with_capacity(RECV_BYTES),
+            requests: 0,
         })
     }
 
@@ -166,6 +169,13 @@ impl NetfilterSocket {
         self.request_as(request, &describe_request(request))
     }
 
+    /// How many requests ([`request`](Self::request)) this socket sent, for
+    /// a daemon's metrics: each asks the kernel for work, and some wait on
+    /// a lock another program holds.
+    pub fn requests(&self) -> u64 {
+        self.requests
+    }
+
     /// [`request`](Self::request), with `what` naming it in errors.
     pub(crate) fn request_as(
         &mut self,
@@ -180,6 +190,7 @@ impl NetfilterSocket {
             ));
         }
         let seq = self.next_seq(1);
+        self.requests += 1;
         let mut msg = request.to_vec();
         msg[8..12].copy_from_slice(&seq.to_ne_bytes());
         let flags = u16::from_ne_bytes([msg[6], msg[7]]);

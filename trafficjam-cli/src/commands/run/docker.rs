@@ -399,6 +399,7 @@ pub(super) fn enforce_networks(ctx: &mut Ctx<'_>, state: &mut State, networks: V
     }
     METRICS.kernel_reads(ctx.fw.reads());
     METRICS.port_updates(ctx.fw.port_updates());
+    METRICS.interface_reads(ctx.route.requests());
 }
 
 /// Log the allow labels that do not parse, once per change.

@@ -225,8 +225,18 @@ pub(super) fn links_changed(
     for (network, cache) in state.ports.iter_mut() {
         let mut changed = false;
         let mut reread = lost;
-        for (deleted, link) in news.iter().flat_map(|n| n.changes.iter()) {
-            match cache.link_changed(ctx.route, *deleted, link) {
+        let applied = state.applied.get(network);
+        // A port a container is bound to, with the MAC Docker gave it:
+        // what is plugged in there is known, until the port itself changes.
+        let settled = |name: &str| {
+            applied.is_some_and(|d| {
+                d.endpoints
+                    .iter()
+                    .any(|e| e.port.as_deref() == Some(name) && e.mac.is_some())
+            })
+        };
+        for change in news.iter().flat_map(|n| n.changes.iter()) {
+            match cache.link_changed(ctx.route, change, settled) {
                 Some(c) => changed |= c,
                 None => reread = true,
             }
