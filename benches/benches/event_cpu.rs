@@ -119,9 +119,12 @@ fn handle(
         }
     }
     *last = Some(policy);
-    let now = d.summary_allowing(&allowed);
-    let lines = now.changes_since(logged).len();
-    *logged = now;
+    let mut lines = 0;
+    if !d.summary_is(logged, &allowed) {
+        let now = d.summary_allowing(&allowed);
+        lines = now.changes_since(logged).len();
+        *logged = now;
+    }
     lines + batch.len()
 }
 

@@ -88,7 +88,20 @@ impl AllowLabels {
 
     /// Whether `c` has an allow label at all (well-formed or not).
     pub fn declared(c: &Container) -> bool {
-        c.labels.contains_key(ALLOW_FROM) || c.labels.contains_key(ALLOW_PORTS)
+        // Asked of every container on every event: one search of the
+        // sorted labels finds either (`allow-from` sorts just before
+        // `allow-ports`), a second only when a label sorts between them.
+        use std::ops::Bound;
+        let next = c
+            .labels
+            .range::<str, _>((Bound::Included(ALLOW_FROM), Bound::Unbounded))
+            .next()
+            .map(|(k, _)| k.as_str());
+        match next {
+            Some(k) if k == ALLOW_FROM || k == ALLOW_PORTS => true,
+            Some(k) if k < ALLOW_PORTS => c.labels.contains_key(ALLOW_PORTS),
+            _ => false,
+        }
     }
 
     /// Whether `source` may open connections: it matches a filter, as far
@@ -111,6 +124,26 @@ mod tests {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
+        }
+    }
+
+    #[test]
+    fn declared_finds_either_label_among_any_others() {
+        let others = [
+            ("a", "1"),
+            ("trafficjam.allow", "x"),
+            ("trafficjam.allow-other", "x"),
+            ("trafficjam.allow-portsx", "x"),
+            ("z", "1"),
+        ];
+        for n in 0..=others.len() {
+            let base: Vec<(&str, &str)> = others[..n].to_vec();
+            assert!(!AllowLabels::declared(&c("x", &base)), "{base:?}");
+            for key in [ALLOW_FROM, ALLOW_PORTS] {
+                let mut with = base.clone();
+                with.push((key, "v"));
+                assert!(AllowLabels::declared(&c("x", &with)), "{with:?}");
+            }
         }
     }
 

@@ -346,6 +346,15 @@ impl Discovery {
         self.summary_allowing(&self.allowed())
     }
 
+    /// Whether `summary` is what [`summary_allowing`](Self::summary_allowing)
+    /// would give now: compared in place, so that the usual event (a
+    /// backend coming or going) copies no whitelist to find nothing to say.
+    pub fn summary_is(&self, summary: &Summary, allowed: &[(Allowed, String)]) -> bool {
+        summary.subnets == self.subnets
+            && summary.whitelist == self.whitelist
+            && summary.allowed.iter().eq(allowed.iter().map(|(_, d)| d))
+    }
+
     /// [`summary`](Self::summary) with the allowed flows already found
     /// ([`allowed`](Self::allowed)).
     pub fn summary_allowing(&self, allowed: &[(Allowed, String)]) -> Summary {

@@ -184,12 +184,18 @@ impl Policy {
                 set_change(set, added, removed)
             })
             .collect();
-        let whitelists: Vec<SetChange> = [names::WHITELIST4, names::WHITELIST6]
-            .into_iter()
-            .zip(self.whitelist_sets())
-            .zip(after.whitelist_sets())
-            .filter_map(|((name, old), new)| set_change(name, new.elements, old.elements))
-            .collect();
+        // The whitelist changes only with a proxy: most events have none to
+        // build and compare.
+        let whitelists: Vec<SetChange> = if self.whitelist() == after.whitelist() {
+            Vec::new()
+        } else {
+            [names::WHITELIST4, names::WHITELIST6]
+                .into_iter()
+                .zip(self.whitelist_sets())
+                .zip(after.whitelist_sets())
+                .filter_map(|((name, old), new)| set_change(name, new.elements, old.elements))
+                .collect()
+        };
         // Bounded as the ports are: tens of proxies at once are compiled
         // whole.
         let (white_added, white_removed) = tally(&whitelists);

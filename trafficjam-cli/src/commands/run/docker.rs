@@ -383,13 +383,14 @@ pub(super) fn enforce_networks(ctx: &mut Ctx<'_>, state: &mut State, networks: V
         let context = format!("network {}: ", d.network);
         match enforce(ctx.fw, policy, &context, ctx.log) {
             Ok(_) => {
-                let now = d.summary_allowing(&allowed);
-                if let Some(before) = state.logged.get(&network) {
-                    for c in now.changes_since(before) {
+                let before = state.logged.get(&network);
+                if !before.is_some_and(|b| d.summary_is(b, &allowed)) {
+                    let now = d.summary_allowing(&allowed);
+                    for c in before.map(|b| now.changes_since(b)).unwrap_or_default() {
                         ctx.log.info(&format!("network {}: {c}", d.network));
                     }
+                    state.logged.insert(network.clone(), now);
                 }
-                state.logged.insert(network.clone(), now);
             }
             Err(e) => ctx.log.warn(&format!(
                 "network {network}: applying failed: {e}; will retry at the next poll"
