@@ -25,7 +25,8 @@
 # size (see where its CPU goes with `perf report -i DIR/perf-500.data`);
 # COMPOSE=0 skips the docker-compose part; PROBES=N starts and removes N
 # containers instead of 40 (the daemon's CPU time is read per thread, in
-# nanoseconds: more probes only narrow the noise).
+# nanoseconds, or in clock ticks when one of its threads ended meanwhile:
+# the JSON's cpu_clock says which; more probes narrow the noise).
 #
 # Not part of `cargo test`. Takes about 10 minutes with the defaults.
 # Everything it creates (containers, networks, tables) is its own, named

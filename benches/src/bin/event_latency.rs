@@ -291,9 +291,12 @@ fn main() {
     let kernel = watch_kernel(a.table.clone());
     let events = watch_docker();
     std::thread::sleep(Duration::from_millis(300));
+    // The daemon's threads before the first scrape: a scrape reads the
+    // kernel on a thread of tokio's blocking pool, which ends after 10 s
+    // idle (were it counted here, its end would lose the precise time).
+    let threads0 = thread_cpu_ns(a.pid);
     let m0 = metrics(&a.metrics);
     let (cpu0, rss0) = usage(a.pid);
-    let threads0 = thread_cpu_ns(a.pid);
     let (mut up, mut ahead, mut down) = (Vec::new(), Vec::new(), Vec::new());
     for i in 0..a.count {
         let name = format!("tjbench-probe-{}-{i}", std::process::id());
@@ -331,7 +334,8 @@ fn main() {
     }
     let m1 = metrics(&a.metrics);
     let (cpu1, rss1) = usage(a.pid);
-    let cpu = cpu_between(&threads0, &thread_cpu_ns(a.pid)).unwrap_or(cpu1 - cpu0);
+    let precise = cpu_between(&threads0, &thread_cpu_ns(a.pid));
+    let cpu = precise.unwrap_or(cpu1 - cpu0);
     let delta = |k: &str| m1.get(k).copied().unwrap_or(0.0) - m0.get(k).copied().unwrap_or(0.0);
     let events_handled = delta("trafficjam_docker_events_total");
     let api = delta("trafficjam_docker_api_calls_total");
@@ -355,6 +359,9 @@ fn main() {
         "interface_reads_per_container": delta("trafficjam_interface_reads_total") / a.count as f64,
         "cpu_seconds": cpu,
         "cpu_ms_per_container": cpu * 1e3 / a.count as f64,
+        // Per-thread nanoseconds, or clock ticks (10 ms) when a thread of
+        // the daemon ended during the probes and took its time with it.
+        "cpu_clock": if precise.is_some() { "schedstat" } else { "ticks" },
         "rss_kib_before": rss0,
         "rss_kib_after": rss1,
     });
