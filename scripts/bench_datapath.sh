@@ -33,6 +33,11 @@
 # and times `trafficjam plan` (port discovery and ruleset, no kernel write)
 # and `trafficjam status` (table dump) to split an apply's time.
 #
+# PERF_DATA=DIR records the whole machine (`perf record -a -g`) during the
+# first repeat's connection-rate run of each mode, one
+# DIR/perf-PORTS-BRNF-MODE.data each: compare where the CPU goes with and
+# without the rules (`perf report -i ... --no-children --sort sym`).
+#
 # Nothing outside the tjbench-*-PID namespaces is touched; a trap removes
 # them (and the servers started inside) on exit, failure or Ctrl-C.
 set -euo pipefail
@@ -72,6 +77,10 @@ log() { printf '[%(%T)T] %s\n' -1 "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 
 [[ $EUID == 0 ]] || die "run as root (sudo $0 ...)"
+if [[ -n ${PERF_DATA:-} ]]; then
+    command -v perf >/dev/null || die "PERF_DATA needs perf (Debian: linux-perf)"
+    mkdir -p "$PERF_DATA"
+fi
 IFS=, read -ra PORT_COUNTS <<<"$ports_list"
 IFS=, read -ra BRNF_MODES <<<"$brnf_list"
 for n in "${PORT_COUNTS[@]}"; do
@@ -321,11 +330,16 @@ throughput() {
     python3 -c 'import json,sys; print("%.2f" % (json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"] / 1e9))' <<<"$out"
 }
 
-# Handshakes per second proxy -> backend.
+# Handshakes per second proxy -> backend; PERF_FILE set: recorded.
 connrate() {
-    local out
+    local out perf=
+    if [[ -n ${PERF_FILE:-} ]]; then
+        perf record -q -a -g -o "$PERF_FILE" 2>/dev/null &
+        perf=$!
+    fi
     if ((family == 6)); then out="[$TARGET]:5202"; else out="$TARGET:5202"; fi
     out=$(in_ns "$P" "$CONNRATE" client "$out" --seconds "$seconds" --threads "$threads") || die "connrate: $out"
+    if [[ -n $perf ]]; then kill -INT "$perf"; wait "$perf" 2>/dev/null || true; fi
     echo "$out" >>"$WORK/connrate.log"
     sed -n 's/.*rate=\([0-9.]*\).*errors=\([0-9]*\).*error_kinds=\([^ ]*\).*/\1 \2 \3/p' <<<"$out"
 }
@@ -340,6 +354,8 @@ measure_datapath() {
         for mode in "${order[@]}"; do
             mode_on "$mode"
             t=$(throughput)
+            PERF_FILE=
+            [[ -z ${PERF_DATA:-} || $rep != 1 ]] || PERF_FILE=$PERF_DATA/perf-$n-$brnf-$mode.data
             c=$(connrate)
             read -r c e k <<<"$c"
             if [[ $k == - ]]; then k=; else k=": $k"; fi

@@ -15,6 +15,8 @@
 #   full_kernel_reads      ruleset reads to plan a change (the others are
 #                          planned against the last transaction)
 #   cpu_ms_per_container, rss_kib_before/after   of the daemon
+#   heap_kib_before/after  its live allocated bytes (what a leak grows;
+#                          RSS stays at the allocator's high-water mark)
 #
 # and the time `docker-compose up -d` of 200 containers takes to be fully
 # enforced (every container bound), with the daemon's CPU time and RSS.

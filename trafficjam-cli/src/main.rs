@@ -5,6 +5,7 @@ mod cli;
 mod commands;
 mod error;
 mod firewall;
+mod heap;
 mod log;
 mod metrics;
 mod watch;
@@ -14,11 +15,6 @@ use clap::Parser;
 use trafficjam_docker as docker;
 
 use cli::{Cli, Command};
-
-/// See Cargo.toml: musl's own allocator unmaps eagerly.
-#[cfg(target_env = "musl")]
-#[global_allocator]
-static ALLOCATOR: dlmalloc::GlobalDlmalloc = dlmalloc::GlobalDlmalloc;
 
 fn main() {
     let cli = Cli::parse();

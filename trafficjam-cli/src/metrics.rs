@@ -190,6 +190,13 @@ impl Metrics {
         );
         let _ = writeln!(
             out,
+            "# HELP trafficjam_heap_bytes Memory the daemon has allocated and not freed (its RSS also holds pages the allocator keeps for reuse).\n\
+             # TYPE trafficjam_heap_bytes gauge\n\
+             trafficjam_heap_bytes {}",
+            crate::heap::live_bytes()
+        );
+        let _ = writeln!(
+            out,
             "# HELP trafficjam_dropped_packets_total Packets dropped by trafficjam's rules, per instance and chain.\n\
              # TYPE trafficjam_dropped_packets_total counter"
         );
@@ -320,6 +327,12 @@ mod tests {
                 "{line:?} missing in:\n{text}"
             );
         }
+        // This process's own live bytes: the test harness has allocated.
+        let heap = text
+            .lines()
+            .find_map(|l| l.strip_prefix("trafficjam_heap_bytes "))
+            .and_then(|v| v.parse::<usize>().ok());
+        assert!(heap.is_some_and(|b| b > 0), "heap gauge in:\n{text}");
         assert!(m
             .render(&Err("x".into()))
             .contains("trafficjam_kernel_read_ok 0"));

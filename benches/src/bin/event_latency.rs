@@ -364,6 +364,10 @@ fn main() {
         "cpu_clock": if precise.is_some() { "schedstat" } else { "ticks" },
         "rss_kib_before": rss0,
         "rss_kib_after": rss1,
+        // Live bytes (the allocator's count): what a leak would grow,
+        // where RSS stops at the allocator's high-water mark.
+        "heap_kib_before": m0.get("trafficjam_heap_bytes").copied().unwrap_or(f64::NAN) / 1024.0,
+        "heap_kib_after": m1.get("trafficjam_heap_bytes").copied().unwrap_or(f64::NAN) / 1024.0,
     });
     println!("{}", serde_json::to_string_pretty(&out).unwrap());
 }
