@@ -133,6 +133,22 @@ impl Firewall {
         self.kernel.portid()
     }
 
+    /// Put off the connection cuts of proxies that left (see
+    /// [`trafficjam_netlink::Firewall::defer_cuts`]).
+    pub fn defer_cuts(&mut self) {
+        self.kernel.defer_cuts();
+    }
+
+    /// How many addresses wait for their connections to be cut.
+    pub fn pending_cuts(&self) -> usize {
+        self.kernel.pending_cuts()
+    }
+
+    /// Cut every connection put off; how many were cut.
+    pub fn cut_pending(&mut self) -> Result<usize, CliError> {
+        Ok(self.kernel.cut_pending()?)
+    }
+
     /// How many changes were sent as a port update (see
     /// [`enforce_owned`](Self::enforce_owned)).
     pub fn port_updates(&self) -> u64 {

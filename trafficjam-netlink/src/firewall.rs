@@ -17,8 +17,9 @@ use trafficjam_core::{
     conntrack_probe_table, is_trafficjam_table, names, PortUpdate, Ruleset, Tracking,
 };
 
+use crate::cuts::{addresses, held_in, holds, Deferred, Revoked};
 use crate::table::{snapshot, Snapshot};
-use crate::{cut_connections, list_tables, read_table, NetfilterSocket, NetlinkError};
+use crate::{list_tables, read_table, NetfilterSocket, NetlinkError};
 
 /// Each table of a ruleset made true, and what its transaction changed.
 pub type Changes = Vec<(TableSummary, Change)>;
@@ -30,13 +31,6 @@ const SEQ_PER_BATCH: u32 = 1 << 16;
 /// How often a change is recomputed when the ruleset keeps changing under
 /// it (each retry reads the kernel again).
 const ATTEMPTS: usize = 8;
-
-/// Whitelisted addresses a change removes, and the subnets they lose
-/// their connections into.
-struct Revoked {
-    addrs: Vec<std::net::IpAddr>,
-    subnets: Vec<ipnet::IpNet>,
-}
 
 /// What leaves the whitelists between `actual` and `desired`.
 fn revoked(desired: &[Table], actual: &[Option<&Table>]) -> Revoked {
@@ -77,6 +71,8 @@ pub struct Firewall {
     tracking: Option<Tracking>,
     known: Option<Snapshot>,
     reads: u64,
+    /// Connection cuts put off (see [`Firewall::defer_cuts`]).
+    deferred: Deferred,
 }
 
 impl Snapshot {
@@ -167,6 +163,7 @@ impl Firewall {
             tracking: None,
             known: None,
             reads: 0,
+            deferred: Deferred::default(),
         })
     }
 
@@ -308,10 +305,21 @@ impl Firewall {
                 return Ok(changes);
             }
             let revoked = revoked(&ruleset.tables, &actual);
+            // Who holds which address after this transaction: asked only
+            // when a cut depends on it (a proxy left, or one's cut waits).
+            let held = if revoked.addrs.is_empty() && self.deferred.len() == 0 {
+                Default::default()
+            } else {
+                held_in(&ruleset.tables)
+            };
+            // An address given again: its old connections go first.
+            let claimed = self.deferred.claimed(|a| held.contains(a));
+            self.deferred.cut_or_keep(claimed, &mut self.socket)?;
             match self.socket.send(&batch.finish()) {
                 Ok(()) => {
                     self.known = Some(known.after(ruleset.tables, &deleted));
-                    self.cut_revoked(revoked)?;
+                    let now = self.deferred.after(revoked, |a| held.contains(a));
+                    now.cut(&mut self.socket)?;
                     return Ok(changes);
                 }
                 Err(e) if e.is_generation_changed() && attempt < ATTEMPTS => continue,
@@ -371,6 +379,19 @@ impl Firewall {
             addrs: update.revoked(),
             subnets: tables().flat_map(subnets_of).collect(),
         };
+        // An address given again (to a port or to the whitelist): its old
+        // connections go first.
+        if self.deferred.len() > 0 {
+            let given = addresses(
+                [Family::Bridge, Family::Inet]
+                    .into_iter()
+                    .flat_map(|f| update.changes(f))
+                    .filter(|c| holds(c.set))
+                    .flat_map(|c| &c.added),
+            );
+            let claimed = self.deferred.claimed(|a| given.contains(a));
+            self.deferred.cut_or_keep(claimed, &mut self.socket)?;
+        }
         // (Not `first_seq`: `known` borrows the rest of `self`.)
         let mut batch = Batch::with_generation(self.socket.next_seq(SEQ_PER_BATCH), known.genid);
         for table in tables() {
@@ -403,7 +424,13 @@ impl Firewall {
                     changes.push((summary, change));
                 }
                 known.genid = known.genid.wrapping_add(1);
-                self.cut_revoked(revoked)?;
+                let held = if revoked.addrs.is_empty() {
+                    Default::default()
+                } else {
+                    held_in(at.iter().filter_map(|i| known.tables[*i].as_ref()))
+                };
+                let now = self.deferred.after(revoked, |a| held.contains(a));
+                now.cut(&mut self.socket)?;
                 Ok(Some(changes))
             }
             // Someone committed in between: what is known is stale, and
@@ -416,17 +443,31 @@ impl Firewall {
         }
     }
 
-    /// Addresses that just left a whitelist lose the connections they had
-    /// opened into the managed subnets (see [`revoked`]): whoever gets
-    /// such an address next must not be able to ride on them.
-    fn cut_revoked(&mut self, revoked: Revoked) -> Result<usize, NetlinkError> {
-        let Revoked { addrs, subnets } = revoked;
-        if addrs.is_empty() {
-            return Ok(0);
+    /// From now on, put off cutting the connections of a whitelisted
+    /// address that left while nobody holds it (see the `cuts` module):
+    /// they are cut before a transaction gives the address to a port or
+    /// to the whitelist again, or by [`cut_pending`](Self::cut_pending),
+    /// in one walk of the conntrack table for every address waiting.
+    /// Meant for a daemon, where each proxy leaving would otherwise cost a
+    /// walk of its own. Only with flow sets: where the bridge layer
+    /// accepts by conntrack state ([`Tracking::Conntrack`]), stale entries
+    /// could still carry frames between ports, and cuts stay immediate.
+    pub fn defer_cuts(&mut self) {
+        if self.bridge_tracking() == Tracking::FlowSets {
+            self.deferred.enable();
         }
-        cut_connections(&mut self.socket, |c| {
-            addrs.contains(&c.source) && subnets.iter().any(|s| s.contains(&c.destination))
-        })
+    }
+
+    /// How many addresses wait for their connections to be cut.
+    pub fn pending_cuts(&self) -> usize {
+        self.deferred.len()
+    }
+
+    /// Cut every connection put off by [`defer_cuts`](Self::defer_cuts);
+    /// returns how many were cut. When the cut fails, they wait on.
+    pub fn cut_pending(&mut self) -> Result<usize, NetlinkError> {
+        let all = self.deferred.take();
+        self.deferred.cut_or_keep(all, &mut self.socket)
     }
 
     /// Delete the given tables in one transaction.

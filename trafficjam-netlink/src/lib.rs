@@ -9,6 +9,7 @@
 
 mod conntrack;
 mod consistent;
+mod cuts;
 mod error;
 mod firewall;
 pub mod lab;

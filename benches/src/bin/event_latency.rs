@@ -357,6 +357,10 @@ fn main() {
         "docker_api_calls_per_event": if events_handled > 0.0 { api / events_handled } else { f64::NAN },
         "full_kernel_reads": delta("trafficjam_kernel_reads_total"),
         "interface_reads_per_container": delta("trafficjam_interface_reads_total") / a.count as f64,
+        // Transactions (whole or as set elements) per container started
+        // and removed, and how many of them were set elements only.
+        "transactions_per_container": (delta("trafficjam_applies_total") + delta("trafficjam_apply_errors_total")) / a.count as f64,
+        "port_updates_per_container": delta("trafficjam_port_updates_total") / a.count as f64,
         "cpu_seconds": cpu,
         "cpu_ms_per_container": cpu * 1e3 / a.count as f64,
         // Per-thread nanoseconds, or clock ticks (10 ms) when a thread of

@@ -66,6 +66,11 @@ pub(super) const UNBOUND_PATIENCE: Duration = Duration::from_secs(1);
 /// How soon the rules stop naming a quarantined port that is gone, when
 /// nothing else changes the network before.
 pub(super) const TIDY_WITHIN: Duration = Duration::from_secs(1);
+/// How long the connections of a proxy that left may wait to be cut while
+/// nobody holds its addresses (given to a container again, they are cut
+/// first): every proxy leaving in that time shares one walk of the
+/// conntrack table.
+pub(super) const CUT_WITHIN: Duration = Duration::from_secs(10);
 
 /// What the daemon knows, and last enforced, of every managed network.
 #[derive(Default)]
@@ -136,6 +141,8 @@ pub(super) async fn run_docker(
     let mut route = RouteSocket::open_in(args.policy.target.netns.as_deref())?;
     let mut state = State::default();
     let mut backoff = Duration::from_secs(1);
+    fw.defer_cuts();
+    let mut cut_at: Option<Instant> = None;
     loop {
         let client = match DockerClient::connect().await {
             Ok(c) => c,
@@ -202,7 +209,12 @@ pub(super) async fn run_docker(
                 .active(&args.swarm.block_ingress)
                 .then_some(next_ns);
             let tidy = state.tidy.values().min().copied();
-            let deadline = [full, retry, namespaces, tidy, Some(next_poll)]
+            if ctx.fw.pending_cuts() == 0 {
+                cut_at = None;
+            } else if cut_at.is_none() {
+                cut_at = Some(Instant::now() + CUT_WITHIN);
+            }
+            let deadline = [full, retry, namespaces, tidy, cut_at, Some(next_poll)]
                 .into_iter()
                 .flatten()
                 .min()
@@ -320,6 +332,13 @@ pub(super) async fn run_docker(
                         .collect();
                     if !due.is_empty() {
                         enforce_networks(&mut ctx, &mut state, due);
+                    }
+                    if cut_at.is_some_and(|c| now >= c) {
+                        cut_at = None;
+                        match ctx.fw.cut_pending() {
+                            Ok(n) => log.debug(&format!("cut {n} connection(s) of proxies that left")),
+                            Err(e) => log.warn(&format!("cutting the connections of proxies that left failed: {e}; retrying")),
+                        }
                     }
                     if retry.is_some_and(|r| now >= r) {
                         retry = None;

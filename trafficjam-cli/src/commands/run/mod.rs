@@ -60,7 +60,15 @@ pub fn run(args: &RunArgs) -> Result<(), CliError> {
         let stop = if args.policy.networks.is_empty() {
             run_static(args, &mut fw, &mut signals, &mut blocked, poll, log).await?
         } else {
-            docker::run_docker(args, &mut fw, &mut signals, &mut blocked, poll, log).await?
+            let ran =
+                docker::run_docker(args, &mut fw, &mut signals, &mut blocked, poll, log).await;
+            // Nobody would cut them after this process.
+            if let Err(e) = fw.cut_pending() {
+                log.warn(&format!(
+                    "cutting the connections of proxies that left failed: {e}"
+                ));
+            }
+            ran?
         };
         finish(stop, &mut fw, &instances(args)?, log)
     })
