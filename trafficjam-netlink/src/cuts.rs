@@ -6,9 +6,9 @@
 //! milliseconds on any host, and every entry copied to us on a busy one),
 //! so a daemon, where proxies come and go, may defer the cut of an address
 //! that nobody holds any more ([`Firewall::defer_cuts`]): it is made before
-//! a transaction gives the address to a port or to the whitelist again,
-//! and otherwise in one walk for all of them when the daemon asks
-//! ([`Firewall::cut_pending`]). An address a port still holds (a proxy
+//! a transaction gives the address to a port or to the whitelist again
+//! (with every other address waiting: one walk cuts them all), and
+//! otherwise when the daemon asks ([`Firewall::cut_pending`]). An address a port still holds (a proxy
 //! that became a backend) is cut at once.
 //!
 //! [`Firewall::defer_cuts`]: crate::Firewall::defer_cuts
@@ -98,12 +98,14 @@ impl Deferred {
         now
     }
 
-    /// What must be cut before a transaction gives any of the addresses
-    /// `claimed` says it gives to a port or to the whitelist: taken out of
-    /// what is put off.
+    /// What must be cut before a transaction that gives the addresses
+    /// `claimed` says to a port or to the whitelist: when it gives any
+    /// address put off, everything put off (one walk of the table cuts
+    /// them all; Docker hands a released address to the next container,
+    /// so after a burst of proxies leaving the next few would each walk).
     pub fn claimed(&mut self, claimed: impl Fn(&IpAddr) -> bool) -> Revoked {
         match self.0.as_mut() {
-            Some(pending) if !pending.addrs.is_empty() => pending.take_held(claimed),
+            Some(pending) if pending.addrs.iter().any(claimed) => std::mem::take(pending),
             _ => Revoked::default(),
         }
     }
@@ -200,16 +202,21 @@ mod tests {
         assert_eq!(now.addrs, vec![ip("10.1.0.3")]);
         d.after(revoked(&["10.1.0.4", "10.1.0.2"]), |_| false);
         assert_eq!(d.len(), 2, "each address once");
-        // A port gets 10.1.0.4 again: cut before it can send.
+        // Nobody gets any of them: nothing to cut.
+        assert!(d.claimed(|a| *a == ip("10.1.0.9")).addrs.is_empty());
+        assert_eq!(d.len(), 2);
+        // A port gets 10.1.0.4 again: cut before it can send, and the
+        // other with it (the same walk).
         let claimed = d.claimed(|a| *a == ip("10.1.0.4"));
-        assert_eq!(claimed.addrs, vec![ip("10.1.0.4")]);
+        assert_eq!(claimed.addrs, vec![ip("10.1.0.2"), ip("10.1.0.4")]);
         assert_eq!(
             claimed.subnets,
             vec!["10.1.0.0/24".parse::<IpNet>().unwrap()]
         );
-        assert!(d.claimed(|a| *a == ip("10.1.0.4")).addrs.is_empty());
-        let rest = d.take();
-        assert_eq!(rest.addrs, vec![ip("10.1.0.2")]);
+        assert_eq!(d.len(), 0);
+        assert!(d.take().addrs.is_empty());
+        d.after(revoked(&["10.1.0.6"]), |_| false);
+        assert_eq!(d.take().addrs, vec![ip("10.1.0.6")]);
         assert_eq!(d.len(), 0);
         // Still deferring after a take.
         d.after(revoked(&["10.1.0.5"]), |_| false);
