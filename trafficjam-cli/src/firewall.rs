@@ -144,6 +144,11 @@ impl Firewall {
         self.kernel.pending_cuts()
     }
 
+    /// How many times the conntrack table was walked to cut connections.
+    pub fn conntrack_walks(&self) -> u64 {
+        self.kernel.conntrack_walks()
+    }
+
     /// Cut every connection put off; how many were cut.
     pub fn cut_pending(&mut self) -> Result<usize, CliError> {
         Ok(self.kernel.cut_pending()?)

@@ -30,6 +30,7 @@ pub struct Metrics {
     kernel_reads: AtomicU64,
     port_updates: AtomicU64,
     interface_reads: AtomicU64,
+    conntrack_walks: AtomicU64,
 }
 
 /// The daemon's counters (one daemon per process).
@@ -51,6 +52,7 @@ impl Metrics {
             kernel_reads: AtomicU64::new(0),
             port_updates: AtomicU64::new(0),
             interface_reads: AtomicU64::new(0),
+            conntrack_walks: AtomicU64::new(0),
         }
     }
 
@@ -112,6 +114,12 @@ impl Metrics {
     /// so far.
     pub fn interface_reads(&self, reads: u64) {
         self.interface_reads.store(reads, Ordering::Relaxed);
+    }
+
+    /// How many times the conntrack table was walked to cut connections
+    /// so far.
+    pub fn conntrack_walks(&self, walks: u64) {
+        self.conntrack_walks.store(walks, Ordering::Relaxed);
     }
 
     /// The exposition text, with the kernel's drop counters.
@@ -179,6 +187,11 @@ impl Metrics {
             "trafficjam_interface_reads_total",
             "Requests to rtnetlink for interfaces and addresses: bridges' ports and what is plugged into them (the others come from link notifications).",
             get(&self.interface_reads),
+        );
+        counter(
+            "trafficjam_conntrack_walks_total",
+            "Walks of the conntrack table to cut the connections of whitelisted addresses that left (put off while nobody holds them, so proxies leaving together share one).",
+            get(&self.conntrack_walks),
         );
         let _ = writeln!(
             out,
@@ -321,6 +334,7 @@ mod tests {
             "trafficjam_apply_seconds_sum 0.003",
             "trafficjam_dropped_packets_total{instance=\"web\",chain=\"inet forward\"} 0",
             "trafficjam_kernel_read_ok 1",
+            "trafficjam_conntrack_walks_total 0",
         ] {
             assert!(
                 text.lines().any(|l| l == line),

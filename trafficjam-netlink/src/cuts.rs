@@ -71,9 +71,10 @@ impl Revoked {
     }
 }
 
-/// The cuts a firewall has put off: `None` while it cuts at once.
+/// The cuts a firewall has put off (`None` while it cuts at once), and
+/// how many walks of the conntrack table its cuts took.
 #[derive(Debug, Default)]
-pub(crate) struct Deferred(Option<Revoked>);
+pub(crate) struct Deferred(Option<Revoked>, u64);
 
 impl Deferred {
     /// From now on, put off the cuts of addresses nobody holds.
@@ -115,8 +116,13 @@ impl Deferred {
         self.0.as_mut().map(std::mem::take).unwrap_or_default()
     }
 
-    /// Cut `taken` (taken out of what is put off); when the cut fails, it
-    /// is put off again, to be tried with the next.
+    /// How many walks of the conntrack table the cuts took.
+    pub fn walks(&self) -> u64 {
+        self.1
+    }
+
+    /// Cut `taken` now; when the cut fails while deferring, it is put off
+    /// again, to be tried with the next.
     pub fn cut_or_keep(
         &mut self,
         taken: Revoked,
@@ -125,6 +131,7 @@ impl Deferred {
         if taken.addrs.is_empty() {
             return Ok(0);
         }
+        self.1 += 1;
         let again = taken.clone();
         taken.cut(socket).inspect_err(|_| {
             if let Some(pending) = self.0.as_mut() {

@@ -319,7 +319,7 @@ impl Firewall {
                 Ok(()) => {
                     self.known = Some(known.after(ruleset.tables, &deleted));
                     let now = self.deferred.after(revoked, |a| held.contains(a));
-                    now.cut(&mut self.socket)?;
+                    self.deferred.cut_or_keep(now, &mut self.socket)?;
                     return Ok(changes);
                 }
                 Err(e) if e.is_generation_changed() && attempt < ATTEMPTS => continue,
@@ -430,7 +430,7 @@ impl Firewall {
                     held_in(at.iter().filter_map(|i| known.tables[*i].as_ref()))
                 };
                 let now = self.deferred.after(revoked, |a| held.contains(a));
-                now.cut(&mut self.socket)?;
+                self.deferred.cut_or_keep(now, &mut self.socket)?;
                 Ok(Some(changes))
             }
             // Someone committed in between: what is known is stale, and
@@ -461,6 +461,11 @@ impl Firewall {
     /// How many addresses wait for their connections to be cut.
     pub fn pending_cuts(&self) -> usize {
         self.deferred.len()
+    }
+
+    /// How many times the conntrack table was walked to cut connections.
+    pub fn conntrack_walks(&self) -> u64 {
+        self.deferred.walks()
     }
 
     /// Cut every connection put off by [`defer_cuts`](Self::defer_cuts);

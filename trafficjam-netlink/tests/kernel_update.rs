@@ -175,9 +175,11 @@ fn a_departed_proxy_is_cut_when_its_address_is_given_again_or_when_asked() {
 
     // The proxy's container leaves: nobody holds its addresses, the cut
     // waits and its entries are still there.
+    let walks = fw.conntrack_walks();
     update_to(&mut fw, &mut last, at(&["vb1"], &["vproxy"]));
     assert_eq!(fw.pending_cuts(), 2, "the proxy's two addresses wait");
     assert_eq!(tracked(&mut sock, &proxy), 2, "cut although deferred");
+    assert_eq!(fw.conntrack_walks(), walks, "walked although deferred");
     // Its port comes back (a whole apply): cut before the transaction.
     last = at(&["vproxy", "vb1"], &[]);
     fw.apply(last.ruleset()).unwrap();
@@ -209,4 +211,6 @@ fn a_departed_proxy_is_cut_when_its_address_is_given_again_or_when_asked() {
     assert_eq!(fw.cut_pending().unwrap(), 2);
     assert_eq!(tracked(&mut sock, &proxy), 0, "cut_pending left them");
     assert_eq!(fw.pending_cuts(), 0);
+    // One walk each: given back by apply, by update, and when asked.
+    assert_eq!(fw.conntrack_walks(), walks + 3);
 }

@@ -361,6 +361,8 @@ fn main() {
         // and removed, and how many of them were set elements only.
         "transactions_per_container": (delta("trafficjam_applies_total") + delta("trafficjam_apply_errors_total")) / a.count as f64,
         "port_updates_per_container": delta("trafficjam_port_updates_total") / a.count as f64,
+        // Every other probe is a proxy: what its leaving costs the kernel.
+        "conntrack_walks": delta("trafficjam_conntrack_walks_total"),
         "cpu_seconds": cpu,
         "cpu_ms_per_container": cpu * 1e3 / a.count as f64,
         // Per-thread nanoseconds, or clock ticks (10 ms) when a thread of

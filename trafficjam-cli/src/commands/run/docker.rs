@@ -336,7 +336,10 @@ pub(super) async fn run_docker(
                     if cut_at.is_some_and(|c| now >= c) {
                         cut_at = None;
                         match ctx.fw.cut_pending() {
-                            Ok(n) => log.debug(&format!("cut {n} connection(s) of proxies that left")),
+                            Ok(n) => {
+                                METRICS.conntrack_walks(ctx.fw.conntrack_walks());
+                                log.debug(&format!("cut {n} connection(s) of proxies that left"));
+                            }
                             Err(e) => log.warn(&format!("cutting the connections of proxies that left failed: {e}; retrying")),
                         }
                     }
@@ -420,6 +423,7 @@ pub(super) fn enforce_networks(ctx: &mut Ctx<'_>, state: &mut State, networks: V
     METRICS.kernel_reads(ctx.fw.reads());
     METRICS.port_updates(ctx.fw.port_updates());
     METRICS.interface_reads(ctx.route.requests());
+    METRICS.conntrack_walks(ctx.fw.conntrack_walks());
 }
 
 /// Log the allow labels that do not parse, once per change.
