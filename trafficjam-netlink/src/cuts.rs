@@ -8,8 +8,8 @@
 //! that nobody holds any more ([`Firewall::defer_cuts`]): it is made before
 //! a transaction gives the address to a port or to the whitelist again
 //! (with every other address waiting: one walk cuts them all), and
-//! otherwise when the daemon asks ([`Firewall::cut_pending`]). An address a port still holds (a proxy
-//! that became a backend) is cut at once.
+//! otherwise when the daemon asks ([`Firewall::cut_pending`]). An address
+//! a port still holds (a proxy that became a backend) is cut at once.
 //!
 //! [`Firewall::defer_cuts`]: crate::Firewall::defer_cuts
 //! [`Firewall::cut_pending`]: crate::Firewall::cut_pending
@@ -32,13 +32,10 @@ pub(crate) struct Revoked {
 }
 
 impl Revoked {
-    /// Cut the connections these addresses opened into the subnets; how
-    /// many were cut.
-    pub fn cut(self, socket: &mut NetfilterSocket) -> Result<usize, NetlinkError> {
+    /// Cut the connections these addresses opened into the subnets, in
+    /// one walk of the conntrack table; how many were cut.
+    fn cut(self, socket: &mut NetfilterSocket) -> Result<usize, NetlinkError> {
         let Revoked { addrs, subnets } = self;
-        if addrs.is_empty() {
-            return Ok(0);
-        }
         cut_connections(socket, |c| {
             addrs.contains(&c.source) && subnets.iter().any(|s| s.contains(&c.destination))
         })
@@ -71,27 +68,31 @@ impl Revoked {
     }
 }
 
-/// The cuts a firewall has put off (`None` while it cuts at once), and
-/// how many walks of the conntrack table its cuts took.
+/// The cuts a firewall has put off, and how many walks of the conntrack
+/// table its cuts took.
 #[derive(Debug, Default)]
-pub(crate) struct Deferred(Option<Revoked>, u64);
+pub(crate) struct Deferred {
+    /// What waits; `None` while every cut is made at once.
+    pending: Option<Revoked>,
+    walks: u64,
+}
 
 impl Deferred {
     /// From now on, put off the cuts of addresses nobody holds.
     pub fn enable(&mut self) {
-        self.0.get_or_insert_with(Revoked::default);
+        self.pending.get_or_insert_with(Revoked::default);
     }
 
     /// How many addresses wait for their cut.
     pub fn len(&self) -> usize {
-        self.0.as_ref().map_or(0, |r| r.addrs.len())
+        self.pending.as_ref().map_or(0, |r| r.addrs.len())
     }
 
     /// What to cut now of `revoked`, which a transaction just took off the
     /// whitelists, leaving `held` with a port or whitelisted; the rest is
     /// put off when deferring.
     pub fn after(&mut self, mut revoked: Revoked, held: impl Fn(&IpAddr) -> bool) -> Revoked {
-        let Some(pending) = self.0.as_mut() else {
+        let Some(pending) = self.pending.as_mut() else {
             return revoked;
         };
         let now = revoked.take_held(held);
@@ -105,7 +106,7 @@ impl Deferred {
     /// them all; Docker hands a released address to the next container,
     /// so after a burst of proxies leaving the next few would each walk).
     pub fn claimed(&mut self, claimed: impl Fn(&IpAddr) -> bool) -> Revoked {
-        match self.0.as_mut() {
+        match self.pending.as_mut() {
             Some(pending) if pending.addrs.iter().any(claimed) => std::mem::take(pending),
             _ => Revoked::default(),
         }
@@ -113,12 +114,15 @@ impl Deferred {
 
     /// Everything put off, taken (deferring goes on).
     pub fn take(&mut self) -> Revoked {
-        self.0.as_mut().map(std::mem::take).unwrap_or_default()
+        self.pending
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
     }
 
     /// How many walks of the conntrack table the cuts took.
     pub fn walks(&self) -> u64 {
-        self.1
+        self.walks
     }
 
     /// Cut `taken` now; when the cut fails while deferring, it is put off
@@ -128,13 +132,14 @@ impl Deferred {
         taken: Revoked,
         socket: &mut NetfilterSocket,
     ) -> Result<usize, NetlinkError> {
+        // Nothing to cut: no walk.
         if taken.addrs.is_empty() {
             return Ok(0);
         }
-        self.1 += 1;
+        self.walks += 1;
         let again = taken.clone();
         taken.cut(socket).inspect_err(|_| {
-            if let Some(pending) = self.0.as_mut() {
+            if let Some(pending) = self.pending.as_mut() {
                 pending.merge(again);
             }
         })
