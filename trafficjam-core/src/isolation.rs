@@ -335,7 +335,7 @@ impl BridgeIsolation {
         }
         let mut exprs = ifname_in(MetaKey::IifName, names::ISOLATED_PORTS);
         exprs.extend(ifname_in(MetaKey::OifName, names::ISOLATED_PORTS));
-        let mut sets = port_sets(&ports);
+        let mut sets = port_sets(&ports, None);
         sets.push(Set::of_ifnames(names::ISOLATED_PORTS, isolated));
         Some(Table {
             family: Family::Bridge,

@@ -424,11 +424,25 @@ fn counters(
                 }
             }
             if counted {
-                drops.push(ChainCounters {
-                    chain: format!("{} {}", table.family, c.name),
-                    packets,
-                    bytes,
-                });
+                // `from_port` is the forward chain's body for frames from
+                // ports (dispatched there by the roles map): its drops are
+                // the forward hook's, as users and metrics know them.
+                let name = match (table.family, c.name.as_str()) {
+                    (Family::Bridge, names::FROM_PORT) => names::BRIDGE_FORWARD,
+                    (_, name) => name,
+                };
+                let chain = format!("{} {name}", table.family);
+                match drops.iter_mut().find(|d: &&mut ChainCounters| d.chain == chain) {
+                    Some(d) => {
+                        d.packets = d.packets.saturating_add(packets);
+                        d.bytes = d.bytes.saturating_add(bytes);
+                    }
+                    None => drops.push(ChainCounters {
+                        chain,
+                        packets,
+                        bytes,
+                    }),
+                }
             }
         }
     }

@@ -13,8 +13,8 @@ use std::fmt::Write as _;
 use std::net::IpAddr;
 
 use crate::model::{
-    Chain, CmpOp, CtKey, DynsetOp, Element, Expr, Field, MetaKey, PayloadBase, Rule, Set, Table,
-    Value,
+    Chain, CmpOp, CtKey, DynsetOp, Element, Expr, Field, MetaKey, PayloadBase, Rule, Set, SetData,
+    Table, Value,
 };
 
 /// Render a table the way `nft list table` would.
@@ -45,7 +45,10 @@ fn set(s: &Set) -> String {
     } else {
         format!("typeof {}", join(fields.iter().map(|f| f.nft())))
     };
-    let mut out = format!("\tset {} {{\n\t\t{declared}\n", s.name);
+    let mut out = match s.data {
+        Some(SetData::Verdict) => format!("\tmap {} {{\n\t\t{declared} : verdict\n", s.name),
+        None => format!("\tset {} {{\n\t\t{declared}\n", s.name),
+    };
     if let Some(d) = s.dynamic {
         let _ = writeln!(out, "\t\tsize {}\n\t\tflags dynamic,timeout", d.size);
     }
@@ -63,14 +66,21 @@ fn set(s: &Set) -> String {
 /// An element as nft reads it for these fields: a raw field (`@th,…`) is
 /// an integer to nft, so its address is written in hex.
 fn element(fields: &[Field], e: &Element) -> String {
-    let parts = e.values().iter().zip(fields).map(|(v, f)| match (v, f) {
-        (Value::Net(n), Field::NdTarget) => match n.addr() {
-            IpAddr::V6(a) => format!("0x{}", hex(&a.octets())),
-            IpAddr::V4(a) => format!("0x{}", hex(&a.octets())),
-        },
-        (v, _) => v.to_string(),
-    });
-    join(parts)
+    let parts = e
+        .key_values()
+        .iter()
+        .zip(fields)
+        .map(|(v, f)| match (v, f) {
+            (Value::Net(n), Field::NdTarget) => match n.addr() {
+                IpAddr::V6(a) => format!("0x{}", hex(&a.octets())),
+                IpAddr::V4(a) => format!("0x{}", hex(&a.octets())),
+            },
+            (v, _) => v.to_string(),
+        });
+    match e.verdict() {
+        Some(v) => format!("{} : {v}", join(parts)),
+        None => join(parts),
+    }
 }
 
 fn join(parts: impl IntoIterator<Item = impl AsRef<str>>) -> String {
@@ -226,6 +236,10 @@ fn render(e: &Expr, regs: &mut Vec<Operand>, ctx: &mut Context) -> Result<Option
             let key = take_concat(regs, sreg.offset().ok_or(())?)?;
             let op = if *invert { "!= " } else { "" };
             Ok(Some(format!("{key} {op}@{set}")))
+        }
+        Expr::VerdictMap { set, sreg } => {
+            let key = take_concat(regs, sreg.offset().ok_or(())?)?;
+            Ok(Some(format!("{key} vmap @{set}")))
         }
         Expr::Dynset {
             set,

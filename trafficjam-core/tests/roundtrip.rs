@@ -203,15 +203,16 @@ fn a_container_starting_is_one_set_update() {
     let change = plan(&mut batch, &after, Some(&before));
     // Its name, MAC, IPv4, and IPv6 and link-local address (as sources, as
     // neighbour-discovery targets, and with the MAC for the one-lookup
-    // check): 10 elements in 7 sets, one message each, in one transaction.
+    // check), and its role: 11 elements in 8 sets, one message each, in
+    // one transaction.
     assert_eq!(
         change,
         Change::Elements {
-            added: 10,
+            added: 11,
             removed: 0
         }
     );
-    assert_eq!(batch.len(), 7);
+    assert_eq!(batch.len(), 8);
 }
 
 #[test]

@@ -20,8 +20,8 @@
 //! chain sees them arrive on the bridge, whatever their address).
 
 use crate::model::{
-    BaseChain, Chain, CmpOp, Element, Expr, Family, Field, Hook, Ifname, MetaKey, PayloadBase,
-    Register, Rule, Set, SetKey, Table, Value, Verdict,
+    BaseChain, Chain, CmpOp, Element, Expr, Family, Field, Hook, Ifname, MapVerdict, MetaKey,
+    PayloadBase, Register, Rule, Set, SetKey, Table, Value, Verdict,
 };
 use crate::policy::{Port, Role};
 use crate::{Policy, Tracking, TABLE_COMMENT};
@@ -91,10 +91,44 @@ const SYN: u8 = 0x02;
 /// TCP PSH: the segment carries data the sender pushed.
 const PSH: u8 = 0x08;
 
+/// The verdicts of the `roles` map: what the forward chain does with a
+/// frame from a whitelisted port, and from any other port of the network.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Roles {
+    proxy: MapVerdict,
+    other: MapVerdict,
+}
+
+impl Roles {
+    /// The roles of a table tracking flows this way: with flow sets, a
+    /// whitelisted port's frames are recorded and any other port's are
+    /// judged in `from_port`; with conntrack, the former are accepted and
+    /// the latter go on through the forward chain.
+    pub(crate) fn of(tracking: Tracking) -> Roles {
+        match tracking {
+            Tracking::FlowSets => Roles {
+                proxy: MapVerdict::goto(names::RECORD),
+                other: MapVerdict::goto(names::FROM_PORT),
+            },
+            Tracking::Conntrack => Roles {
+                proxy: MapVerdict::Accept,
+                other: MapVerdict::Continue,
+            },
+        }
+    }
+
+    /// The `roles` element of port `name`.
+    pub(crate) fn element(self, name: &str, proxy: bool) -> Element {
+        let verdict = if proxy { self.proxy } else { self.other };
+        Element::mapped(&[ifname(name)], verdict).unwrap_or_else(|| Element::of([ifname(name)]))
+    }
+}
+
 impl Policy {
     /// The bridge-family table of the policy.
     pub(crate) fn bridge_table(&self) -> Table {
-        let mut sets = port_sets(self.ports());
+        let roles = Roles::of(self.tracking());
+        let mut sets = port_sets(self.ports(), Some(roles));
         // Remote ports open connections as whitelisted ports do, and
         // backends reach them as they reach a whitelisted port.
         // (Rebuilt only when there are some: hundreds of names on every
@@ -109,6 +143,18 @@ impl Policy {
                 .into_iter()
                 .chain(self.remote_ports().iter().cloned());
             *proxies = Set::of_ifnames(names::PROXIES, all);
+        }
+        // The same in the roles map, for remote and unidentified ports.
+        let extra_roles = self
+            .remote_ports()
+            .iter()
+            .map(|n| roles.element(n, true))
+            .chain(self.unidentified().iter().map(|n| roles.element(n, false)));
+        if let Some(map) = sets.iter_mut().find(|s| s.name == names::ROLES) {
+            if !self.remote_ports().is_empty() || !self.unidentified().is_empty() {
+                let all: Vec<Element> = map.elements.iter().copied().chain(extra_roles).collect();
+                *map = Set::verdict_map(names::ROLES, SetKey::ifname(), all);
+            }
         }
         // Unidentified ports are ports with no MAC and no address: every
         // frame they send fails the first check of port security.
@@ -128,15 +174,27 @@ impl Policy {
             self.uplinks().iter().cloned(),
         ));
         sets.extend(self.allowed_sets());
-        let (forward, record) = match self.tracking() {
+        let (forward, regular) = match self.tracking() {
             Tracking::FlowSets => {
                 for ip in Ip::BOTH {
                     sets.extend(flow_sets(ip));
                 }
-                let (forward, record) = forward_with_flow_sets();
-                (forward, Some(record))
+                let (forward, from_port) = forward_with_flow_sets();
+                let regular = vec![
+                    Chain {
+                        name: names::FROM_PORT.to_string(),
+                        base: None,
+                        rules: from_port,
+                    },
+                    Chain {
+                        name: names::RECORD.to_string(),
+                        base: None,
+                        rules: record_chain(),
+                    },
+                ];
+                (forward, regular)
             }
-            Tracking::Conntrack => (forward_with_conntrack(), None),
+            Tracking::Conntrack => (forward_with_conntrack(), Vec::new()),
         };
         Table {
             family: Family::Bridge,
@@ -156,11 +214,7 @@ impl Policy {
                 super::base_chain(names::BRIDGE_FORWARD, Hook::Forward, forward),
             ]
             .into_iter()
-            .chain(record.map(|rules| Chain {
-                name: names::RECORD.to_string(),
-                base: None,
-                rules,
-            }))
+            .chain(regular)
             .collect(),
         }
     }
@@ -233,7 +287,9 @@ pub(crate) fn services_set(name: &str, services: &[crate::Service]) -> Set {
 }
 
 /// What each port is and may send as.
-pub(crate) fn port_sets(ports: &[Port]) -> Vec<Set> {
+/// With `roles`, the `roles` map too (a table whose forward chain
+/// dispatches by port); without, that map is left out.
+pub(crate) fn port_sets(ports: &[Port], roles: Option<Roles>) -> Vec<Set> {
     // Built on every event for hundreds of ports: each port's values are
     // made once (inline copies, nothing allocated per element), and each
     // set is filled in one pass (ports come sorted by name, so the sets
@@ -243,20 +299,23 @@ pub(crate) fn port_sets(ports: &[Port]) -> Vec<Set> {
     let mut sets: [Vec<Element>; PORT_SETS.len()] =
         std::array::from_fn(|_| Vec::with_capacity(ports.len()));
     for p in ports {
-        port_elements(p, |set, e| sets[set].push(e));
+        port_elements(p, roles, |set, e| sets[set].push(e));
     }
     PORT_SETS
         .iter()
         .zip(port_set_keys())
         .zip(sets)
-        .map(|((name, key), elements)| Set::of(name, key, elements))
+        .filter_map(|((name, key), elements)| match *name {
+            names::ROLES => roles.map(|_| Set::verdict_map(name, key, elements)),
+            _ => Some(Set::of(name, key, elements)),
+        })
         .collect()
 }
 
 /// The sets that say what each port is and may send as, in the order of
 /// the table; [`port_elements`] gives each element with the index of its
 /// set in this list.
-pub(crate) const PORT_SETS: [&str; 8] = [
+pub(crate) const PORT_SETS: [&str; 9] = [
     names::PORTS,
     names::PROXIES,
     names::MACS,
@@ -265,9 +324,12 @@ pub(crate) const PORT_SETS: [&str; 8] = [
     names::ND_TARGETS6,
     names::BOUND4,
     names::BOUND6,
+    names::ROLES,
 ];
 /// The index of `ports` (every container port's name) in [`PORT_SETS`].
 pub(crate) const PORTS_SET: usize = 0;
+/// The index of the `roles` map in [`PORT_SETS`].
+pub(crate) const ROLES_SET: usize = 8;
 
 /// The keys of [`PORT_SETS`], in the same order.
 fn port_set_keys() -> [SetKey; PORT_SETS.len()] {
@@ -282,6 +344,7 @@ fn port_set_keys() -> [SetKey; PORT_SETS.len()] {
         key(Field::NdTarget),
         bound(Field::IpSaddr),
         bound(Field::Ip6Saddr),
+        SetKey::ifname(),
     ]
 }
 
@@ -289,12 +352,15 @@ fn port_set_keys() -> [SetKey; PORT_SETS.len()] {
 /// index of its set. Every element begins with the port's name, so no two
 /// ports give the same one: what a port gives is exactly what removing it
 /// takes away (see [`Policy::port_update`]).
-pub(crate) fn port_elements(p: &Port, mut put: impl FnMut(usize, Element)) {
+pub(crate) fn port_elements(p: &Port, roles: Option<Roles>, mut put: impl FnMut(usize, Element)) {
     let name = ifname(&p.name);
     let mac = Value::Ether(p.mac);
     put(PORTS_SET, Element::of([name]));
     if p.role == Role::Proxy {
         put(1, Element::of([name]));
+    }
+    if let Some(roles) = roles {
+        put(ROLES_SET, roles.element(&p.name, p.role == Role::Proxy));
     }
     put(2, Element::of([name, mac]));
     let link_local = std::net::IpAddr::from(eui64_link_local(p.mac));
@@ -577,18 +643,27 @@ fn openers() -> [Vec<Expr>; 4] {
 /// Between ports, without conntrack: the flows an opener starts are
 /// written to the flow sets as they pass (the `record` chain), and any
 /// other frame between two ports passes only as a reply found there, or
-/// as the neighbour resolution an allowed flow needs.
+/// as the neighbour resolution an allowed flow needs (`from_port`).
 ///
-/// Ordered for the common case, frames of the flows a proxy opens: the
-/// proxy's own go to `record` after two lookups, the replies pass after
-/// three; other frames between ports are judged after those.
+/// One lookup dispatches a frame by its port (`roles`): a whitelisted
+/// port's frames go to `record`, any other port's to `from_port`, where a
+/// reply passes after one more (the flow's). A frame from a port that is
+/// not the network's is left alone unless it goes to one of its ports.
+/// Returns the forward chain's rules and `from_port`'s.
 fn forward_with_flow_sets() -> (Vec<Rule>, Vec<Rule>) {
-    let [others, from_uplink, to_uplink] = not_between_ports();
-    let [from_proxy, pairs, services, to_proxy] = openers();
+    let [_, from_uplink, to_uplink] = not_between_ports();
+    let [_, pairs, services, to_proxy] = openers();
     let record = || Verdict::Goto(names::RECORD.to_string());
-    // The opener first: most frames are a proxy's, and its are recorded
-    // wherever they go (`others` never matches a frame from a port).
-    let mut rules = vec![rule([from_proxy], false, record()), others];
+    let forward = vec![
+        dispatch_by_port(),
+        rule(
+            [ifname_in(MetaKey::OifName, names::PORTS, true)],
+            false,
+            Verdict::Accept,
+        ),
+        rule([], false, Verdict::Goto(names::FROM_PORT.to_string())),
+    ];
+    let mut rules = Vec::new();
     for ip in Ip::BOTH {
         let d = ip.digit();
         let tcp = format!("tcp{d}");
@@ -610,13 +685,18 @@ fn forward_with_flow_sets() -> (Vec<Rule>, Vec<Rule>) {
             )
         };
         rules.extend([
-            reply_moves(FIN_RST, timeouts::CLOSING_SECS),
-            reply_moves(PSH, timeouts::TCP_SECS),
+            // Most replies move nothing (a SYN-ACK, a bare ACK): first.
             rule(
-                [et(), l4proto(TCP), lookup(&back_tcp, &tcp, false)],
+                [
+                    et(),
+                    tcp_flags_none(FIN_RST | PSH),
+                    lookup(&back_tcp, &tcp, false),
+                ],
                 false,
                 Verdict::Accept,
             ),
+            reply_moves(FIN_RST, timeouts::CLOSING_SECS),
+            reply_moves(PSH, timeouts::TCP_SECS),
             rule(
                 [
                     et(),
@@ -644,7 +724,22 @@ fn forward_with_flow_sets() -> (Vec<Rule>, Vec<Rule>) {
     rules.extend(neighbours_of_allowed());
     rules.extend(backend_to_proxy_neighbours());
     rules.push(drop([], "to-proxy"));
-    (rules, record_chain())
+    (forward, rules)
+}
+
+/// `iifname vmap @roles`: what [`Roles`] says of the port a frame came in
+/// on; a frame from any other port goes on to the next rule.
+fn dispatch_by_port() -> Rule {
+    Rule::new(vec![
+        Expr::Meta {
+            key: MetaKey::IifName,
+            dreg: Register::R1,
+        },
+        Expr::VerdictMap {
+            set: names::ROLES.to_string(),
+            sreg: Register::R1,
+        },
+    ])
 }
 
 /// `record`: remember the flow a frame of an opener starts (or goes on
@@ -711,11 +806,13 @@ fn record_chain() -> Vec<Rule> {
     rules
 }
 
-/// Between ports, with conntrack in the bridge family.
+/// Between ports, with conntrack in the bridge family: a whitelisted
+/// port's frames are accepted by their port (`roles`), any other's go on.
 fn forward_with_conntrack() -> Vec<Rule> {
-    let mut rules = vec![established()];
+    let mut rules = vec![dispatch_by_port(), established()];
     rules.extend(not_between_ports());
-    for opener in openers() {
+    let [_, pairs, services, to_proxy] = openers();
+    for opener in [pairs, services, to_proxy] {
         rules.push(rule([opener], false, Verdict::Accept));
     }
     rules.extend(neighbours_of_allowed());

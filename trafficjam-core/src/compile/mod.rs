@@ -80,6 +80,12 @@ pub mod names {
     pub const BRIDGE_FORWARD: &str = "forward";
     /// Regular chain recording the flows openers start (flow sets).
     pub const RECORD: &str = "record";
+    /// Regular chain judging what any other port sends (flow sets): the
+    /// replies it may send, then what it may open.
+    pub const FROM_PORT: &str = "from_port";
+    /// Verdict map `iifname : verdict` of the bridge table: what the
+    /// forward chain does with a frame by the port it came in on.
+    pub const ROLES: &str = "roles";
     /// `iifname . oifname`: allowed flows to any service (`bridge` table).
     pub const ALLOW_PAIRS: &str = "allow_pairs";
     /// `iifname . oifname . meta l4proto . th dport`: allowed flows to

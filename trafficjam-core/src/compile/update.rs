@@ -13,7 +13,7 @@
 use std::cmp::Ordering;
 use std::net::IpAddr;
 
-use super::bridge::{ifname, port_elements, PORTS_SET, PORT_SETS};
+use super::bridge::{ifname, port_elements, Roles, PORTS_SET, PORT_SETS, ROLES_SET};
 use super::names;
 use crate::model::{Element, Family, Table, Value};
 use crate::policy::Port;
@@ -159,6 +159,7 @@ impl Policy {
             return None;
         }
         let changed = changed_names(self, after)?;
+        let roles = Roles::of(self.tracking());
         let mut added: [Vec<Element>; PORT_SETS.len()] = Default::default();
         let mut removed: [Vec<Element>; PORT_SETS.len()] = Default::default();
         for (name, before, now) in changed {
@@ -168,8 +169,11 @@ impl Policy {
             }
             for (side, out) in [(before, &mut removed), (now, &mut added)] {
                 match side {
-                    Side::Port(p) => port_elements(p, |set, e| out[set].push(e)),
-                    Side::Quarantined => out[PORTS_SET].push(Element::of([ifname(name)])),
+                    Side::Port(p) => port_elements(p, Some(roles), |set, e| out[set].push(e)),
+                    Side::Quarantined => {
+                        out[PORTS_SET].push(Element::of([ifname(name)]));
+                        out[ROLES_SET].push(roles.element(name, false));
+                    }
                     Side::Absent => {}
                 }
             }

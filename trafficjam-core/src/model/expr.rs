@@ -337,6 +337,15 @@ pub enum Expr {
         /// Invert the match (`!= @set`).
         invert: bool,
     },
+    /// `lookup` into the verdict register (`iifname vmap @roles`): the
+    /// verdict of the map's element whose key is in `sreg` ends the rule;
+    /// without one, the rule goes on.
+    VerdictMap {
+        /// Map name.
+        set: String,
+        /// Register holding the key.
+        sreg: Register,
+    },
     /// `dynset`: add or refresh the key in `sreg` (and the registers after
     /// it) in a dynamic set, from the packet path. This is how trafficjam
     /// remembers the flows a whitelisted port opened where the kernel has no
@@ -395,7 +404,7 @@ impl Expr {
             Expr::Bitwise(_) => "bitwise",
             Expr::Meta { .. } => "meta",
             Expr::Ct { .. } => "ct",
-            Expr::Lookup { .. } => "lookup",
+            Expr::Lookup { .. } | Expr::VerdictMap { .. } => "lookup",
             Expr::Dynset { .. } => "dynset",
             Expr::Verdict(_) => "immediate",
             Expr::Counter { .. } => "counter",

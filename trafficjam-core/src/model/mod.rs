@@ -6,9 +6,11 @@
 //! as handles are kept out of the comparable fields on purpose.
 
 mod expr;
+mod map;
 mod set;
 
 pub use expr::{Bitwise, CmpOp, CtKey, DynsetOp, Expr, MetaKey, PayloadBase, Register, Verdict};
+pub use map::{ChainName, MapVerdict, SetData, CHAIN_NAME_MAX};
 pub use set::{
     mac_key, parse_mac, Dynamic, Element, Field, Ifname, Kind, Mac, Set, SetKey, Value, MAX_FIELDS,
 };

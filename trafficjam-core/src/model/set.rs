@@ -10,6 +10,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use ipnet::IpNet;
 
+use super::map::{MapVerdict, SetData};
+
 /// A MAC address.
 pub type Mac = [u8; 6];
 
@@ -332,6 +334,9 @@ pub enum Value {
     U16(u16),
     /// A protocol number.
     U8(u8),
+    /// The verdict of a verdict map's element: never part of a key, always
+    /// the element's last value.
+    Verdict(MapVerdict),
 }
 
 // Hand-written for speed (sets of hundreds of elements are sorted and
@@ -352,6 +357,7 @@ impl Ord for Value {
             (Value::Net(a), Value::Net(b)) => net(a).cmp(&net(b)),
             (Value::U16(a), Value::U16(b)) => a.cmp(b),
             (Value::U8(a), Value::U8(b)) => a.cmp(b),
+            (Value::Verdict(a), Value::Verdict(b)) => a.cmp(b),
             _ => self.kind_rank().cmp(&other.kind_rank()),
         }
     }
@@ -372,6 +378,7 @@ impl Value {
             Value::Net(_) => 2,
             Value::U16(_) => 3,
             Value::U8(_) => 4,
+            Value::Verdict(_) => 5,
         }
     }
 
@@ -430,6 +437,7 @@ impl fmt::Display for Value {
             Value::U8(6) => f.write_str("tcp"),
             Value::U8(17) => f.write_str("udp"),
             Value::U8(v) => write!(f, "{v}"),
+            Value::Verdict(v) => write!(f, "{v}"),
         }
     }
 }
@@ -485,11 +493,11 @@ impl Element {
     /// The element as a key of `key`, or `None` when its values do not
     /// fit the key's fields.
     pub fn to_key(&self, key: &SetKey) -> Option<Vec<u8>> {
-        if self.values().len() != key.fields().len() {
+        if self.key_values().len() != key.fields().len() {
             return None;
         }
         let mut out = Vec::with_capacity(key.len());
-        for (v, f) in self.values().iter().zip(key.fields()) {
+        for (v, f) in self.key_values().iter().zip(key.fields()) {
             out.extend(v.to_key(f.kind())?);
         }
         Some(out)
@@ -509,6 +517,29 @@ impl Element {
             rest = tail;
         }
         Element::new(&values)
+    }
+
+    /// The element of a verdict map: the key's values, then the verdict.
+    pub fn mapped(key: &[Value], verdict: MapVerdict) -> Option<Element> {
+        let mut values = key.to_vec();
+        values.push(Value::Verdict(verdict));
+        Element::new(&values)
+    }
+
+    /// The values of the key: all of them, but for a map element's verdict.
+    pub fn key_values(&self) -> &[Value] {
+        match self.values().split_last() {
+            Some((Value::Verdict(_), key)) => key,
+            _ => self.values(),
+        }
+    }
+
+    /// The verdict of a verdict map's element.
+    pub fn verdict(&self) -> Option<MapVerdict> {
+        match self.values().last() {
+            Some(Value::Verdict(v)) => Some(*v),
+            _ => None,
+        }
     }
 
     /// The one address or prefix of an address set's element.
@@ -554,12 +585,16 @@ impl fmt::Debug for Element {
 }
 
 impl fmt::Display for Element {
+    /// nft's spelling: `"veth1" . 10.0.0.2`, `"veth1" : goto record`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, v) in self.values().iter().enumerate() {
+        for (i, v) in self.key_values().iter().enumerate() {
             if i > 0 {
                 f.write_str(" . ")?;
             }
             write!(f, "{v}")?;
+        }
+        if let Some(v) = self.verdict() {
+            write!(f, " : {v}")?;
         }
         Ok(())
     }
@@ -587,6 +622,9 @@ pub struct Set {
     pub interval: bool,
     /// `flags dynamic,timeout` with a size: filled by the packet path.
     pub dynamic: Option<Dynamic>,
+    /// What each element carries besides its key: `Some` for a map, whose
+    /// elements end with that value.
+    pub data: Option<SetData>,
     /// The elements (always empty for a dynamic set).
     pub elements: Vec<Element>,
 }
@@ -636,7 +674,21 @@ impl Set {
             key,
             interval: false,
             dynamic: None,
+            data: None,
             elements,
+        }
+    }
+
+    /// A verdict map (`type KEY : verdict`) with these elements (each made
+    /// by [`Element::mapped`]), sorted and deduplicated.
+    pub fn verdict_map(
+        name: &str,
+        key: SetKey,
+        elements: impl IntoIterator<Item = Element>,
+    ) -> Set {
+        Set {
+            data: Some(SetData::Verdict),
+            ..Set::of(name, key, elements)
         }
     }
 
@@ -786,6 +838,7 @@ mod tests {
             Net(IpNet),
             U16(u16),
             U8(u8),
+            Verdict(MapVerdict),
         }
         let derived = |v: &Value| match *v {
             Value::Ifname(n) => Derived::Ifname(n.0),
@@ -793,6 +846,7 @@ mod tests {
             Value::Net(n) => Derived::Net(n),
             Value::U16(x) => Derived::U16(x),
             Value::U8(x) => Derived::U8(x),
+            Value::Verdict(x) => Derived::Verdict(x),
         };
         let net = |s: &str| Value::Net(s.parse().unwrap());
         let values = [
@@ -815,6 +869,9 @@ mod tests {
             Value::U16(u16::MAX),
             Value::U8(0),
             Value::U8(u8::MAX),
+            Value::Verdict(MapVerdict::Accept),
+            Value::Verdict(MapVerdict::goto("from_port")),
+            Value::Verdict(MapVerdict::goto("record")),
         ];
         for a in &values {
             for b in &values {
@@ -822,6 +879,25 @@ mod tests {
                 assert_eq!(a == b, derived(a) == derived(b), "{a} against {b}");
             }
         }
+    }
+
+    #[test]
+    fn map_elements_keep_their_verdict_out_of_the_key() {
+        let key = SetKey::ifname();
+        let port = Value::Ifname(Ifname::new("vb1").unwrap());
+        let e = Element::mapped(&[port], MapVerdict::goto("record")).unwrap();
+        assert_eq!(e.key_values(), &[port]);
+        assert_eq!(e.verdict(), Some(MapVerdict::goto("record")));
+        assert_eq!(e.to_key(&key), Element::one(port).to_key(&key));
+        assert_eq!(e.to_string(), "\"vb1\" : goto record");
+        assert_eq!(Element::one(port).verdict(), None);
+        // Same key, other verdict: another element (a role change is a
+        // removal and an addition).
+        let f = Element::mapped(&[port], MapVerdict::goto("from_port")).unwrap();
+        assert!(f < e);
+        let m = Set::verdict_map("roles", key, [e, f, e]);
+        assert_eq!(m.elements, [f, e]);
+        assert_eq!(m.data, Some(SetData::Verdict));
     }
 
     #[test]

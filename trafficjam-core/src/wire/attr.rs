@@ -44,12 +44,15 @@ pub mod set {
     pub const NAME: u16 = 2;
     pub const FLAGS: u16 = 3;
     pub const KEY_TYPE: u16 = 4;
+    pub const DATA_TYPE: u16 = 6;
     pub const DESC: u16 = 9;
     pub const USERDATA: u16 = 13;
     /// `NFTA_SET_DESC_SIZE`, inside `NFTA_SET_DESC`.
     pub const DESC_SIZE: u16 = 1;
     /// `NFT_SET_INTERVAL`
     pub const F_INTERVAL: u32 = 0x4;
+    /// `NFT_SET_MAP`: each element carries data (here, a verdict).
+    pub const F_MAP: u32 = 0x8;
     /// `NFT_SET_EVAL`: the packet path adds elements (nft's `dynamic`).
     pub const F_EVAL: u32 = 0x20;
 }
@@ -60,6 +63,7 @@ pub mod elem {
     pub const LIST_SET: u16 = 2;
     pub const LIST_ELEMENTS: u16 = 3;
     pub const KEY: u16 = 1;
+    pub const DATA: u16 = 2;
     pub const FLAGS: u16 = 3;
     /// `NFT_SET_ELEM_INTERVAL_END`
     pub const F_INTERVAL_END: u32 = 0x1;

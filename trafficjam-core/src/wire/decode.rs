@@ -15,7 +15,8 @@ use super::attr::{chain, elem, list, msg, rule, set, table};
 use super::nla::{be_u32, be_u64, string, Attrs, Message};
 use super::{expr, udata, DecodeError};
 use crate::model::{
-    BaseChain, Chain, Dynamic, Element, Family, Hook, Rule, Set, SetKey, Table, Verdict,
+    BaseChain, Chain, Dynamic, Element, Family, Hook, MapVerdict, Rule, Set, SetData, SetKey,
+    Table, Verdict,
 };
 
 /// `NFNL_SUBSYS_NFTABLES`
@@ -29,7 +30,7 @@ pub struct TableDump {
     found: bool,
     comment: Option<String>,
     sets: Vec<SetHeader>,
-    elements: BTreeMap<String, Vec<(Vec<u8>, bool)>>,
+    elements: BTreeMap<String, Vec<ElementBytes>>,
     chains: Vec<(String, Option<BaseChain>)>,
     rules: Vec<(String, u64, Rule)>,
 }
@@ -40,6 +41,16 @@ struct SetHeader {
     key: SetKey,
     interval: bool,
     dynamic: Option<Dynamic>,
+    data: Option<SetData>,
+}
+
+/// One element as the kernel sent it: its key, whether it ends an
+/// interval, and a map element's verdict.
+#[derive(Debug, Clone)]
+struct ElementBytes {
+    key: Vec<u8>,
+    end: bool,
+    verdict: Option<Verdict>,
 }
 
 /// One nf_tables message from the kernel and its family; `None` for other
@@ -115,22 +126,25 @@ impl TableDump {
             let set = if let Some(d) = header.dynamic {
                 Set::dynamic(&header.name, header.key.clone(), d.size)
             } else if header.interval {
+                let keys: Vec<(Vec<u8>, bool)> =
+                    keys.iter().map(|e| (e.key.clone(), e.end)).collect();
                 Set::new(
                     &header.name,
                     header.key.clone(),
                     true,
-                    intervals(&header.key, keys)?,
+                    intervals(&header.key, &keys)?,
                 )
             } else {
                 let elements = keys
                     .iter()
-                    .map(|(k, _)| {
-                        Element::from_key(&header.key, k).ok_or(DecodeError::Malformed(
-                            "element key does not match the set's key type",
-                        ))
-                    })
+                    .map(|e| element(header, e))
                     .collect::<Result<Vec<_>, _>>()?;
-                Set::of(&header.name, header.key.clone(), elements)
+                match header.data {
+                    Some(SetData::Verdict) => {
+                        Set::verdict_map(&header.name, header.key.clone(), elements)
+                    }
+                    None => Set::of(&header.name, header.key.clone(), elements),
+                }
             };
             sets.push(set);
         }
@@ -171,13 +185,14 @@ impl TableDump {
 
     fn set(&mut self, attrs: &[u8]) -> Result<(), DecodeError> {
         let (mut tbl, mut name, mut key, mut flags) = (None, None, None, 0);
-        let (mut udata, mut size) = (&[][..], None);
+        let (mut udata, mut size, mut data) = (&[][..], None, None);
         for a in Attrs::new(attrs) {
             let (kind, value) = a?;
             match kind {
                 set::TABLE => tbl = Some(string(value, "set table")?),
                 set::NAME => name = Some(string(value, "set name")?),
                 set::KEY_TYPE => key = Some(be_u32(value, "set key type")?),
+                set::DATA_TYPE => data = Some(be_u32(value, "set data type")?),
                 set::FLAGS => flags = be_u32(value, "set flags")?,
                 set::USERDATA => udata = value,
                 set::DESC => {
@@ -201,12 +216,20 @@ impl TableDump {
         let dynamic = (flags & set::F_EVAL != 0).then_some(Dynamic {
             size: size.unwrap_or(0),
         });
+        let data = match (flags & set::F_MAP != 0, data) {
+            (false, _) => None,
+            (true, Some(d)) => {
+                Some(SetData::from_datatype(d).ok_or(DecodeError::Unsupported("map data type"))?)
+            }
+            (true, None) => return Err(DecodeError::Missing("map data type")),
+        };
         if !self.sets.iter().any(|s| s.name == name) {
             self.sets.push(SetHeader {
                 name,
                 key,
                 interval: flags & set::F_INTERVAL != 0,
                 dynamic,
+                data,
             });
         }
         Ok(())
@@ -233,18 +256,23 @@ impl TableDump {
         // NFTA_LIST_ELEM throughout).
         for e in Attrs::new(elems) {
             let (_, value) = e?;
-            let (mut key, mut end) = (None, false);
+            let (mut key, mut end, mut verdict) = (None, false, None);
             for a in Attrs::new(value) {
                 let (kind, value) = a?;
                 match kind {
                     elem::KEY => key = Some(data_value(value)?),
+                    elem::DATA => verdict = Some(data_verdict(value)?),
                     elem::FLAGS => {
                         end = be_u32(value, "element flags")? & elem::F_INTERVAL_END != 0
                     }
                     _ => {}
                 }
             }
-            entry.push((key.ok_or(DecodeError::Missing("element key"))?, end));
+            entry.push(ElementBytes {
+                key: key.ok_or(DecodeError::Missing("element key"))?,
+                end,
+                verdict,
+            });
         }
         Ok(())
     }
@@ -333,6 +361,34 @@ pub(crate) fn table_attrs(attrs: &[u8]) -> Result<(Option<String>, Option<String
         }
     }
     Ok((name, comment))
+}
+
+/// The element of a set (with its verdict, for a verdict map).
+fn element(header: &SetHeader, e: &ElementBytes) -> Result<Element, DecodeError> {
+    let key = Element::from_key(&header.key, &e.key).ok_or(DecodeError::Malformed(
+        "element key does not match the set's key type",
+    ))?;
+    match (header.data, &e.verdict) {
+        (None, None) => Ok(key),
+        (Some(SetData::Verdict), Some(v)) => MapVerdict::new(v)
+            .and_then(|v| Element::mapped(key.values(), v))
+            .ok_or(DecodeError::Unsupported("map element verdict")),
+        (None, Some(_)) => Err(DecodeError::Malformed("data in an element of a set")),
+        (Some(_), None) => Err(DecodeError::Missing("map element data")),
+    }
+}
+
+/// The verdict of a nested `NFTA_DATA_VERDICT` (a map element's data).
+fn data_verdict(nested: &[u8]) -> Result<Verdict, DecodeError> {
+    for a in Attrs::new(nested) {
+        let (kind, value) = a?;
+        if kind == list::DATA_VERDICT {
+            return expr::verdict(value);
+        }
+    }
+    Err(DecodeError::Unsupported(
+        "map element data that is not a verdict",
+    ))
 }
 
 /// The bytes of a nested `NFTA_DATA_VALUE`.

@@ -14,7 +14,7 @@ use netlink_packet_netfilter::nftables::{
 
 use super::batch::{Batch, ObjectRef};
 use super::{expr, udata};
-use crate::model::{Chain, Element, Family, Rule, Set, Table, Verdict};
+use crate::model::{Chain, Element, Family, Rule, Set, SetData, Table, Verdict};
 
 /// At most this many elements per NEWSETELEM/DELSETELEM message, so one
 /// message stays well below the kernel's per-message limits; a batch may
@@ -100,16 +100,28 @@ fn push_elements(
     set_id: Option<u32>,
     add: bool,
 ) {
-    let keys: Vec<(Vec<u8>, bool)> = if set.interval {
+    let keys: Vec<(Vec<u8>, Tail)> = if set.interval {
         let nets: Vec<IpNet> = elements.iter().filter_map(Element::net).collect();
         interval_keys(&nets)
+            .into_iter()
+            .map(|(k, end)| (k, if end { Tail::IntervalEnd } else { Tail::None }))
+            .collect()
     } else {
         // An element that does not fit the key was never built by
         // trafficjam's compiler; it is left out rather than sent garbled.
+        // (Likewise a map's element without its verdict.)
         elements
             .iter()
-            .filter_map(|e| e.to_key(&set.key))
-            .map(|k| (k, false))
+            .filter_map(|e| {
+                // A map's element is removed by its key alone, as nft does.
+                let tail = match (set.data, e.verdict()) {
+                    (None, None) => Tail::None,
+                    (Some(SetData::Verdict), Some(_)) if !add => Tail::None,
+                    (Some(SetData::Verdict), Some(v)) => Tail::Verdict(v.verdict()),
+                    _ => return None,
+                };
+                Some((e.to_key(&set.key)?, tail))
+            })
             .collect()
     };
     for chunk in keys.chunks(ELEMENTS_PER_MESSAGE) {
@@ -124,7 +136,7 @@ fn push_elements(
             chunk
                 .iter()
                 .enumerate()
-                .map(|(i, (key, end))| element(i, key, *end))
+                .map(|(i, (key, tail))| element(i, key, tail))
                 .collect(),
         ));
         let message = SetElementMessage { attributes };
@@ -152,15 +164,29 @@ fn push_elements(
     }
 }
 
+/// What an element carries after its key.
+enum Tail {
+    None,
+    /// The end of an interval (`NFT_SET_ELEM_INTERVAL_END`).
+    IntervalEnd,
+    /// A verdict map's verdict.
+    Verdict(Verdict),
+}
+
 /// The `index`-th element of an element list. libnftnl gives each nested
 /// element the attribute type `index + 1` rather than `NFTA_LIST_ELEM`; the
 /// kernel reads any type, and doing the same keeps the bytes equal to nft's.
-fn element(index: usize, key: &[u8], interval_end: bool) -> ListAttribute<SetElementAttribute> {
+fn element(index: usize, key: &[u8], tail: &Tail) -> ListAttribute<SetElementAttribute> {
     let mut attrs = Vec::with_capacity(2);
-    if interval_end {
+    if let Tail::IntervalEnd = tail {
         attrs.push(SetElementAttribute::Flags(SetElementFlags::IntervalEnd));
     }
     attrs.push(SetElementAttribute::Key(DataAttribute::Value(key.to_vec())));
+    if let Tail::Verdict(v) = tail {
+        attrs.push(SetElementAttribute::Data(DataAttribute::Verdict(
+            expr::verdict_attrs(v),
+        )));
+    }
     let mut value = vec![0; attrs.as_slice().buffer_len()];
     attrs.as_slice().emit(&mut value);
     let kind = u16::try_from(index + 1).unwrap_or(u16::MAX) | NLA_F_NESTED;
@@ -234,20 +260,28 @@ pub fn create_set(batch: &mut Batch, table: &Table, set: &Set, id: u32) {
         // nft's `flags dynamic,timeout`.
         flags |= SetFlags::Timeout | SetFlags::Eval;
     }
+    if set.data.is_some() {
+        flags |= SetFlags::Map;
+    }
     let mut attributes = vec![
         SetAttribute::Table(table.name.clone()),
         SetAttribute::Name(set.name.clone()),
         SetAttribute::Flags(flags),
         SetAttribute::KeyType(set.key.datatype()),
         SetAttribute::KeyLen(u32::try_from(set.key.len()).unwrap_or(u32::MAX)),
-        SetAttribute::Id(id),
     ];
+    if let Some(data) = set.data {
+        // A verdict's length is not the data's: nft sends 0.
+        attributes.push(SetAttribute::DataType(data.datatype()));
+        attributes.push(SetAttribute::DataLen(0));
+    }
+    attributes.push(SetAttribute::Id(id));
     if let Some(d) = set.dynamic {
         attributes.push(SetAttribute::Description(vec![SetDescription::Size(
             d.size,
         )]));
     }
-    attributes.push(SetAttribute::UserData(udata::set_key(&set.key)));
+    attributes.push(SetAttribute::UserData(udata::set_key(&set.key, set.data)));
     batch.push(
         table.family,
         NfTablesMessage::NewSet(SetMessage { attributes }),

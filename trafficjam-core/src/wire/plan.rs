@@ -66,6 +66,7 @@ fn same_structure(desired: &Table, actual: &Table) -> bool {
             && a.key == b.key
             && a.interval == b.interval
             && a.dynamic == b.dynamic
+            && a.data == b.data
             && (!a.interval || a.elements == b.elements)
     };
     desired.family == actual.family

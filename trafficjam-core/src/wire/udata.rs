@@ -3,7 +3,7 @@
 //! opaque; nft reads them back to print comments, byte order, and the
 //! expressions a `typeof` set was declared with.
 
-use crate::model::{Field, SetKey};
+use crate::model::{Field, SetData, SetKey};
 
 /// `NFTNL_UDATA_TABLE_COMMENT`
 const TABLE_COMMENT: u8 = 0;
@@ -53,18 +53,32 @@ pub(crate) fn parse_rule_comment(data: &[u8]) -> Option<String> {
     String::from_utf8(text.to_vec()).ok()
 }
 
-/// The user data of a set with this key, as nft 1.0.6 writes it: the key
-/// byte order, and for a concatenation the `typeof` expressions, so that
-/// `nft list` prints the set as trafficjam declared it.
-pub(crate) fn set_key(key: &SetKey) -> Vec<u8> {
-    match key.fields() {
-        [f] if f.is_type() => set_key_byteorder(*f != Field::Ifname),
-        fields => {
-            let mut out = tlv(SET_KEYBYTEORDER, &BYTEORDER_NONE.to_ne_bytes());
-            out.extend(tlv(SET_KEY_TYPEOF, &typeof_concat(fields)));
-            out
-        }
+/// `NFTNL_UDATA_SET_DATABYTEORDER`
+const SET_DATABYTEORDER: u8 = 1;
+/// `NFTNL_UDATA_SET_DATA_INTERVAL`
+const SET_DATA_INTERVAL: u8 = 6;
+
+/// The user data of a set with this key (and, for a map, this data), as
+/// nft 1.0.6 writes it: the key byte order, a map's data byte order (none,
+/// for verdicts), for a concatenation the `typeof` expressions (so that
+/// `nft list` prints the set as trafficjam declared it), and whether a
+/// map's data are intervals (never).
+pub(crate) fn set_key(key: &SetKey, data: Option<SetData>) -> Vec<u8> {
+    let by_type = matches!(key.fields(), [f] if f.is_type());
+    let mut out = match key.fields() {
+        [f] if by_type => set_key_byteorder(*f != Field::Ifname),
+        _ => tlv(SET_KEYBYTEORDER, &BYTEORDER_NONE.to_ne_bytes()),
+    };
+    if data.is_some() {
+        out.extend(tlv(SET_DATABYTEORDER, &BYTEORDER_NONE.to_ne_bytes()));
     }
+    if !by_type {
+        out.extend(tlv(SET_KEY_TYPEOF, &typeof_concat(key.fields())));
+    }
+    if data.is_some() {
+        out.extend(tlv(SET_DATA_INTERVAL, &0u32.to_ne_bytes()));
+    }
+    out
 }
 
 /// nft 1.0.6 records at most this many parts of a concatenation; a longer
@@ -266,11 +280,11 @@ mod tests {
         // `add set bridge t nd6 { typeof iifname . @th,64,128; }`.
         let macs = SetKey::concat([Field::Iifname, Field::EtherSaddr]);
         let want = hex("000400000000032e00040d0000000126000e00040900000001060004060000000114000407000000010c000411000000010402000000");
-        assert_eq!(set_key(&macs), want);
+        assert_eq!(set_key(&macs, None), want);
         assert_eq!(parse_set_key(macs.datatype(), &want), Some(macs));
         let nd = SetKey::concat([Field::Iifname, Field::NdTarget]);
         let want = hex("000400000000034000040d0000000138000e00040900000001060004060000000126000407000000011e000400000000010400000000020403000000030440000000040480000000");
-        assert_eq!(set_key(&nd), want);
+        assert_eq!(set_key(&nd, None), want);
         assert_eq!(parse_set_key(nd.datatype(), &want), Some(nd));
         // Five parts: nft records four (`typeof oifname . ip saddr .
         // ip daddr . tcp sport . tcp dport`).
@@ -282,7 +296,7 @@ mod tests {
             Field::TcpDport,
         ]);
         let want = hex("000400000000035a00040d0000000152000e00040900000001060004070000000114000407000000010c00040c00000001040b0000000214000407000000010c00040c00000001040c0000000314000407000000010c000408000000010401000000");
-        assert_eq!(set_key(&tcp), want);
+        assert_eq!(set_key(&tcp, None), want);
         assert_eq!(parse_set_key(tcp.datatype(), &want), Some(tcp));
     }
 

@@ -26,6 +26,8 @@ use super::nla::{string, Attrs};
 use super::DecodeError;
 use crate::model::{Expr, Register};
 
+pub(crate) use immediate::{verdict, verdict_attrs};
+
 /// Encode one expression as the `NFTA_LIST_ELEM` nft puts in a rule.
 /// `set_id` gives the transaction-local id of a set by name.
 pub(crate) fn encode(
@@ -44,6 +46,7 @@ pub(crate) fn encode(
         Expr::Meta { key, dreg } => meta::encode(*key, *dreg),
         Expr::Ct { key, dreg } => ct::encode(*key, *dreg),
         Expr::Lookup { set, sreg, invert } => lookup::encode(set, *sreg, *invert, set_id(set)),
+        Expr::VerdictMap { set, sreg } => lookup::encode_vmap(set, *sreg, set_id(set)),
         Expr::Dynset {
             set,
             op,
