@@ -521,6 +521,41 @@ mod tests {
     }
 
     #[test]
+    fn drops_of_from_port_are_the_bridge_forward_chains() {
+        let net = |s: &str| s.parse::<IpNet>().unwrap();
+        let policy = Policy::new(
+            InstanceId::new("web").unwrap(),
+            [net("10.0.1.0/24")],
+            [],
+            false,
+        )
+        .unwrap();
+        let mut tables = policy.ruleset().tables;
+        // Counters as the kernel would report them: one in from_port, one
+        // in record.
+        let mut count = |chain: &str, n: u64| {
+            let bridge = tables.iter_mut().find(|t| t.family == Family::Bridge).unwrap();
+            let c = bridge.chains.iter_mut().find(|c| c.name == chain).unwrap();
+            for r in &mut c.rules {
+                for e in &mut r.exprs {
+                    if let Expr::Counter { packets, .. } = e {
+                        *packets = n;
+                        return;
+                    }
+                }
+            }
+            panic!("no counter in {chain}");
+        };
+        count(names::FROM_PORT, 7);
+        count(names::RECORD, 2);
+        let e = &Enforced::from_tables(&tables)[0];
+        let chain = |name: &str| e.drops.iter().find(|d| d.chain == name).map(|d| d.packets);
+        assert_eq!(chain("bridge forward"), Some(7), "{:?}", e.drops);
+        assert_eq!(chain("bridge record"), Some(2), "{:?}", e.drops);
+        assert_eq!(chain("bridge from_port"), None, "{:?}", e.drops);
+    }
+
+    #[test]
     fn ports_and_exceptions_read_back_intact() {
         let port = |name: &str, role, last: u8| Port {
             name: name.into(),
