@@ -432,7 +432,10 @@ fn counters(
                     (_, name) => name,
                 };
                 let chain = format!("{} {name}", table.family);
-                match drops.iter_mut().find(|d: &&mut ChainCounters| d.chain == chain) {
+                match drops
+                    .iter_mut()
+                    .find(|d: &&mut ChainCounters| d.chain == chain)
+                {
                     Some(d) => {
                         d.packets = d.packets.saturating_add(packets);
                         d.bytes = d.bytes.saturating_add(bytes);
@@ -534,7 +537,10 @@ mod tests {
         // Counters as the kernel would report them: one in from_port, one
         // in record.
         let mut count = |chain: &str, n: u64| {
-            let bridge = tables.iter_mut().find(|t| t.family == Family::Bridge).unwrap();
+            let bridge = tables
+                .iter_mut()
+                .find(|t| t.family == Family::Bridge)
+                .unwrap();
             let c = bridge.chains.iter_mut().find(|c| c.name == chain).unwrap();
             for r in &mut c.rules {
                 for e in &mut r.exprs {

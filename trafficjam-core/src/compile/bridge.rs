@@ -120,6 +120,8 @@ impl Roles {
     /// The `roles` element of port `name`.
     pub(crate) fn element(self, name: &str, proxy: bool) -> Element {
         let verdict = if proxy { self.proxy } else { self.other };
+        // A key of one value and its verdict always fit an element; were
+        // it not so, a keyless element would be left out when encoding.
         Element::mapped(&[ifname(name)], verdict).unwrap_or_else(|| Element::of([ifname(name)]))
     }
 }
