@@ -133,44 +133,24 @@ impl Policy {
         let mut sets = port_sets(self.ports(), Some(roles));
         // Remote ports open connections as whitelisted ports do, and
         // backends reach them as they reach a whitelisted port.
-        // (Rebuilt only when there are some: hundreds of names on every
-        // Docker event otherwise.)
-        let proxies = sets
-            .iter_mut()
-            .find(|s| s.name == names::PROXIES)
-            .filter(|_| !self.remote_ports().is_empty());
-        if let Some(proxies) = proxies {
-            let all = proxies
-                .ifnames()
-                .into_iter()
-                .chain(self.remote_ports().iter().cloned());
-            *proxies = Set::of_ifnames(names::PROXIES, all);
-        }
-        // The same in the roles map, for remote and unidentified ports.
-        let extra_roles = self
-            .remote_ports()
-            .iter()
-            .map(|n| roles.element(n, true))
-            .chain(self.unidentified().iter().map(|n| roles.element(n, false)));
-        if let Some(map) = sets.iter_mut().find(|s| s.name == names::ROLES) {
-            if !self.remote_ports().is_empty() || !self.unidentified().is_empty() {
-                let all: Vec<Element> = map.elements.iter().copied().chain(extra_roles).collect();
-                *map = Set::verdict_map(names::ROLES, SetKey::ifname(), all);
-            }
-        }
         // Unidentified ports are ports with no MAC and no address: every
         // frame they send fails the first check of port security.
-        let ports = sets
-            .iter_mut()
-            .find(|s| s.name == names::PORTS)
-            .filter(|_| !self.unidentified().is_empty());
-        if let Some(ports) = ports {
-            let all = ports
-                .ifnames()
-                .into_iter()
-                .chain(self.unidentified().iter().cloned());
-            *ports = Set::of_ifnames(names::PORTS, all);
-        }
+        let remote = self.remote_ports();
+        let unidentified = self.unidentified();
+        let names_of = |ports: &[String]| -> Vec<Element> {
+            ports.iter().map(|n| Element::one(ifname(n))).collect()
+        };
+        add_to(&mut sets, names::PROXIES, names_of(remote));
+        add_to(&mut sets, names::PORTS, names_of(unidentified));
+        add_to(
+            &mut sets,
+            names::ROLES,
+            remote
+                .iter()
+                .map(|n| roles.element(n, true))
+                .chain(unidentified.iter().map(|n| roles.element(n, false)))
+                .collect(),
+        );
         sets.push(Set::of_ifnames(
             names::UPLINKS,
             self.uplinks().iter().cloned(),
@@ -267,6 +247,20 @@ impl Policy {
             ),
             services_set(names::PROXY_SERVICES, self.proxy_services()),
         ]
+    }
+}
+
+/// Add `extra` to set `name` of `sets`, kept sorted and deduplicated as
+/// compiled sets are. (Sets of hundreds of ports are built on every Docker
+/// event: nothing is sorted again when there is nothing to add.)
+fn add_to(sets: &mut [Set], name: &str, extra: Vec<Element>) {
+    if extra.is_empty() {
+        return;
+    }
+    if let Some(set) = sets.iter_mut().find(|s| s.name == name) {
+        set.elements.extend(extra);
+        set.elements.sort();
+        set.elements.dedup();
     }
 }
 
@@ -612,13 +606,12 @@ fn ping(ip: Ip, outbound: bool) -> Vec<Field> {
     }
 }
 
-/// What may open connections between ports: a whitelisted port (to any
-/// port), an allowed pair (to any service of the other, or to the listed
-/// ones), and anyone to a whitelisted port's open services. Each is a
-/// match; what follows it (record the flow, or accept) is the caller's.
-fn openers() -> [Vec<Expr>; 4] {
+/// What may open connections between ports besides a whitelisted port
+/// (which the `roles` map dispatches): an allowed pair (to any service of
+/// the other, or to the listed ones), and anyone to a whitelisted port's
+/// open services. Each is a match; what follows it (record the flow, or accept) is the caller's.
+fn openers() -> [Vec<Expr>; 3] {
     [
-        ifname_in(MetaKey::IifName, names::PROXIES, false),
         lookup(&[Field::Iifname, Field::Oifname], names::ALLOW_PAIRS, false),
         lookup(
             &[
@@ -654,7 +647,7 @@ fn openers() -> [Vec<Expr>; 4] {
 /// Returns the forward chain's rules and `from_port`'s.
 fn forward_with_flow_sets() -> (Vec<Rule>, Vec<Rule>) {
     let [_, from_uplink, to_uplink] = not_between_ports();
-    let [_, pairs, services, to_proxy] = openers();
+    let [pairs, services, to_proxy] = openers();
     let record = || Verdict::Goto(names::RECORD.to_string());
     let forward = vec![
         dispatch_by_port(),
@@ -813,8 +806,7 @@ fn record_chain() -> Vec<Rule> {
 fn forward_with_conntrack() -> Vec<Rule> {
     let mut rules = vec![dispatch_by_port(), established()];
     rules.extend(not_between_ports());
-    let [_, pairs, services, to_proxy] = openers();
-    for opener in [pairs, services, to_proxy] {
+    for opener in openers() {
         rules.push(rule([opener], false, Verdict::Accept));
     }
     rules.extend(neighbours_of_allowed());

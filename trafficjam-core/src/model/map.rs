@@ -122,11 +122,7 @@ impl MapVerdict {
 
 impl fmt::Display for MapVerdict {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            MapVerdict::Jump(c) => write!(f, "jump {}", c.as_str()),
-            MapVerdict::Goto(c) => write!(f, "goto {}", c.as_str()),
-            v => fmt::Display::fmt(&v.verdict(), f),
-        }
+        fmt::Display::fmt(&self.verdict(), f)
     }
 }
 
